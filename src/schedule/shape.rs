@@ -1,0 +1,289 @@
+//! Load shapes: a rate curve `r(t)` and its inverse cumulative count.
+//!
+//! Request `n` (zero-based) is due when the area under the rate curve reaches `n`:
+//! `t_n = N⁻¹(n)` where `N(t) = ∫₀ᵗ r(s) ds`. For a constant rate `r` this is `t_n = n / r`,
+//! computed directly from `n` (never by accumulating intervals), so there is no drift however
+//! long the run. The shape ends after `count` requests, `count = ⌊r · d⌋` for a duration `d`.
+//! Further shapes (ramp, step, burst, diurnal, replay) extend this enum; the dispatcher only ever
+//! calls [`Shape::offset_of`].
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// A closed set of load shapes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Shape {
+    /// `rate` requests per second, `count` requests in all.
+    Constant { rate: f64, count: u64 },
+    /// No schedule: closed-loop saturation for a duration (`--rate max -d`). Each slot sends its
+    /// next request as soon as the previous one completes, so latency equals service time and is
+    /// subject to coordinated omission; reports say so.
+    MaxFor(Duration),
+    /// Closed-loop saturation for a number of requests (`--rate max -n`).
+    MaxCount(u64),
+}
+
+/// Slack for float noise when turning `rate × duration` into a whole count: 1000/s for 2 s must
+/// give 2000 requests, not 1999.
+const COUNT_EPSILON: f64 = 1e-6;
+
+impl Shape {
+    /// A constant rate for a duration: `⌊rate · duration⌋` requests.
+    pub fn constant(rate: f64, duration: Duration) -> Result<Shape, Error> {
+        check_rate(rate)?;
+        if duration.is_zero() {
+            return Err(Error::invalid(
+                "--duration",
+                "0s",
+                "the run must last longer than zero (e.g. -d 10s)",
+            ));
+        }
+        let count = (rate * duration.as_secs_f64() + COUNT_EPSILON).floor();
+        if count < 1.0 {
+            return Err(Error::invalid(
+                "--duration",
+                humantime::format_duration(duration).to_string(),
+                format!(
+                    "at {rate}/s this schedules no request at all; raise the rate or the duration"
+                ),
+            ));
+        }
+        Ok(Shape::Constant {
+            rate,
+            count: count as u64,
+        })
+    }
+
+    /// A constant rate for an exact number of requests.
+    pub fn constant_count(rate: f64, count: u64) -> Result<Shape, Error> {
+        check_rate(rate)?;
+        if count == 0 {
+            return Err(Error::invalid(
+                "--requests",
+                "0",
+                "give at least one request (e.g. -n 1000)",
+            ));
+        }
+        Ok(Shape::Constant { rate, count })
+    }
+
+    /// Closed-loop saturation for a duration or a request count.
+    pub fn max(duration: Option<Duration>, count: Option<u64>) -> Result<Shape, Error> {
+        match (duration, count) {
+            (_, Some(0)) => Err(Error::invalid(
+                "--requests",
+                "0",
+                "give at least one request (e.g. -n 1000)",
+            )),
+            (_, Some(n)) => Ok(Shape::MaxCount(n)),
+            (Some(d), None) if d.is_zero() => Err(Error::invalid(
+                "--duration",
+                "0s",
+                "the run must last longer than zero (e.g. -d 10s)",
+            )),
+            (Some(d), None) => Ok(Shape::MaxFor(d)),
+            (None, None) => Ok(Shape::MaxFor(Duration::from_secs(10))),
+        }
+    }
+
+    /// True for the closed-loop `max` shapes, which have no schedule.
+    pub fn is_closed_loop(&self) -> bool {
+        matches!(self, Shape::MaxFor(_) | Shape::MaxCount(_))
+    }
+
+    /// Offset from the start at which request `n` is due, or `None` past the end (always `None`
+    /// for closed-loop shapes, which have no schedule).
+    pub fn offset_of(&self, n: u64) -> Option<Duration> {
+        match *self {
+            Shape::Constant { rate, count } => {
+                (n < count).then(|| Duration::from_secs_f64(n as f64 / rate))
+            }
+            Shape::MaxFor(_) | Shape::MaxCount(_) => None,
+        }
+    }
+
+    /// Requests in the whole shape (0 when unknown in advance).
+    pub fn total(&self) -> u64 {
+        match *self {
+            Shape::Constant { count, .. } | Shape::MaxCount(count) => count,
+            Shape::MaxFor(_) => 0,
+        }
+    }
+
+    /// Length of the shape: the end of the last request's interval (zero when unknown).
+    pub fn duration(&self) -> Duration {
+        match *self {
+            Shape::Constant { rate, count } => Duration::from_secs_f64(count as f64 / rate),
+            Shape::MaxFor(d) => d,
+            Shape::MaxCount(_) => Duration::ZERO,
+        }
+    }
+
+    /// The target rate at offset `t` (requests per second); infinite for closed-loop shapes.
+    pub fn rate_at(&self, t: Duration) -> f64 {
+        match *self {
+            Shape::Constant { rate, .. } => {
+                if t < self.duration() {
+                    rate
+                } else {
+                    0.0
+                }
+            }
+            Shape::MaxFor(_) | Shape::MaxCount(_) => f64::INFINITY,
+        }
+    }
+
+    /// The requests due in `[0, t)`, i.e. the cumulative count `⌈N(t)⌉` clipped to the total.
+    pub fn due_before(&self, t: Duration) -> u64 {
+        match *self {
+            Shape::Constant { rate, count } => {
+                let n = (t.as_secs_f64() * rate - COUNT_EPSILON).ceil().max(0.0) as u64;
+                n.min(count)
+            }
+            Shape::MaxFor(_) | Shape::MaxCount(_) => 0,
+        }
+    }
+
+    /// The mean target rate over the whole shape, or `None` for closed-loop shapes.
+    pub fn mean_rate(&self) -> Option<f64> {
+        let d = self.duration().as_secs_f64();
+        (!self.is_closed_loop() && d > 0.0).then(|| self.total() as f64 / d)
+    }
+
+    /// A short human description for reports, e.g. `constant 5000/s`.
+    pub fn describe(&self) -> String {
+        match *self {
+            Shape::Constant { rate, .. } => format!("constant {}/s", trim_float(rate)),
+            Shape::MaxFor(_) | Shape::MaxCount(_) => "max (closed loop)".to_string(),
+        }
+    }
+}
+
+fn check_rate(rate: f64) -> Result<(), Error> {
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err(Error::invalid(
+            "--rate",
+            rate.to_string(),
+            "the rate must be a finite number of requests per second above zero (e.g. -r 500)",
+        ));
+    }
+    if rate > 10_000_000.0 {
+        return Err(Error::invalid(
+            "--rate",
+            rate.to_string(),
+            "rates above 10,000,000/s are beyond what one generator can honour; split the load",
+        ));
+    }
+    Ok(())
+}
+
+/// Formats `5000.0` as `5000` and `0.5` as `0.5`.
+pub(crate) fn trim_float(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us(d: Duration) -> u128 {
+        d.as_micros()
+    }
+
+    #[test]
+    fn constant_intended_times_table() {
+        // (rate, duration, n, expected offset µs)
+        let table: &[(f64, u64, u64, u128)] = &[
+            (1000.0, 2, 0, 0),
+            (1000.0, 2, 1, 1_000),
+            (1000.0, 2, 1999, 1_999_000),
+            (3.0, 10, 1, 333_333),
+            (3.0, 10, 29, 9_666_666),
+            (5000.0, 20, 99_999, 19_999_800),
+            (0.5, 10, 4, 8_000_000),
+        ];
+        for &(rate, secs, n, want) in table {
+            let s = Shape::constant(rate, Duration::from_secs(secs)).unwrap();
+            assert_eq!(us(s.offset_of(n).unwrap()), want, "rate {rate} n {n}");
+        }
+    }
+
+    #[test]
+    fn constant_counts_table() {
+        // (rate, duration ms, expected count)
+        let table: &[(f64, u64, u64)] = &[
+            (1000.0, 2000, 2000),
+            (0.1, 30_000, 3),
+            (3.0, 1000, 3),
+            (7.0, 999, 6),
+            (5000.0, 20_000, 100_000),
+            (0.3, 10_000, 3),
+        ];
+        for &(rate, ms, want) in table {
+            let s = Shape::constant(rate, Duration::from_millis(ms)).unwrap();
+            assert_eq!(s.total(), want, "rate {rate} for {ms} ms");
+            assert!(s.offset_of(want).is_none());
+            assert!(s.offset_of(want - 1).is_some());
+        }
+    }
+
+    #[test]
+    fn no_drift_over_a_day() {
+        let s = Shape::constant(10_000.0, Duration::from_secs(86_400)).unwrap();
+        assert_eq!(s.total(), 864_000_000);
+        let last = s.offset_of(863_999_999).unwrap();
+        assert_eq!(last.as_micros(), 86_399_999_900);
+    }
+
+    #[test]
+    fn due_before_counts_requests_in_window() {
+        let s = Shape::constant(1000.0, Duration::from_secs(2)).unwrap();
+        assert_eq!(s.due_before(Duration::ZERO), 0);
+        assert_eq!(s.due_before(Duration::from_micros(1)), 1);
+        assert_eq!(s.due_before(Duration::from_millis(1)), 1);
+        assert_eq!(s.due_before(Duration::from_micros(1001)), 2);
+        assert_eq!(s.due_before(Duration::from_secs(1)), 1000);
+        assert_eq!(s.due_before(Duration::from_secs(5)), 2000);
+    }
+
+    #[test]
+    fn bad_rates_and_durations_are_refused() {
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e12] {
+            assert!(
+                Shape::constant(rate, Duration::from_secs(1)).is_err(),
+                "{rate}"
+            );
+        }
+        assert!(Shape::constant(10.0, Duration::ZERO).is_err());
+        assert!(Shape::constant(0.5, Duration::from_secs(1)).is_err());
+        assert!(Shape::constant_count(10.0, 0).is_err());
+    }
+
+    #[test]
+    fn max_shapes_have_no_schedule() {
+        let s = Shape::max(Some(Duration::from_secs(3)), None).unwrap();
+        assert!(s.is_closed_loop());
+        assert_eq!(s.offset_of(0), None);
+        assert_eq!(s.duration(), Duration::from_secs(3));
+        assert_eq!(s.mean_rate(), None);
+        assert_eq!(Shape::max(None, Some(5)).unwrap(), Shape::MaxCount(5));
+        assert!(Shape::max(None, Some(0)).is_err());
+        assert!(Shape::max(Some(Duration::ZERO), None).is_err());
+        let c = Shape::constant(100.0, Duration::from_secs(2)).unwrap();
+        assert_eq!(c.mean_rate(), Some(100.0));
+    }
+
+    #[test]
+    fn describe_is_short() {
+        let s = Shape::constant(5000.0, Duration::from_secs(1)).unwrap();
+        assert_eq!(s.describe(), "constant 5000/s");
+        assert_eq!(s.duration(), Duration::from_secs(1));
+        assert_eq!(s.rate_at(Duration::from_millis(500)), 5000.0);
+        assert_eq!(s.rate_at(Duration::from_secs(2)), 0.0);
+    }
+}
