@@ -1,0 +1,150 @@
+//! Thin binary: parse flags, build a runtime, run, print, exit with a documented code.
+//! Exit codes: 0 ok, 2 bad input or target unreachable before the start, 3 untrustworthy
+//! measurement. (1 is reserved for breached thresholds.)
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use metronome::cli::{Cli, Command, DemoArgs, RunArgs, ServeArgs};
+use metronome::serve::Server;
+use metronome::{demo, Report, Stop};
+
+const EXIT_BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Serve(args) => serve(args),
+        Command::Demo(args) => demo(args),
+    }
+}
+
+fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let n = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    // One core: a current-thread runtime avoids the work-stealing scheduler's wake-up machinery.
+    let mut b = if n <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(n);
+        b
+    };
+    b.enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let plan = args.plan()?;
+    let rt = runtime(args.threads)?;
+    let report = rt.block_on(async {
+        let stop = Stop::new();
+        watch_signals(stop.clone(), plan.limits.grace);
+        metronome::run(&plan, stop).await
+    })?;
+    finish(&report, args.json.as_deref())
+}
+
+fn finish(report: &Report, json: Option<&std::path::Path>) -> anyhow::Result<u8> {
+    let to_stdout = json == Some(std::path::Path::new("-"));
+    let text = report.to_text();
+    if to_stdout {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    if let Some(path) = json {
+        report.write_json(path)?;
+    }
+    Ok(report.exit_code())
+}
+
+/// First SIGINT/SIGTERM: stop scheduling and drain; second: stop waiting at once.
+fn watch_signals(stop: Stop, grace: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+        let mut seen = 0;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { return },
+                _ = term.recv() => {}
+            }
+            seen += 1;
+            if seen == 1 {
+                eprintln!(
+                    "stopping: no new requests; waiting up to {} for those in flight (signal again to stop now)",
+                    humantime::format_duration(grace)
+                );
+                stop.graceful.cancel();
+            } else {
+                eprintln!("stopping now; unfinished requests are counted as cancelled");
+                stop.abort.cancel();
+                return;
+            }
+        }
+    });
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+    let config = args.config();
+    let rt = runtime(None)?;
+    rt.block_on(async {
+        let server = Server::start(config).await?;
+        eprintln!(
+            "metronome serve: listening on http://{} (HTTP/1.1 and h2c); Ctrl-C to stop",
+            server.local_addr()
+        );
+        match args.duration {
+            Some(d) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        let stats = server.shutdown().await;
+        eprintln!("metronome serve: {}", stats.summary_line());
+        Ok::<_, anyhow::Error>(0)
+    })
+}
+
+fn demo(args: DemoArgs) -> anyhow::Result<u8> {
+    let rt = runtime(None)?;
+    let report = rt.block_on(async {
+        let server = Server::start(demo::target_config()).await?;
+        let url = format!("http://{}/", server.local_addr());
+        eprint!("{}", demo::intro(&url));
+        let plan = demo::plan(&url, args.duration)?;
+        let stop = Stop::new();
+        watch_signals(stop.clone(), plan.limits.grace);
+        let report = metronome::run(&plan, stop).await?;
+        let stats = server.shutdown().await;
+        eprintln!("built-in target: {}", stats.summary_line());
+        Ok::<_, anyhow::Error>(report)
+    })?;
+    finish(&report, args.json.as_deref())
+}

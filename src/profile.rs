@@ -1,0 +1,1 @@
+//! Load profiles from TOML files and the command-line shorthand (being written).

@@ -1,0 +1,219 @@
+//! Human-readable views: the per-second progress line and the final summary.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::{Report, Stats};
+use crate::record::{Flow, Window};
+
+/// `850µs`, `12.3ms`, `1.802s`: three significant figures, unit chosen by size.
+pub fn format_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.2}ms", us as f64 / 1e3)
+    } else {
+        format!("{:.3}s", us as f64 / 1e6)
+    }
+}
+
+/// One line per second on stderr: what was sent and how it went in the last window.
+pub fn progress_line(
+    at: Duration,
+    w: &Window,
+    flow: &Flow,
+    prev: &Flow,
+    target_rate: f64,
+) -> String {
+    let c = &w.counts;
+    let rej = if c.completed > 0 {
+        100.0 * c.rejected as f64 / c.completed as f64
+    } else {
+        0.0
+    };
+    let q = |h: &hdrhistogram::Histogram<u64>, p: f64| {
+        if h.is_empty() {
+            "-".to_string()
+        } else {
+            format_us(h.value_at_quantile(p))
+        }
+    };
+    let errors = c.http_error + c.timeout + c.connect_error + c.transport_error;
+    let target = if target_rate.is_finite() {
+        format!("{target_rate:.0}/s")
+    } else {
+        "max".to_string()
+    };
+    let mut line = format!(
+        "[{:>4}s] target {target} sent {}/s ok {} rej {:.1}% err {} | latency p50 {} p99 {} | send-lag p99 {}",
+        at.as_secs(),
+        flow.sent - prev.sent,
+        c.ok,
+        rej,
+        errors,
+        q(&w.clocks.latency, 0.5),
+        q(&w.clocks.latency, 0.99),
+        q(&w.clocks.send_lag, 0.99),
+    );
+    let dropped = flow.dropped - prev.dropped;
+    if dropped > 0 {
+        let _ = write!(line, " | DROPPED {dropped}");
+    }
+    line
+}
+
+fn pct(n: u64, of: u64) -> String {
+    if of == 0 {
+        "0.0%".into()
+    } else {
+        format!("{:.1}%", 100.0 * n as f64 / of as f64)
+    }
+}
+
+/// The final summary. An untrustworthy run says so first, in capitals.
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let v = &r.verdict;
+    if !v.trustworthy {
+        let _ = writeln!(
+            s,
+            "!! UNTRUSTWORTHY MEASUREMENT: the generator did not keep its schedule !!"
+        );
+        for reason in &v.reasons {
+            let _ = writeln!(s, "!!   - {reason}");
+        }
+        let _ = writeln!(s);
+    }
+    let c = &r.counts;
+    let _ = writeln!(
+        s,
+        "metronome {}: {} {} ({}, {} connections, {} in flight max)",
+        r.tool.version,
+        r.method,
+        r.target,
+        r.protocol.name(),
+        r.settings.connections,
+        r.settings.concurrency
+    );
+    let _ = writeln!(
+        s,
+        "  profile    {} for {:.3}s ({:?})",
+        r.profile, r.duration_s, r.ending
+    );
+    match r.rate.target {
+        Some(t) => {
+            let _ = writeln!(
+                s,
+                "  rate       target {t:.1}/s, achieved {:.1}/s",
+                r.rate.achieved
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "  rate       achieved {:.1}/s (closed loop: no target; latency here is service time and hides queueing, use a fixed --rate to measure latency)",
+                r.rate.achieved
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "  requests   scheduled {}, sent {}, completed {}, dropped {}, cancelled {}",
+        c.scheduled, c.sent, c.completed, c.dropped, c.cancelled
+    );
+    let _ = writeln!(
+        s,
+        "  outcomes   ok {} ({}), rejected {} ({}), http errors {}, timeouts {}, connect errors {}, transport errors {}",
+        c.ok,
+        pct(c.ok, c.completed),
+        c.rejected,
+        pct(c.rejected, c.completed),
+        c.http_error,
+        c.timeout,
+        c.connect_error,
+        c.transport_error
+    );
+    if !r.status_codes.is_empty() {
+        let codes: Vec<String> = r
+            .status_codes
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        let _ = writeln!(s, "  status     {}", codes.join(", "));
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "  {:<8} {:>12} {:>14} {:>12}",
+        "", "latency", "service time", "send lag"
+    );
+    type Pick = fn(&Stats) -> u64;
+    let rows: [(&str, Pick); 8] = [
+        ("p50", |x| x.p50),
+        ("p90", |x| x.p90),
+        ("p95", |x| x.p95),
+        ("p99", |x| x.p99),
+        ("p99.9", |x| x.p999),
+        ("p99.99", |x| x.p9999),
+        ("max", |x| x.max),
+        ("min", |x| x.min),
+    ];
+    for (name, f) in rows {
+        let _ = writeln!(
+            s,
+            "  {:<8} {:>12} {:>14} {:>12}",
+            name,
+            format_us(f(&r.latency_us)),
+            format_us(f(&r.service_time_us)),
+            format_us(f(&r.send_lag_us))
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  {:<8} {:>12} {:>14} {:>12}",
+        "mean",
+        format_us(r.latency_us.mean as u64),
+        format_us(r.service_time_us.mean as u64),
+        format_us(r.send_lag_us.mean as u64)
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "  latency = completion - intended start; service time = completion - send; send lag = send - intended start."
+    );
+    if c.timeout > 0 {
+        let _ = writeln!(
+            s,
+            "  timeouts enter latency and service time at the moment they were given up."
+        );
+    }
+    if v.trustworthy && r.mode == super::Mode::ClosedLoop {
+        let _ = writeln!(
+            s,
+            "  verdict    generator healthy; closed-loop run: read it for throughput, not latency"
+        );
+    } else if v.trustworthy {
+        let _ = writeln!(
+            s,
+            "  verdict    trustworthy: every scheduled request was sent, send-lag p99 {} within {}",
+            format_us(r.send_lag_us.p99),
+            format_us(r.settings.max_send_lag_us)
+        );
+    } else {
+        let _ = writeln!(s, "  verdict    UNTRUSTWORTHY (see the reasons at the top)");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(format_us(0), "0µs");
+        assert_eq!(format_us(850), "850µs");
+        assert_eq!(format_us(12_345), "12.35ms");
+        assert_eq!(format_us(1_802_000), "1.802s");
+    }
+}
