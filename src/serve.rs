@@ -1,0 +1,663 @@
+//! `metronome serve`: the built-in target, used by `metronome demo` and the tests.
+//!
+//! A small HTTP/1.1 + h2c (prior knowledge) server on one port that behaves like the services
+//! load tests are pointed at, with every behaviour injectable:
+//!
+//! 1. **Arrival.** Every request is counted on arrival (total, and in a per-100 ms timeline).
+//! 2. **Rate limit** (optional token bucket, `rate_limit` per second, `rate_burst` tokens): no
+//!    token ⇒ `429 Too Many Requests` with `Retry-After` (whole seconds until the next token).
+//! 3. **Admission.** At most `workers` requests are processed at once and at most `queue` wait
+//!    for a worker; a request arriving when the queue is full is shed at once with `503`.
+//! 4. **Service.** A worker holds the request for the service time (fixed, or uniform in a
+//!    range); then, if the server is inside a stall window (`at`..`at+duration` from the server's
+//!    start), it waits until the window ends: requests arriving during a stall and those being
+//!    processed all finish just after it.
+//! 5. **Errors.** With probability `error_rate` the answer is `500`, otherwise `200` with the body.
+//!
+//! Everything is bounded: counters are atomics, the timeline is a fixed array (one hour of
+//! 100 ms slots; later arrivals land in the last slot), and there is no per-request storage.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How the target behaves.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// `127.0.0.1:0` for any free port.
+    pub addr: SocketAddr,
+    pub service_time: ServiceTime,
+    /// Requests processed at once: the capacity.
+    pub workers: usize,
+    /// Requests allowed to wait for a worker; beyond that they are shed with 503.
+    pub queue: usize,
+    /// Token-bucket refill per second; `None` for no limit.
+    pub rate_limit: Option<f64>,
+    /// Token-bucket size, at least 1.
+    pub rate_burst: f64,
+    pub stalls: Vec<Stall>,
+    /// Probability in [0, 1] that a served request is answered 500.
+    pub error_rate: f64,
+    pub seed: u64,
+    /// Body of a 200 answer.
+    pub body: Bytes,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            addr: ([127, 0, 0, 1], 8080).into(),
+            service_time: ServiceTime::Fixed(Duration::ZERO),
+            workers: 1024,
+            queue: 1024,
+            rate_limit: None,
+            rate_burst: 1.0,
+            stalls: Vec::new(),
+            error_rate: 0.0,
+            seed: 1,
+            body: Bytes::from_static(b"ok\n"),
+        }
+    }
+}
+
+/// Time a worker spends on each request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ServiceTime {
+    Fixed(Duration),
+    /// Uniformly random in `[lo, hi]`.
+    Uniform(Duration, Duration),
+}
+
+impl FromStr for ServiceTime {
+    type Err = String;
+
+    /// `5ms` (fixed) or `2ms..8ms` (uniform).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parse = |p: &str| {
+            humantime::parse_duration(p.trim()).map_err(|e| {
+                format!("'{p}': {e} (expected a duration like 5ms, or a range like 2ms..8ms)")
+            })
+        };
+        match s.split_once("..") {
+            Some((lo, hi)) => {
+                let (lo, hi) = (parse(lo)?, parse(hi)?);
+                if lo > hi {
+                    return Err(format!(
+                        "'{s}': the range's start is above its end (write it low..high)"
+                    ));
+                }
+                Ok(ServiceTime::Uniform(lo, hi))
+            }
+            None => Ok(ServiceTime::Fixed(parse(s)?)),
+        }
+    }
+}
+
+/// All processing stops from `at` (since the server started) for `duration`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stall {
+    pub at: Duration,
+    pub duration: Duration,
+}
+
+impl FromStr for Stall {
+    type Err = String;
+
+    /// `5s+2s`: from t=5 s, for 2 s.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let hint = "expected AT+FOR, e.g. 5s+2s (stall from t=5s for 2s)";
+        let (at, dur) = s.split_once('+').ok_or_else(|| format!("'{s}': {hint}"))?;
+        let parse = |p: &str| {
+            humantime::parse_duration(p.trim()).map_err(|e| format!("'{s}': {e} ({hint})"))
+        };
+        let stall = Stall {
+            at: parse(at)?,
+            duration: parse(dur)?,
+        };
+        if stall.duration.is_zero() {
+            return Err(format!(
+                "'{s}': a stall must last longer than zero ({hint})"
+            ));
+        }
+        Ok(stall)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source} (pick another port with --addr, or 127.0.0.1:0 for any free port)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid serve setting: {0}")]
+    Invalid(String),
+}
+
+/// What the server saw, by outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServeStats {
+    pub connections: u64,
+    pub received: u64,
+    /// Answered 200.
+    pub served: u64,
+    /// Answered 503 because the queue was full.
+    pub shed: u64,
+    /// Answered 429 by the rate limit.
+    pub limited: u64,
+    /// Answered 500 by the injected error rate.
+    pub errors: u64,
+}
+
+impl ServeStats {
+    pub fn summary_line(&self) -> String {
+        format!(
+            "received {}, served {}, shed {} (503), limited {} (429), errors {} (500), connections {}",
+            self.received, self.served, self.shed, self.limited, self.errors, self.connections
+        )
+    }
+}
+
+/// 100 ms slots for one hour.
+const TIMELINE_SLOTS: usize = 36_000;
+const SLOT: Duration = Duration::from_millis(100);
+
+struct Counters {
+    connections: AtomicU64,
+    received: AtomicU64,
+    served: AtomicU64,
+    shed: AtomicU64,
+    limited: AtomicU64,
+    errors: AtomicU64,
+    timeline: Box<[AtomicU64]>,
+}
+
+impl Counters {
+    fn new() -> Self {
+        Counters {
+            connections: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
+            limited: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            timeline: (0..TIMELINE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn snapshot(&self) -> ServeStats {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ServeStats {
+            connections: l(&self.connections),
+            received: l(&self.received),
+            served: l(&self.served),
+            shed: l(&self.shed),
+            limited: l(&self.limited),
+            errors: l(&self.errors),
+        }
+    }
+}
+
+/// A token bucket with fractional tokens.
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    /// Takes a token, or returns how long until one is available.
+    fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        }
+    }
+}
+
+/// splitmix64: tiny, seedable, good enough for service-time jitter and error injection.
+struct Rng(AtomicU64);
+
+impl Rng {
+    /// A uniform number in [0, 1).
+    fn next_f64(&self) -> f64 {
+        let mut z = self
+            .0
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+struct State {
+    config: ServeConfig,
+    started: Instant,
+    counters: Counters,
+    workers: Semaphore,
+    waiting: AtomicUsize,
+    bucket: Option<Mutex<Bucket>>,
+    rng: Rng,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, body: Bytes) -> Reply {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
+    r
+}
+
+impl State {
+    async fn handle(&self, req: Request<Incoming>) -> Reply {
+        let arrived = Instant::now();
+        let c = &self.counters;
+        c.received.fetch_add(1, Ordering::Relaxed);
+        let slot = (arrived.saturating_duration_since(self.started).as_millis() / SLOT.as_millis())
+            as usize;
+        c.timeline[slot.min(TIMELINE_SLOTS - 1)].fetch_add(1, Ordering::Relaxed);
+        // Drain the request body so the connection stays usable; its content is ignored.
+        let _ = req.into_body().collect().await;
+
+        if let Some(bucket) = &self.bucket {
+            let verdict = bucket
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(arrived);
+            if let Err(wait) = verdict {
+                c.limited.fetch_add(1, Ordering::Relaxed);
+                let mut r = reply(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Bytes::from_static(b"rate limited\n"),
+                );
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                r.headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, secs.into());
+                return r;
+            }
+        }
+
+        let permit = match self.workers.try_acquire() {
+            Ok(p) => p,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.config.queue {
+                    self.waiting.fetch_sub(1, Ordering::AcqRel);
+                    c.shed.fetch_add(1, Ordering::Relaxed);
+                    return reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Bytes::from_static(b"overloaded\n"),
+                    );
+                }
+                let p = self.workers.acquire().await;
+                self.waiting.fetch_sub(1, Ordering::AcqRel);
+                match p {
+                    Ok(p) => p,
+                    Err(_) => return reply(StatusCode::SERVICE_UNAVAILABLE, Bytes::new()),
+                }
+            }
+        };
+
+        let service = match self.config.service_time {
+            ServiceTime::Fixed(d) => d,
+            ServiceTime::Uniform(lo, hi) => lo + (hi - lo).mul_f64(self.rng.next_f64()),
+        };
+        if !service.is_zero() {
+            tokio::time::sleep(service).await;
+        }
+        while let Some(end) = self.stall_end(Instant::now()) {
+            tokio::time::sleep_until(end.into()).await;
+        }
+        drop(permit);
+
+        if self.config.error_rate > 0.0 && self.rng.next_f64() < self.config.error_rate {
+            c.errors.fetch_add(1, Ordering::Relaxed);
+            return reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Bytes::from_static(b"injected error\n"),
+            );
+        }
+        c.served.fetch_add(1, Ordering::Relaxed);
+        reply(StatusCode::OK, self.config.body.clone())
+    }
+
+    /// The end of the stall window `now` falls in, if any.
+    fn stall_end(&self, now: Instant) -> Option<Instant> {
+        let t = now.saturating_duration_since(self.started);
+        self.config
+            .stalls
+            .iter()
+            .find(|s| t >= s.at && t < s.at + s.duration)
+            .map(|s| self.started + s.at + s.duration)
+    }
+}
+
+/// A running target. Dropping it without [`Server::shutdown`] leaves the accept loop running
+/// until the runtime ends.
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: CancellationToken,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Validates the configuration, binds, and starts serving on the current tokio runtime.
+    pub async fn start(config: ServeConfig) -> Result<Server, ServeError> {
+        validate(&config)?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        let started = Instant::now();
+        let bucket = config.rate_limit.map(|rate| {
+            Mutex::new(Bucket {
+                rate,
+                burst: config.rate_burst,
+                tokens: config.rate_burst,
+                last: started,
+            })
+        });
+        let state = Arc::new(State {
+            workers: Semaphore::new(config.workers),
+            waiting: AtomicUsize::new(0),
+            rng: Rng(AtomicU64::new(config.seed)),
+            bucket,
+            counters: Counters::new(),
+            started,
+            config,
+        });
+        let stop = CancellationToken::new();
+        let accept = tokio::spawn(accept_loop(listener, state.clone(), stop.clone()));
+        Ok(Server {
+            addr,
+            state,
+            stop,
+            accept,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn stats(&self) -> ServeStats {
+        self.state.counters.snapshot()
+    }
+
+    /// Requests received per 100 ms slot since the start, trimmed after the last non-zero slot.
+    pub fn received_timeline(&self) -> Vec<u64> {
+        let t = &self.state.counters.timeline;
+        let last = t.iter().rposition(|a| a.load(Ordering::Relaxed) > 0);
+        match last {
+            Some(i) => t[..=i].iter().map(|a| a.load(Ordering::Relaxed)).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    pub fn started_at(&self) -> Instant {
+        self.state.started
+    }
+
+    /// Stops accepting, closes every connection, and returns the final counts.
+    pub async fn shutdown(self) -> ServeStats {
+        self.stop.cancel();
+        let _ = self.accept.await;
+        self.state.counters.snapshot()
+    }
+}
+
+fn validate(c: &ServeConfig) -> Result<(), ServeError> {
+    let bad = |m: &str| Err(ServeError::Invalid(m.to_string()));
+    if c.workers == 0 {
+        return bad("--workers must be at least 1");
+    }
+    if c.workers > Semaphore::MAX_PERMITS {
+        return bad("--workers is too large");
+    }
+    if let Some(r) = c.rate_limit {
+        if !r.is_finite() || r <= 0.0 {
+            return bad("--rate-limit must be a number of requests per second above zero");
+        }
+    }
+    if !c.rate_burst.is_finite() || c.rate_burst < 1.0 {
+        return bad("--burst must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&c.error_rate) {
+        return bad("--error-rate must be between 0.0 and 1.0");
+    }
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
+    let mut conns = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            a = listener.accept() => a,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let Ok((tcp, _)) = accepted else { continue };
+        let _ = tcp.set_nodelay(true);
+        state.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let state = state.clone();
+        let stop = stop.clone();
+        conns.spawn(async move {
+            let svc = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(state.handle(req).await) }
+            });
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http2().max_concurrent_streams(10_000);
+            let conn = builder.serve_connection(TokioIo::new(tcp), svc);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+    // Dropping the set aborts every connection task, closing its socket.
+    conns.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn parses_service_times_and_stalls() {
+        let ms = Duration::from_millis;
+        assert_eq!("5ms".parse(), Ok(ServiceTime::Fixed(ms(5))));
+        assert_eq!("2ms..8ms".parse(), Ok(ServiceTime::Uniform(ms(2), ms(8))));
+        assert_eq!("0s".parse(), Ok(ServiceTime::Fixed(ms(0))));
+        for bad in ["", "5", "8ms..2ms", "x..y", "5 parsecs"] {
+            assert!(bad.parse::<ServiceTime>().is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            "5s+2s".parse(),
+            Ok(Stall {
+                at: ms(5000),
+                duration: ms(2000)
+            })
+        );
+        for bad in ["5s", "5s+0s", "+2s", "a+b"] {
+            assert!(bad.parse::<Stall>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cases = [
+            ServeConfig {
+                workers: 0,
+                ..Default::default()
+            },
+            ServeConfig {
+                rate_limit: Some(0.0),
+                ..Default::default()
+            },
+            ServeConfig {
+                rate_burst: 0.5,
+                ..Default::default()
+            },
+            ServeConfig {
+                error_rate: 1.5,
+                ..Default::default()
+            },
+        ];
+        for c in cases {
+            let r = rt.block_on(Server::start(ServeConfig {
+                addr: ([127, 0, 0, 1], 0).into(),
+                ..c
+            }));
+            assert!(matches!(r, Err(ServeError::Invalid(_))));
+        }
+    }
+
+    async fn start(config: ServeConfig) -> Server {
+        Server::start(ServeConfig {
+            addr: ([127, 0, 0, 1], 0).into(),
+            ..config
+        })
+        .await
+        .unwrap()
+    }
+
+    /// One raw HTTP/1.1 request on a fresh connection; returns the response head and body.
+    async fn get(addr: SocketAddr) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn serves_200_and_counts() {
+        let server = start(ServeConfig::default()).await;
+        let r = get(server.local_addr()).await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(r.ends_with("ok\n"));
+        let stats = server.shutdown().await;
+        assert_eq!((stats.received, stats.served, stats.connections), (1, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn full_queue_sheds_with_503() {
+        let server = start(ServeConfig {
+            workers: 1,
+            queue: 0,
+            service_time: ServiceTime::Fixed(Duration::from_millis(300)),
+            ..Default::default()
+        })
+        .await;
+        let addr = server.local_addr();
+        let slow = tokio::spawn(get(addr));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let shed = get(addr).await;
+        assert!(shed.starts_with("HTTP/1.1 503"), "{shed}");
+        assert!(slow.await.unwrap().starts_with("HTTP/1.1 200"));
+        let stats = server.shutdown().await;
+        assert_eq!((stats.served, stats.shed), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn rate_limit_answers_429_with_retry_after() {
+        let server = start(ServeConfig {
+            rate_limit: Some(1.0),
+            rate_burst: 1.0,
+            ..Default::default()
+        })
+        .await;
+        let addr = server.local_addr();
+        assert!(get(addr).await.starts_with("HTTP/1.1 200"));
+        let limited = get(addr).await;
+        assert!(limited.starts_with("HTTP/1.1 429"), "{limited}");
+        assert!(
+            limited.to_ascii_lowercase().contains("retry-after: 1"),
+            "{limited}"
+        );
+        let stats = server.shutdown().await;
+        assert_eq!((stats.served, stats.limited), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn stall_holds_answers_until_the_window_ends() {
+        let server = start(ServeConfig {
+            stalls: vec![Stall {
+                at: Duration::ZERO,
+                duration: Duration::from_millis(400),
+            }],
+            ..Default::default()
+        })
+        .await;
+        let r = get(server.local_addr()).await;
+        assert!(r.starts_with("HTTP/1.1 200"));
+        let waited = server.started_at().elapsed();
+        assert!(waited >= Duration::from_millis(400), "{waited:?}");
+        // After the stall, answers are immediate again.
+        let t = Instant::now();
+        get(server.local_addr()).await;
+        assert!(t.elapsed() < Duration::from_millis(300));
+        let timeline = server.received_timeline();
+        assert_eq!(timeline.iter().sum::<u64>(), 2);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn injected_errors_are_500() {
+        let server = start(ServeConfig {
+            error_rate: 1.0,
+            ..Default::default()
+        })
+        .await;
+        assert!(get(server.local_addr()).await.starts_with("HTTP/1.1 500"));
+        assert_eq!(server.shutdown().await.errors, 1);
+    }
+
+    #[test]
+    fn rng_is_uniform_enough() {
+        let rng = Rng(AtomicU64::new(7));
+        let n = 100_000;
+        let mean = (0..n).map(|_| rng.next_f64()).sum::<f64>() / n as f64;
+        assert!((mean - 0.5).abs() < 0.01, "{mean}");
+    }
+}
