@@ -1,0 +1,78 @@
+//! Bad input: one clear error line, exit 2, and not a single request sent.
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_exits_2_and_sends_nothing() {
+    let server = serve_default().await;
+    let good = url(&server);
+    let dir = tempdir();
+    let missing = dir.join("no-such-body");
+    let missing_body = format!("@{}", missing.display());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", "not a url", "-r", "10"], "invalid URL"),
+        (
+            vec!["run", "ftp://127.0.0.1/", "-r", "10"],
+            "unsupported scheme",
+        ),
+        (vec!["run", "127.0.0.1:80", "-r", "10"], "invalid URL"),
+        (
+            vec!["run", &good, "-r", "10", "-H", "NoColon"],
+            "invalid header",
+        ),
+        (
+            vec!["run", &good, "-r", "10", "-H", "bad name: x"],
+            "invalid header",
+        ),
+        (
+            vec!["run", &good, "-r", "10", "-b", &missing_body],
+            "cannot read body file",
+        ),
+        (vec!["run", &good, "-r", "0"], "--rate"),
+        (vec!["run", &good, "-r", "-5"], "rate"),
+        (vec!["run", &good, "-r", "NaN"], "--rate"),
+        (vec!["run", &good, "-r", "abc"], "--rate"),
+        (vec!["run", &good, "-r", "10", "-d", "10x"], "--duration"),
+        (vec!["run", &good, "-r", "10", "-d", "0s"], "--duration"),
+        (
+            vec!["run", &good, "-r", "10", "-d", "1s", "-n", "5"],
+            "cannot be used with",
+        ),
+        (vec!["run", &good, "-r", "10", "--insecure"], "https"),
+        (vec!["run", &good, "-r", "10", "-c", "0"], "--connections"),
+        (
+            vec!["run", &good, "-r", "10", "--rejected", "42"],
+            "--rejected",
+        ),
+        (vec!["run", &good, "-r", "10", "-X", "G E T"], "--method"),
+        (vec!["run", &good], "--rate"),
+    ];
+    for (args, needle) in cases {
+        let out = metronome(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected '{needle}' in: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let stats = server.shutdown().await;
+    assert_eq!(stats.received, 0, "no request may be sent on bad input");
+    assert_eq!(stats.connections, 0, "not even a connection");
+}
+
+#[test]
+fn unreachable_target_exits_2() {
+    // Bind then drop a listener to get a port that is very likely closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("http://127.0.0.1:{port}/");
+    let out = metronome(&["run", &target, "-r", "10", "-d", "1s"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unreachable"), "{stderr}");
+}

@@ -1,0 +1,12 @@
+//! One integration-test binary (one link step on a 2-core CI). Every test talks to a real server
+//! on 127.0.0.1: metronome's own `serve`, or a TLS server the test starts.
+
+mod common;
+
+mod bad_input;
+mod engine;
+mod open_loop;
+mod profiles;
+mod report_schema;
+mod signals;
+mod tls;

@@ -1,0 +1,1 @@
+//! Profiles against the real engine and `serve` (being written).
