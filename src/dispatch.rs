@@ -344,6 +344,9 @@ mod linux {
                     libc::read(guard.get_inner().as_raw_fd(), buf.as_mut_ptr().cast(), 8)
                 };
                 if n == 8 {
+                    // The fd is drained; forget the readiness now rather than paying an EAGAIN
+                    // read at the next sleep.
+                    guard.clear_ready();
                     return Ok(());
                 }
                 let err = io::Error::last_os_error();
