@@ -33,6 +33,10 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+/// Added to the request timeout for the default grace period, so that a request sent a little
+/// late at the very end of the schedule still gets its whole timeout before the run stops waiting.
+pub const DEFAULT_GRACE_MARGIN: Duration = Duration::from_secs(1);
+
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{e} (use a duration such as 500ms, 10s, 2m or 1h30m)"))
@@ -121,7 +125,8 @@ pub struct RunArgs {
     pub connect_timeout: Duration,
 
     /// How long to keep measuring in-flight requests after the schedule ends or the first
-    /// Ctrl-C. Default: the request timeout.
+    /// Ctrl-C. Default: the request timeout plus 1 s, so a request sent at the very end still
+    /// gets its whole timeout.
     #[arg(long, value_parser = duration)]
     pub grace: Option<Duration>,
 
@@ -188,7 +193,7 @@ impl RunArgs {
                 backlog: self.backlog,
                 timeout: self.timeout,
                 connect_timeout: self.connect_timeout,
-                grace: self.grace.unwrap_or(self.timeout),
+                grace: self.grace.unwrap_or(self.timeout + DEFAULT_GRACE_MARGIN),
             },
             tls: TlsOptions {
                 insecure: self.insecure,

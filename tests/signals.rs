@@ -1,5 +1,5 @@
-//! Stopping: the first SIGINT stops scheduling and drains, the second stops at once; either way
-//! the full report is written and the counts add up.
+//! Stopping: the first SIGINT or SIGTERM stops scheduling and drains, the second stops at once;
+//! either way the full report is written and the counts add up.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -8,9 +8,9 @@ use metronome::serve::{ServeConfig, ServiceTime};
 
 use crate::common::*;
 
-fn interrupt(child: &std::process::Child) {
+fn signal(child: &std::process::Child, sig: libc::c_int) {
     // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
 }
 
 fn counts(v: &serde_json::Value) -> (u64, u64, u64, u64) {
@@ -20,7 +20,7 @@ fn counts(v: &serde_json::Value) -> (u64, u64, u64, u64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn first_sigint_drains_and_writes_the_report() {
+async fn sigterm_drains_and_writes_the_report() {
     let server = serve_default().await;
     let dir = tempdir();
     let json = dir.join("report.json");
@@ -41,7 +41,7 @@ async fn first_sigint_drains_and_writes_the_report() {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    interrupt(&child);
+    signal(&child, libc::SIGTERM);
     let t = Instant::now();
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
@@ -90,9 +90,9 @@ async fn second_sigint_stops_at_once_and_counts_the_unfinished() {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    interrupt(&child);
+    signal(&child, libc::SIGINT);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    interrupt(&child);
+    signal(&child, libc::SIGINT);
     let t = Instant::now();
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
