@@ -1,1 +1,161 @@
-//! Profiles against the real engine and `serve` (being written).
+//! Profiles against the real engine and `serve`: a ramp, a burst and a Poisson run, built with
+//! the library (`profile::parse_shorthand` and `profile::check`), driven by `metronome::run`, and
+//! checked against what the *server* received per second.
+//!
+//! Tolerance: each one-second window must hold the curve's expected count `N(i+1) − N(i)` within
+//! 10 % + 10 requests. The server's 100 ms slots are aligned to the run's start by the instant
+//! the run was launched (connection set-up makes the real start a few ms later), so a window can
+//! be misaligned by up to ~60 ms; at the steepest edge below (a jump of 500/s) that moves up to
+//! ~30 requests across a window boundary, inside the tolerance for windows of ≥ 200 requests.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use metronome::profile;
+use metronome::schedule::{Arrivals, Shape};
+use metronome::serve::Server;
+
+use crate::common::*;
+
+/// Per-second counts the server saw, starting at the slot where the run began.
+fn per_second(server: &Server, launched: Instant, seconds: usize) -> Vec<u64> {
+    let timeline = server.received_timeline();
+    let offset = launched.saturating_duration_since(server.started_at());
+    let first = ((offset.as_secs_f64() * 10.0).round() as usize).min(timeline.len());
+    (0..seconds)
+        .map(|i| timeline.iter().skip(first + 10 * i).take(10).sum::<u64>())
+        .collect()
+}
+
+/// Expected requests in each whole second of the shape.
+fn expected_per_second(shape: &Shape) -> Vec<f64> {
+    let c = shape.curve().expect("an open-loop shape");
+    let secs = c.duration_secs().ceil() as usize;
+    (0..secs)
+        .map(|i| c.cumulative(i as f64 + 1.0) - c.cumulative(i as f64))
+        .collect()
+}
+
+fn assert_follows(got: &[u64], want: &[f64], what: &str) {
+    eprintln!("{what}: server per second {got:?}, curve {want:.1?}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let tol = 0.10 * w + 10.0;
+        assert!(
+            (*g as f64 - w).abs() <= tol,
+            "{what}: second {i}: server got {g}, curve says {w:.1} (±{tol:.0}); all: {got:?} vs {want:.1?}"
+        );
+    }
+}
+
+async fn drive(shape: Shape) -> (metronome::Report, Vec<u64>, u64) {
+    let server = serve_default().await;
+    let mut p = plan(&[&url(&server), "-c", "20", "-r", "1", "-d", "1s"]);
+    p.shape = shape.clone();
+    let secs = shape.duration().as_secs_f64().ceil() as usize;
+    let launched = Instant::now();
+    let report = run(p).await;
+    // Let the last answers land in the server's timeline.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let seen = per_second(&server, launched, secs);
+    let stats = server.shutdown().await;
+    (report, seen, stats.received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ramp_reaches_the_server_as_a_ramp() {
+    let _t = timing_lock().await;
+    let shape = profile::parse_shorthand("50->400/s@3s").unwrap();
+    assert_eq!(shape.total(), 675);
+    let want = expected_per_second(&shape);
+    assert_eq!(
+        want.iter().map(|w| w.round() as u64).collect::<Vec<_>>(),
+        [108, 225, 342]
+    );
+    let (report, got, received) = drive(shape.clone()).await;
+    assert_accounting(&report);
+    assert_eq!(report.counts.scheduled, 675);
+    assert_eq!(report.counts.ok, 675);
+    assert_eq!(received, 675, "the server saw every request");
+    assert_eq!(report.profile, "ramp 50→400/s over 3s");
+    assert_eq!(report.counts.dropped, 0);
+    assert_follows(&got, &want, "ramp 50→400/s");
+    // Rising: each second busier than the last.
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_reaches_the_server_as_a_burst() {
+    let _t = timing_lock().await;
+    // 100/s, bursting to 600/s from 1 s: 200 ms rise, 1 s at the peak, 200 ms fall.
+    let shape = profile::parse_shorthand("burst:100->600/s@4s,at=1s,rise=200ms,hold=1s").unwrap();
+    let want = expected_per_second(&shape);
+    assert_eq!(
+        want.iter().map(|w| w.round() as u64).collect::<Vec<_>>(),
+        [100, 550, 250, 100]
+    );
+    assert_eq!(shape.total(), 1000);
+    let (report, got, received) = drive(shape.clone()).await;
+    assert_accounting(&report);
+    assert_eq!(report.counts.scheduled, 1000);
+    assert_eq!(received, 1000);
+    assert_eq!(report.counts.dropped, 0);
+    assert_follows(&got, &want, "burst 100→600/s");
+    assert_eq!(
+        shape.stage_at(Duration::from_millis(1500)),
+        Some((0, "burst"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_file_with_poisson_arrivals_runs() {
+    let _t = timing_lock().await;
+    // A short two-stage profile, Poisson arrivals with a fixed seed: the schedule is
+    // reproducible, the server's count is the schedule's, and the mean follows the curve
+    // (Poisson counts per second have sd √N ≈ 15 at 200/s, inside the tolerance).
+    let dir = tempdir();
+    let path = dir.join("short.toml");
+    std::fs::write(
+        &path,
+        r#"
+name = "short"
+arrivals = "poisson"
+seed = 99
+
+[[stage]]
+name = "low"
+shape = "constant"
+rate = 200
+duration = "1s"
+
+[[stage]]
+name = "high"
+shape = "ramp"
+from = 200
+to = 400
+duration = "2s"
+"#,
+    )
+    .unwrap();
+    let prof = profile::check(Path::new(&path)).unwrap();
+    assert_eq!(prof.shape.arrivals(), Arrivals::Poisson);
+    assert_eq!(prof.shape.seed(), 99);
+    let sched = |s: &Shape| {
+        let t0 = Instant::now();
+        metronome::schedule::Schedule::new(s.clone(), t0)
+            .map(|t| t.intended() - t0)
+            .collect::<Vec<_>>()
+    };
+    let planned = sched(&prof.shape);
+    assert_eq!(planned, sched(&prof.shape), "same seed, same schedule");
+    let want = expected_per_second(&prof.shape);
+    let (report, got, received) = drive(prof.shape.clone()).await;
+    assert_accounting(&report);
+    assert_eq!(report.counts.scheduled, planned.len() as u64);
+    assert_eq!(received, planned.len() as u64);
+    assert!(
+        report.profile.starts_with("short (2 stages: low → high)"),
+        "{}",
+        report.profile
+    );
+    assert_follows(&got, &want, "poisson 200 then 200→400/s");
+}

@@ -5,14 +5,34 @@
 //! workers or timers, and nothing else in the crate can create a ticket or change its intended
 //! time. Latency is later measured from that instant (see [`crate::record::Outcome`]), so a
 //! generator that falls behind shows its lateness as send lag instead of hiding it.
+//!
+//! - [`shape`](Shape): the closed set of shapes and their public API;
+//! - `stage`: typed stages (constant, ramp, step, burst, sine, table, replay) and their pieces;
+//! - `curve`: the compiled rate curve, its inverse cumulative count and the math behind it;
+//! - `rng`: the seeded PRNG behind Poisson arrivals and the request mix.
 
+mod curve;
+mod rng;
 mod shape;
+mod stage;
+#[cfg(test)]
+mod table_tests;
 
+pub use curve::{Arrivals, Curve, StageSpan};
+pub use rng::{fresh_seed, splitmix64, Rng};
 pub use shape::Shape;
+pub use stage::{
+    degrees, fmt_rate, fmt_secs, Interpolate, Overlay, Stage, StageError, StageKind, StageRef,
+    MAX_DURATION, MAX_PIECES, MAX_RATE,
+};
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One scheduled request: its sequence number and the instant it is due.
+use curve::{secs, Hint};
+
+/// One scheduled request: its sequence number, the instant it is due, and which request of the
+/// profile's mix to send.
 ///
 /// Fields are private and the only constructor is [`Schedule::next_ticket`], so the intended
 /// time cannot be replaced by "now" anywhere downstream.
@@ -20,6 +40,7 @@ use std::time::{Duration, Instant};
 pub struct Ticket {
     seq: u64,
     intended: Instant,
+    request: u32,
 }
 
 impl Ticket {
@@ -30,6 +51,7 @@ impl Ticket {
         Ticket {
             seq,
             intended: Instant::now(),
+            request: 0,
         }
     }
 
@@ -42,24 +64,98 @@ impl Ticket {
     pub fn intended(&self) -> Instant {
         self.intended
     }
+
+    /// Index into the profile's request list (0 without a mix).
+    pub fn request(&self) -> u32 {
+        self.request
+    }
+}
+
+/// A seeded weighted pick among the profile's requests.
+#[derive(Clone, Debug)]
+struct Mix {
+    /// Cumulative weights.
+    cum: Vec<u64>,
+    rng: Rng,
+}
+
+impl Mix {
+    #[inline]
+    fn pick(&mut self) -> u32 {
+        let total = *self.cum.last().unwrap_or(&1);
+        let r = self.rng.below(total);
+        self.cum.partition_point(|&c| c <= r) as u32
+    }
 }
 
 /// An iterator of tickets anchored to a start instant. Pure: two schedules built from the same
-/// shape and start yield identical tickets.
+/// shape (same seed) and start yield identical tickets.
+///
+/// The next ticket's offset is computed once, ahead, so [`Schedule::peek`] is free and the
+/// solver can start from the previous solution (a cursor into the curve's segments).
 #[derive(Clone, Debug)]
 pub struct Schedule {
     shape: Shape,
+    curve: Option<Arc<Curve>>,
     start: Instant,
     next: u64,
+    /// Offset of ticket `next`, or `None` when the shape has ended.
+    due: Option<Duration>,
+    /// Cursor: segment of the last solution and where it was.
+    seg: usize,
+    hint: Hint,
+    /// Last offset (s): times never go backwards, whatever the float noise.
+    last: f64,
+    /// Poisson: area reached so far and the arrival stream.
+    area: f64,
+    rng: Option<Rng>,
+    mix: Option<Mix>,
 }
 
 impl Schedule {
     pub fn new(shape: Shape, start: Instant) -> Self {
-        Schedule {
+        let curve = match &shape {
+            Shape::Curve(c) => Some(c.clone()),
+            _ => None,
+        };
+        let rng = curve
+            .as_ref()
+            .filter(|c| c.arrivals() == Arrivals::Poisson)
+            .map(|c| Rng::stream(c.seed(), rng::STREAM_ARRIVALS));
+        let mut s = Schedule {
             shape,
+            curve,
             start,
             next: 0,
-        }
+            due: None,
+            seg: 0,
+            hint: Hint::default(),
+            last: 0.0,
+            area: 0.0,
+            rng,
+            mix: None,
+        };
+        s.due = s.compute();
+        s
+    }
+
+    /// Picks each ticket's request from `weights` (relative, e.g. `[3, 1]` sends request 0 three
+    /// times as often as request 1), seeded by the shape's seed. Fewer than two positive weights
+    /// means no mix: every ticket carries request 0.
+    pub fn with_mix(mut self, weights: &[u32]) -> Self {
+        let mut acc = 0u64;
+        let cum: Vec<u64> = weights
+            .iter()
+            .map(|&w| {
+                acc += u64::from(w);
+                acc
+            })
+            .collect();
+        self.mix = (weights.len() > 1 && acc > 0).then(|| Mix {
+            cum,
+            rng: Rng::stream(self.shape.seed(), rng::STREAM_MIX),
+        });
+        self
     }
 
     pub fn start(&self) -> Instant {
@@ -75,25 +171,55 @@ impl Schedule {
         self.next
     }
 
+    /// Offset of ticket `self.next`.
+    #[inline]
+    fn compute(&mut self) -> Option<Duration> {
+        let c = self.curve.as_deref()?;
+        let x = match &mut self.rng {
+            None => {
+                if self.next >= c.uniform_total() {
+                    return None;
+                }
+                self.next as f64
+            }
+            Some(rng) => {
+                if c.limit().is_some_and(|l| self.next >= l) {
+                    return None;
+                }
+                self.area += rng.exp1();
+                self.area
+            }
+        };
+        let t = c.time_of_area(x, &mut self.seg, &mut self.hint)?;
+        self.last = self.last.max(t);
+        Some(secs(self.last))
+    }
+
     /// The next ticket, or `None` when the shape has ended.
+    #[inline]
     pub fn next_ticket(&mut self) -> Option<Ticket> {
-        let offset = self.shape.offset_of(self.next)?;
+        let offset = self.due?;
+        let request = self.mix.as_mut().map_or(0, Mix::pick);
         let ticket = Ticket {
             seq: self.next,
             intended: self.start + offset,
+            request,
         };
         self.next += 1;
+        self.due = self.compute();
         Some(ticket)
     }
 
     /// The intended instant of the next ticket without consuming it.
+    #[inline]
     pub fn peek(&self) -> Option<Instant> {
-        self.shape.offset_of(self.next).map(|o| self.start + o)
+        self.due.map(|o| self.start + o)
     }
 
-    /// The instant at which the shape ends (the end of the last interval, not the last ticket).
+    /// The instant at which the shape ends: the end of the last interval, not the last ticket
+    /// (or the last ticket, for a count-limited Poisson run that went past the curve).
     pub fn end(&self) -> Instant {
-        self.start + self.shape.duration()
+        self.start + self.shape.duration().max(secs(self.last))
     }
 
     /// Offset of the schedule's end from the start.

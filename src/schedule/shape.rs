@@ -1,21 +1,27 @@
-//! Load shapes: a rate curve `r(t)` and its inverse cumulative count.
+//! Load shapes: what the schedule inverts.
+//!
+//! A [`Shape`] is either an open-loop rate curve ([`Curve`]: a constant rate from `-r`, or any
+//! profile of ramps, steps, bursts, sines, tables and replays with overlays, arrivals and
+//! scales) or closed-loop saturation (`--rate max`), which has no schedule.
 //!
 //! Request `n` (zero-based) is due when the area under the rate curve reaches `n`:
 //! `t_n = N⁻¹(n)` where `N(t) = ∫₀ᵗ r(s) ds`. For a constant rate `r` this is `t_n = n / r`,
 //! computed directly from `n` (never by accumulating intervals), so there is no drift however
-//! long the run. The shape ends after `count` requests, `count = ⌊r · d⌋` for a duration `d`.
-//! Further shapes (ramp, step, burst, diurnal, replay) extend this enum; the dispatcher only ever
-//! calls [`Shape::offset_of`].
+//! long the run; [`super::curve`] documents the closed forms and the numeric inverse for the
+//! other shapes. A constant shape ends after `count = ⌊r · d⌋` requests for a duration `d`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::curve::{secs, Arrivals, Curve, StageSpan};
+use super::stage::{Overlay, Stage, StageError, StageKind};
 use crate::error::Error;
 
 /// A closed set of load shapes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Shape {
-    /// `rate` requests per second, `count` requests in all.
-    Constant { rate: f64, count: u64 },
+    /// An open-loop schedule: every request's intended start comes from the rate curve.
+    Curve(Arc<Curve>),
     /// No schedule: closed-loop saturation for a duration (`--rate max -d`). Each slot sends its
     /// next request as soon as the previous one completes, so latency equals service time and is
     /// subject to coordinated omission; reports say so.
@@ -49,10 +55,7 @@ impl Shape {
                 ),
             ));
         }
-        Ok(Shape::Constant {
-            rate,
-            count: count as u64,
-        })
+        Shape::constant_count(rate, count as u64)
     }
 
     /// A constant rate for an exact number of requests.
@@ -65,7 +68,23 @@ impl Shape {
                 "give at least one request (e.g. -n 1000)",
             ));
         }
-        Ok(Shape::Constant { rate, count })
+        let stage = Stage {
+            name: "constant".to_string(),
+            kind: StageKind::Constant {
+                rate,
+                duration: count as f64 / rate,
+            },
+        };
+        Curve::new(vec![stage], Vec::new())
+            .and_then(|c| c.with_limit(count))
+            .map(|c| Shape::Curve(Arc::new(c)))
+            .map_err(|e| Error::invalid("--requests", count.to_string(), e.to_string()))
+    }
+
+    /// Stages in sequence with overlays on top (uniform arrivals, seed 0, no scaling; see
+    /// [`Shape::with_arrivals`] and [`Shape::with_scales`]).
+    pub fn from_stages(stages: Vec<Stage>, overlays: Vec<Overlay>) -> Result<Shape, StageError> {
+        Curve::new(stages, overlays).map(|c| Shape::Curve(Arc::new(c)))
     }
 
     /// Closed-loop saturation for a duration or a request count.
@@ -87,62 +106,107 @@ impl Shape {
         }
     }
 
+    /// The same curve with another arrival process and seed (no-op for closed-loop shapes).
+    pub fn with_arrivals(mut self, arrivals: Arrivals, seed: u64) -> Shape {
+        if let Shape::Curve(c) = &mut self {
+            Arc::make_mut(c).set_arrivals(arrivals, seed);
+        }
+        self
+    }
+
+    /// The same curve run `time_scale` times faster and with every rate multiplied by
+    /// `rate_scale`: `r′(t) = rate_scale · r(time_scale · t)`. Scales replace (not compound)
+    /// earlier ones. No-op for closed-loop shapes.
+    pub fn with_scales(mut self, time_scale: f64, rate_scale: f64) -> Result<Shape, StageError> {
+        if let Shape::Curve(c) = &mut self {
+            Arc::make_mut(c).set_scales(time_scale, rate_scale)?;
+        }
+        Ok(self)
+    }
+
+    /// [`Shape::with_scales`] keeping the current rate scale (for `--time-scale`).
+    pub fn with_time_scale(self, time_scale: f64) -> Result<Shape, StageError> {
+        let rs = self.rate_scale();
+        self.with_scales(time_scale, rs)
+    }
+
+    /// [`Shape::with_scales`] keeping the current time scale (for `--rate-scale`).
+    pub fn with_rate_scale(self, rate_scale: f64) -> Result<Shape, StageError> {
+        let ts = self.time_scale();
+        self.with_scales(ts, rate_scale)
+    }
+
+    /// Names the curve (a profile's name), for reports.
+    pub fn with_label(mut self, label: Option<String>) -> Shape {
+        if let Shape::Curve(c) = &mut self {
+            Arc::make_mut(c).set_label(label);
+        }
+        self
+    }
+
     /// True for the closed-loop `max` shapes, which have no schedule.
     pub fn is_closed_loop(&self) -> bool {
         matches!(self, Shape::MaxFor(_) | Shape::MaxCount(_))
     }
 
-    /// Offset from the start at which request `n` is due, or `None` past the end (always `None`
-    /// for closed-loop shapes, which have no schedule).
-    pub fn offset_of(&self, n: u64) -> Option<Duration> {
-        match *self {
-            Shape::Constant { rate, count } => {
-                (n < count).then(|| Duration::from_secs_f64(n as f64 / rate))
-            }
-            Shape::MaxFor(_) | Shape::MaxCount(_) => None,
+    /// The compiled curve, unless closed-loop.
+    pub fn curve(&self) -> Option<&Curve> {
+        match self {
+            Shape::Curve(c) => Some(c),
+            _ => None,
         }
     }
 
-    /// Requests in the whole shape (0 when unknown in advance).
+    /// Offset from the start at which request `n` is due under *uniform* arrivals (random access
+    /// by binary search), or `None` past the end (always `None` for closed-loop shapes, which have
+    /// no schedule). Poisson times are drawn in sequence by [`super::Schedule`].
+    pub fn offset_of(&self, n: u64) -> Option<Duration> {
+        let c = self.curve()?;
+        if n >= c.uniform_total() {
+            return None;
+        }
+        let x = n as f64;
+        let mut seg = c.seg_for_area(x);
+        let mut hint = Default::default();
+        c.time_of_area(x, &mut seg, &mut hint).map(secs)
+    }
+
+    /// Requests in the whole shape (0 when unknown in advance). For Poisson arrivals this is the
+    /// expected count (or the `-n` cap).
     pub fn total(&self) -> u64 {
-        match *self {
-            Shape::Constant { count, .. } | Shape::MaxCount(count) => count,
+        match self {
+            Shape::Curve(c) => c.total(),
+            Shape::MaxCount(count) => *count,
             Shape::MaxFor(_) => 0,
         }
     }
 
     /// Length of the shape: the end of the last request's interval (zero when unknown).
     pub fn duration(&self) -> Duration {
-        match *self {
-            Shape::Constant { rate, count } => Duration::from_secs_f64(count as f64 / rate),
-            Shape::MaxFor(d) => d,
+        match self {
+            Shape::Curve(c) => secs(c.duration_secs()),
+            Shape::MaxFor(d) => *d,
             Shape::MaxCount(_) => Duration::ZERO,
         }
     }
 
     /// The target rate at offset `t` (requests per second); infinite for closed-loop shapes.
     pub fn rate_at(&self, t: Duration) -> f64 {
-        match *self {
-            Shape::Constant { rate, .. } => {
-                if t < self.duration() {
-                    rate
-                } else {
-                    0.0
-                }
-            }
+        match self {
+            Shape::Curve(c) => c.rate_at(t.as_secs_f64()),
             Shape::MaxFor(_) | Shape::MaxCount(_) => f64::INFINITY,
         }
     }
 
-    /// The requests due in `[0, t)`, i.e. the cumulative count `⌈N(t)⌉` clipped to the total.
+    /// The highest target rate (per second), or `None` for closed-loop shapes.
+    pub fn peak_rate(&self) -> Option<f64> {
+        self.curve().map(Curve::peak)
+    }
+
+    /// The requests due in `[0, t)`, i.e. the cumulative count `⌈N(t)⌉` clipped to the total
+    /// (uniform arrivals).
     pub fn due_before(&self, t: Duration) -> u64 {
-        match *self {
-            Shape::Constant { rate, count } => {
-                let n = (t.as_secs_f64() * rate - COUNT_EPSILON).ceil().max(0.0) as u64;
-                n.min(count)
-            }
-            Shape::MaxFor(_) | Shape::MaxCount(_) => 0,
-        }
+        self.curve().map_or(0, |c| c.due_before(t.as_secs_f64()))
     }
 
     /// The mean target rate over the whole shape, or `None` for closed-loop shapes.
@@ -151,10 +215,39 @@ impl Shape {
         (!self.is_closed_loop() && d > 0.0).then(|| self.total() as f64 / d)
     }
 
+    /// The stage running at offset `t`: its index and name (`None` before/after the curve and
+    /// for closed-loop shapes). For the progress line and the report.
+    pub fn stage_at(&self, t: Duration) -> Option<(usize, &str)> {
+        self.curve()?.stage_at(t.as_secs_f64())
+    }
+
+    /// Every stage with its span, expected requests and peak (empty for closed-loop shapes).
+    pub fn stages(&self) -> &[StageSpan] {
+        self.curve().map_or(&[], Curve::stages)
+    }
+
+    /// The arrival process (uniform for closed-loop shapes, which have none).
+    pub fn arrivals(&self) -> Arrivals {
+        self.curve().map_or(Arrivals::Uniform, Curve::arrivals)
+    }
+
+    /// The seed for Poisson arrivals and the request mix.
+    pub fn seed(&self) -> u64 {
+        self.curve().map_or(0, Curve::seed)
+    }
+
+    pub fn time_scale(&self) -> f64 {
+        self.curve().map_or(1.0, Curve::time_scale)
+    }
+
+    pub fn rate_scale(&self) -> f64 {
+        self.curve().map_or(1.0, Curve::rate_scale)
+    }
+
     /// A short human description for reports, e.g. `constant 5000/s`.
     pub fn describe(&self) -> String {
-        match *self {
-            Shape::Constant { rate, .. } => format!("constant {}/s", trim_float(rate)),
+        match self {
+            Shape::Curve(c) => c.describe(),
             Shape::MaxFor(_) | Shape::MaxCount(_) => "max (closed loop)".to_string(),
         }
     }
