@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::Error;
 use crate::plan::{self, Limits, Plan, Protocol, RequestSpec, Target, TlsOptions};
-use crate::schedule::Shape;
+use crate::profile::{self, Profile};
+use crate::schedule::{fresh_seed, Arrivals, Shape};
 use crate::serve::{ServeConfig, ServiceTime, Stall};
 
 #[derive(Debug, Parser)]
@@ -25,12 +26,100 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Send load to a URL at a fixed rate and report latency from each request's intended start.
-    Run(RunArgs),
+    /// Send load to a URL at a fixed rate or along a load profile; report latency from each request's intended start.
+    Run(Box<RunArgs>),
     /// Run the built-in target: an HTTP/1.1 + h2c server with capacity, queueing and shedding.
     Serve(ServeArgs),
     /// Start the built-in target on a free loopback port and run a short load test against it.
     Demo(DemoArgs),
+    /// Show or check a load profile; sends nothing.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Print the rate curve as a plot, requests and duration per stage and overall, and the peak.
+    Show(ShowArgs),
+    /// Validate profile files: exit 0 if all are usable, else say what is wrong and where (exit 2).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["file", "shape"])))]
+pub struct ShowArgs {
+    /// A TOML profile.
+    pub file: Option<PathBuf>,
+
+    /// A one-line shape instead of a file, e.g. '50->1000/s@2m'.
+    #[arg(long, value_name = "SHORTHAND")]
+    pub shape: Option<String>,
+
+    /// As for `run`: show the shape this many times faster.
+    #[arg(long, value_parser = scale)]
+    pub time_scale: Option<f64>,
+
+    /// As for `run`: multiply every rate.
+    #[arg(long, value_parser = scale)]
+    pub rate_scale: Option<f64>,
+
+    /// Plot width in columns.
+    #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(u16).range(20..=400))]
+    pub width: u16,
+
+    /// Plot height in rows.
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u16).range(4..=100))]
+    pub height: u16,
+}
+
+impl ShowArgs {
+    /// The profile to show, scales applied.
+    pub fn profile(&self) -> Result<Profile, Error> {
+        let mut p = match (&self.file, &self.shape) {
+            (Some(file), _) => profile::load(file)?,
+            (None, Some(text)) => Profile {
+                name: "--shape".to_string(),
+                description: None,
+                path: None,
+                shape: profile::parse_shorthand(text)?,
+                seed: None,
+                requests: Vec::new(),
+            },
+            (None, None) => {
+                return Err(Error::invalid(
+                    "FILE",
+                    "(none)",
+                    "give a profile file or --shape",
+                ))
+            }
+        };
+        p.shape = apply_scales(p.shape, self.time_scale, self.rate_scale)?;
+        Ok(p)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// TOML profiles to validate.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `--time-scale` and `--rate-scale`, each replacing the shape's own.
+fn apply_scales(shape: Shape, time: Option<f64>, rate: Option<f64>) -> Result<Shape, Error> {
+    let err = |flag: &'static str, v: f64| {
+        move |e: crate::schedule::StageError| {
+            Error::invalid(flag, v.to_string(), format!("{} ({})", e.reason, e.hint))
+        }
+    };
+    let shape = match time {
+        Some(k) => shape.with_time_scale(k).map_err(err("--time-scale", k))?,
+        None => shape,
+    };
+    match rate {
+        Some(s) => shape.with_rate_scale(s).map_err(err("--rate-scale", s)),
+        None => Ok(shape),
+    }
 }
 
 /// Added to the request timeout for the default grace period, so that a request sent a little
@@ -65,22 +154,56 @@ fn rate(s: &str) -> Result<f64, String> {
 }
 
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("load")
+        .required(true)
+        .args(["rate", "shape", "profile"]),
+))]
 pub struct RunArgs {
-    /// Target URL (http:// or https://).
-    pub url: String,
+    /// Target URL (http:// or https://). Optional with --profile when its requests give a `url`.
+    pub url: Option<String>,
 
     /// Requests per second: 500, 500/s, 1200/m or 100/h; or `max` for a closed-loop throughput
     /// test (each slot sends as soon as its previous response arrived; latency is then service
     /// time and hides queueing).
     #[arg(short, long, value_parser = rate_or_max)]
-    pub rate: RateArg,
+    pub rate: Option<RateArg>,
 
-    /// How long to send for (humantime: 30s, 5m, 1h). Default 10s.
-    #[arg(short, long, value_parser = duration, conflicts_with = "requests")]
+    /// A load shape in one line instead of --rate, e.g. '50->1000/s@2m' (a ramp) or
+    /// '100/s@1m; burst:100->2000/s@1m,hold=10s' (see docs/profiles.md).
+    #[arg(long, value_name = "SHORTHAND")]
+    pub shape: Option<String>,
+
+    /// A TOML profile: stages, arrivals, seed and the request mix (see profiles/).
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+
+    /// Arrival process: uniform (evenly spaced) or poisson (random gaps, same mean rate curve).
+    /// Overrides the profile's.
+    #[arg(long, value_parser = ["uniform", "poisson"])]
+    pub arrivals: Option<String>,
+
+    /// Seed for Poisson arrivals and the request mix (default: the profile's, else drawn and
+    /// printed in the report so the run can be repeated).
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Run the shape this many times faster (60: a 24 h profile in 24 min). Replaces the
+    /// profile's time_scale.
+    #[arg(long, value_parser = scale)]
+    pub time_scale: Option<f64>,
+
+    /// Multiply every rate of the shape (0.3: the production shape at 30 %). Replaces the
+    /// profile's rate_scale.
+    #[arg(long, value_parser = scale)]
+    pub rate_scale: Option<f64>,
+
+    /// How long to send for (humantime: 30s, 5m, 1h). Default 10s. With --rate only.
+    #[arg(short, long, value_parser = duration, conflicts_with_all = ["requests", "shape", "profile"])]
     pub duration: Option<Duration>,
 
     /// Send exactly this many requests (at --rate) instead of for a duration.
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, conflicts_with_all = ["shape", "profile"])]
     pub requests: Option<u64>,
 
     /// TCP connections. On HTTP/1.1 each carries one request at a time.
@@ -103,11 +226,12 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10_000)]
     pub backlog: usize,
 
-    /// HTTP method.
-    #[arg(short = 'X', long, default_value = "GET")]
-    pub method: String,
+    /// HTTP method (default GET).
+    #[arg(short = 'X', long)]
+    pub method: Option<String>,
 
-    /// Request header 'Name: value' (repeatable).
+    /// Request header 'Name: value' (repeatable). With a profile's requests, added to each one
+    /// that does not set the same header.
     #[arg(short = 'H', long = "header")]
     pub headers: Vec<String>,
 
@@ -165,18 +289,20 @@ pub struct RunArgs {
     pub threads: Option<usize>,
 }
 
+fn scale(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err("expected a number above zero (e.g. 60, or 0.3)".to_string()),
+    }
+}
+
 impl RunArgs {
-    /// Validates everything; no network access.
+    /// Validates everything, profile file included; no network access.
     pub fn plan(&self) -> Result<Plan, Error> {
-        let target = Target::parse(&self.url)?;
-        let request = RequestSpec::parse(&self.method, &self.headers, self.body.as_deref())?;
-        let shape = match (self.rate, self.requests, self.duration) {
-            (RateArg::Max, n, d) => Shape::max(d, n)?,
-            (RateArg::PerSecond(r), Some(n), _) => Shape::constant_count(r, n)?,
-            (RateArg::PerSecond(r), None, d) => {
-                Shape::constant(r, d.unwrap_or(Duration::from_secs(10)))?
-            }
-        };
+        let profile = self.profile.as_deref().map(profile::load).transpose()?;
+        let target = self.target(profile.as_ref())?;
+        let (requests, weights) = self.requests(profile.as_ref(), &target)?;
+        let shape = self.shape(profile.as_ref())?;
         let plan = Plan {
             target,
             protocol: if self.http2 {
@@ -184,8 +310,10 @@ impl RunArgs {
             } else {
                 Protocol::Http1
             },
-            request,
+            requests,
+            weights,
             shape,
+            profile_file: self.profile.clone(),
             limits: Limits {
                 connections: self.connections,
                 max_streams: self.max_streams,
@@ -206,6 +334,98 @@ impl RunArgs {
         };
         plan.validate()?;
         Ok(plan)
+    }
+
+    /// The URL on the command line, else the first `url` among the profile's requests.
+    fn target(&self, profile: Option<&Profile>) -> Result<Target, Error> {
+        if let Some(url) = &self.url {
+            return Target::parse(url);
+        }
+        let from_profile = profile
+            .and_then(|p| p.requests.iter().find_map(|r| r.url.as_deref()))
+            .map(Target::parse);
+        from_profile.unwrap_or_else(|| {
+            Err(Error::invalid(
+                "URL",
+                "(none)",
+                "give the target URL, e.g. metronome run -r 100 http://127.0.0.1:8080/ (or url = \"...\" in the profile's [[request]])",
+            ))
+        })
+    }
+
+    /// One request from -X/-H/-b, or the profile's mix (which -X and -b cannot override).
+    fn requests(
+        &self,
+        profile: Option<&Profile>,
+        target: &Target,
+    ) -> Result<(Vec<RequestSpec>, Vec<u32>), Error> {
+        let method = self.method.as_deref().unwrap_or("GET");
+        let single = RequestSpec::parse(method, &self.headers, self.body.as_deref())?;
+        let Some(p) = profile.filter(|p| !p.requests.is_empty()) else {
+            return Ok((vec![single], vec![1]));
+        };
+        if self.method.is_some() || self.body.is_some() {
+            return Err(Error::invalid(
+                "-X/--body",
+                self.method.clone().or(self.body.clone()).unwrap_or_default(),
+                "the profile defines its own [[request]]s; set method and body there (-H still adds headers to each)",
+            ));
+        }
+        let specs = p
+            .requests
+            .iter()
+            .map(|def| RequestSpec::from_profile(def, target, &single.headers))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((specs, p.weights()))
+    }
+
+    /// The load shape from --rate, --shape or --profile, then --arrivals/--seed and the scales.
+    fn shape(&self, profile: Option<&Profile>) -> Result<Shape, Error> {
+        let base = match (self.rate, &self.shape, profile) {
+            (Some(RateArg::Max), ..) => {
+                if self.arrivals.is_some() || self.time_scale.is_some() || self.rate_scale.is_some()
+                {
+                    return Err(Error::invalid(
+                        "--rate",
+                        "max",
+                        "a closed-loop run has no schedule to shape; drop --arrivals/--time-scale/--rate-scale or give a rate",
+                    ));
+                }
+                return Shape::max(self.duration, self.requests);
+            }
+            (Some(RateArg::PerSecond(r)), ..) => match self.requests {
+                Some(n) => Shape::constant_count(r, n)?,
+                None => Shape::constant(r, self.duration.unwrap_or(Duration::from_secs(10)))?,
+            },
+            (None, Some(text), _) => profile::parse_shorthand(text)?,
+            (None, None, Some(p)) => p.shape.clone(),
+            (None, None, None) => {
+                return Err(Error::invalid(
+                    "--rate",
+                    "(none)",
+                    "give --rate, --shape or --profile",
+                ))
+            }
+        };
+        let arrivals = match self.arrivals.as_deref() {
+            Some(a) => Arrivals::parse(a).unwrap_or(Arrivals::Uniform),
+            None => base.arrivals(),
+        };
+        let seed = self
+            .seed
+            .or(profile.and_then(|p| p.seed))
+            .unwrap_or_else(|| {
+                if profile.is_some() {
+                    base.seed()
+                } else {
+                    fresh_seed()
+                }
+            });
+        apply_scales(
+            base.with_arrivals(arrivals, seed),
+            self.time_scale,
+            self.rate_scale,
+        )
     }
 }
 

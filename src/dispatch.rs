@@ -86,7 +86,7 @@ pub async fn pace(
             recorder.scheduled();
             match backlog.try_send(ticket) {
                 Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => recorder.dropped(),
+                Err(TrySendError::Full(t)) | Err(TrySendError::Closed(t)) => recorder.dropped(&t),
             }
         }
     }
@@ -200,7 +200,7 @@ async fn execute<S: Slot>(
             recorder.cancelled(1);
             return false;
         }
-        r = tokio::time::timeout(timeout, slot.call()) => match r {
+        r = tokio::time::timeout(timeout, slot.call(ticket.request())) => match r {
             Ok(c) => c,
             Err(_) => {
                 slot.abandon();
@@ -371,7 +371,7 @@ mod tests {
     /// A slot that "answers" after a fixed delay, to test the dispatcher without a network.
     struct Delay(Duration);
     impl Slot for Delay {
-        async fn call(&mut self) -> Completion {
+        async fn call(&mut self, _request: u32) -> Completion {
             tokio::time::sleep(self.0).await;
             Completion {
                 class: Class::Ok,

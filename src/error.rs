@@ -41,6 +41,9 @@ pub enum Error {
     },
 
     #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
+
+    #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
 
     #[error("I/O error: {0}")]

@@ -3,11 +3,12 @@
 //! measurement. (1 is reserved for breached thresholds.)
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 
-use metronome::cli::{Cli, Command, DemoArgs, RunArgs, ServeArgs};
+use metronome::cli::{Cli, Command, DemoArgs, ProfileCommand, RunArgs, ServeArgs};
 use metronome::serve::Server;
 use metronome::{demo, Report, Stop};
 
@@ -26,10 +27,54 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Serve(args) => serve(args),
         Command::Demo(args) => demo(args),
+        Command::Profile(cmd) => profile(cmd),
     }
+}
+
+/// `profile show` / `profile check`: read and validate only, never a request.
+fn profile(cmd: ProfileCommand) -> anyhow::Result<u8> {
+    match cmd {
+        ProfileCommand::Show(args) => {
+            let p = args.profile()?;
+            print!(
+                "{}",
+                metronome::profile::show(&p, args.width.into(), args.height.into())
+            );
+            Ok(0)
+        }
+        ProfileCommand::Check(args) => {
+            let mut bad = 0;
+            for file in &args.files {
+                match metronome::profile::check(file) {
+                    Ok(p) => println!("{}: ok ({})", file.display(), check_line(&p)),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        bad += 1;
+                    }
+                }
+            }
+            Ok(if bad > 0 { EXIT_BAD_INPUT } else { 0 })
+        }
+    }
+}
+
+fn check_line(p: &metronome::profile::Profile) -> String {
+    let s = &p.shape;
+    let requests = match p.requests.len() {
+        0 => String::new(),
+        1 => ", 1 request".to_string(),
+        n => format!(", a mix of {n} requests"),
+    };
+    format!(
+        "{} stage(s), {} requests over {}, peak {}/s{requests}",
+        s.stages().len(),
+        s.total(),
+        humantime::format_duration(Duration::from_millis(s.duration().as_millis() as u64)),
+        s.peak_rate().map_or("-".to_string(), |r| format!("{r:.0}"))
+    )
 }
 
 fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -126,8 +171,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<u8> {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
+        let paths = server.received_by_path();
         let stats = server.shutdown().await;
         eprintln!("metronome serve: {}", stats.summary_line());
+        if paths.len() > 1 {
+            let list: Vec<String> = paths.iter().map(|(p, n)| format!("{p} {n}")).collect();
+            eprintln!("metronome serve: by path: {}", list.join(", "));
+        }
         Ok::<_, anyhow::Error>(0)
     })
 }

@@ -128,12 +128,35 @@ impl Target {
             format!("{host}:{}", self.port)
         }
     }
+
+    /// The absolute URI of `path` (origin form, `/a?b`) on this target, for HTTP/2.
+    pub fn absolute_with(&self, path: &Uri) -> Option<Uri> {
+        let parts = self.absolute.clone().into_parts();
+        Uri::builder()
+            .scheme(parts.scheme?)
+            .authority(parts.authority?)
+            .path_and_query(path.path_and_query()?.clone())
+            .build()
+            .ok()
+    }
+
+    /// True when `other` is the same scheme, host and port: connections are owned per target, so
+    /// a request mix must stay on one origin.
+    pub fn same_origin(&self, other: &Target) -> bool {
+        self.tls == other.tls
+            && self.host.eq_ignore_ascii_case(&other.host)
+            && self.port == other.port
+    }
 }
 
-/// What every request carries.
+/// One request of the run: the only one for `-X/-H/-b`, or one entry of a profile's mix.
 #[derive(Clone, Debug)]
 pub struct RequestSpec {
+    /// A profile request's `name`, for reports.
+    pub name: Option<String>,
     pub method: Method,
+    /// Origin-form path and query replacing the target's (a profile request's `path`/`url`).
+    pub path: Option<Uri>,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -158,9 +181,64 @@ impl RequestSpec {
             Some(b) => parse_body(b)?,
         };
         Ok(RequestSpec {
+            name: None,
             method,
+            path: None,
             headers: map,
             body,
+        })
+    }
+}
+
+impl RequestSpec {
+    /// A profile's `[[request]]` on `target`. `extra` headers (the command line's `-H`) go on
+    /// every request unless the profile's request sets the same header itself.
+    pub fn from_profile(
+        def: &crate::profile::RequestDef,
+        target: &Target,
+        extra: &HeaderMap,
+    ) -> Result<Self, Error> {
+        let what = def.name.clone().unwrap_or_else(|| def.method.clone());
+        let bad =
+            |reason: String| Error::invalid("--profile", format!("[[request]] {what}"), reason);
+        let method = Method::from_bytes(def.method.as_bytes())
+            .map_err(|_| bad(format!("'{}' is not an HTTP method", def.method)))?;
+        let path = match (&def.url, &def.path) {
+            (Some(url), _) => {
+                let t = Target::parse(url)?;
+                if !target.same_origin(&t) {
+                    return Err(bad(format!(
+                        "url {url} is not on the run's target {}; connections are owned per origin, so every request of a mix must use the same scheme, host and port (use `path`, or run one metronome per origin)",
+                        target.url
+                    )));
+                }
+                Some(t.origin)
+            }
+            (None, Some(p)) => Some(
+                p.parse::<Uri>()
+                    .map_err(|e| bad(format!("path '{p}': {e}")))?,
+            ),
+            (None, None) => None,
+        };
+        let mut headers = extra.clone();
+        for (k, _) in &def.headers {
+            if let Ok(name) = HeaderName::from_bytes(k.as_bytes()) {
+                headers.remove(name);
+            }
+        }
+        for (k, v) in &def.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| bad(format!("invalid header name '{k}'")))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|_| bad(format!("invalid value for header '{k}'")))?;
+            headers.append(name, value);
+        }
+        Ok(RequestSpec {
+            name: def.name.clone(),
+            method,
+            path,
+            headers,
+            body: def.body.clone().unwrap_or_default(),
         })
     }
 }
@@ -286,8 +364,14 @@ pub struct TlsOptions {
 pub struct Plan {
     pub target: Target,
     pub protocol: Protocol,
-    pub request: RequestSpec,
+    /// The request mix (never empty): [`crate::schedule::Ticket::request`] indexes it and
+    /// `weights` gives each entry's share.
+    pub requests: Vec<RequestSpec>,
+    /// Relative weight of each request, same length as `requests`.
+    pub weights: Vec<u32>,
     pub shape: Shape,
+    /// The profile file the shape and requests came from, if any.
+    pub profile_file: Option<PathBuf>,
     pub limits: Limits,
     pub tls: TlsOptions,
     /// Statuses counted as rejections (load shedding) rather than errors.
@@ -315,6 +399,13 @@ impl Plan {
 
     /// Checks cross-field consistency that single flags cannot.
     pub fn validate(&self) -> Result<(), Error> {
+        if self.requests.is_empty() || self.requests.len() != self.weights.len() {
+            return Err(Error::invalid(
+                "--profile",
+                self.requests.len().to_string(),
+                "a run needs at least one request, each with a weight",
+            ));
+        }
         let l = &self.limits;
         for (flag, v) in [
             ("--connections", l.connections),

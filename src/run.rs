@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dispatch::{self, PaceEnd};
 use crate::error::Error;
 use crate::plan::Plan;
-use crate::record::{Flow, Recorder, Window};
+use crate::record::{Flow, Recorder, StageBook, StageTally, Window};
 use crate::report::{progress_line, Report};
 use crate::schedule::Schedule;
 use crate::transport::{http, Slot};
@@ -64,6 +64,8 @@ pub struct Measured {
     /// From the schedule's start until the last request was accounted for.
     pub elapsed: Duration,
     pub concurrency: usize,
+    /// Per-stage tallies of a multi-stage shape (see [`StageBook`]).
+    pub stages: Option<Vec<StageTally>>,
 }
 
 /// Runs `plan` to completion (or until stopped) and returns the report.
@@ -75,12 +77,12 @@ pub async fn run(plan: &Plan, stop: Stop) -> Result<Report, Error> {
 
 async fn drive<S: Slot>(plan: &Plan, slots: Vec<S>, stop: Stop) -> Measured {
     let concurrency = slots.len();
-    let recorder = Arc::new(Recorder::new());
     let (tx, rx) = async_channel::bounded(plan.limits.backlog.max(1));
     let cancel = CancellationToken::new();
     let timeout = plan.limits.timeout;
     let started = SystemTime::now();
     let start = Instant::now();
+    let recorder = Arc::new(Recorder::new().with_stages(StageBook::for_shape(&plan.shape, start)));
     let collector_stop = CancellationToken::new();
     let collector = tokio::spawn(collect(
         recorder.clone(),
@@ -130,7 +132,7 @@ async fn drive<S: Slot>(plan: &Plan, slots: Vec<S>, stop: Stop) -> Measured {
                 cancel.clone(),
             ));
         }
-        let schedule = Schedule::new(plan.shape.clone(), start);
+        let schedule = Schedule::new(plan.shape.clone(), start).with_mix(&plan.weights);
         let pacer = tokio::spawn(dispatch::pace(
             schedule,
             tx,
@@ -178,6 +180,7 @@ async fn drive<S: Slot>(plan: &Plan, slots: Vec<S>, stop: Stop) -> Measured {
         schedule_span: sched_end.saturating_duration_since(start),
         elapsed,
         concurrency,
+        stages: recorder.stage_tallies(),
     }
 }
 
@@ -206,13 +209,12 @@ async fn collect(
         let flow = recorder.flow();
         if progress {
             let at = start.elapsed();
-            let line = progress_line(
-                at,
-                &window,
-                &flow,
-                &last_flow,
-                shape.rate_at(at.saturating_sub(Duration::from_millis(500))),
-            );
+            // The middle of the second just measured.
+            let mid = at.saturating_sub(Duration::from_millis(500));
+            let stage = (shape.stages().len() > 1)
+                .then(|| shape.stage_at(mid).map(|(_, name)| name))
+                .flatten();
+            let line = progress_line(at, &window, &flow, &last_flow, shape.rate_at(mid), stage);
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         }
         last_flow = flow;

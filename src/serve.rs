@@ -184,7 +184,13 @@ struct Counters {
     limited: AtomicU64,
     errors: AtomicU64,
     timeline: Box<[AtomicU64]>,
+    /// Requests per path, for at most [`MAX_PATHS`] distinct paths (the rest under `(other)`):
+    /// bounded whatever the clients send.
+    paths: Mutex<Vec<(String, u64)>>,
 }
+
+/// Distinct paths counted one by one; beyond, they share `(other)`.
+pub const MAX_PATHS: usize = 32;
 
 impl Counters {
     fn new() -> Self {
@@ -196,6 +202,24 @@ impl Counters {
             limited: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             timeline: (0..TIMELINE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            paths: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn count_path(&self, path: &str) {
+        let mut paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = paths.iter_mut().find(|(p, _)| p == path) {
+            entry.1 += 1;
+            return;
+        }
+        let key = if paths.len() < MAX_PATHS {
+            path
+        } else {
+            "(other)"
+        };
+        match paths.iter_mut().find(|(p, _)| p == key) {
+            Some(entry) => entry.1 += 1,
+            None => paths.push((key.to_string(), 1)),
         }
     }
 
@@ -282,6 +306,7 @@ impl State {
         let slot = (arrived.saturating_duration_since(self.started).as_millis() / SLOT.as_millis())
             as usize;
         c.timeline[slot.min(TIMELINE_SLOTS - 1)].fetch_add(1, Ordering::Relaxed);
+        c.count_path(req.uri().path_and_query().map_or("/", |p| p.as_str()));
         // Drain the request body so the connection stays usable; its content is ignored.
         let _ = req.into_body().collect().await;
 
@@ -424,6 +449,17 @@ impl Server {
             Some(i) => t[..=i].iter().map(|a| a.load(Ordering::Relaxed)).collect(),
             None => Vec::new(),
         }
+    }
+
+    /// Requests received per path and query, in first-seen order (at most [`MAX_PATHS`] entries
+    /// plus `(other)`).
+    pub fn received_by_path(&self) -> Vec<(String, u64)> {
+        self.state
+            .counters
+            .paths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn started_at(&self) -> Instant {

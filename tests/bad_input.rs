@@ -9,6 +9,26 @@ async fn bad_input_exits_2_and_sends_nothing() {
     let dir = tempdir();
     let missing = dir.join("no-such-body");
     let missing_body = format!("@{}", missing.display());
+    let missing_profile = dir.join("no-such.toml").display().to_string();
+    let typo = dir.join("typo.toml");
+    std::fs::write(
+        &typo,
+        "[[stage]]\nshape = \"ramp\"\nfrom = 1\nto = 10\nduration = \"1s\"\nrat = 3\n",
+    )
+    .unwrap();
+    let typo_profile = typo.display().to_string();
+    let typo_at = format!("{typo_profile}:6:1");
+    let stage = "[[stage]]\nshape = \"constant\"\nrate = 10\nduration = \"1s\"\n";
+    let mix = dir.join("mix.toml");
+    std::fs::write(&mix, format!("{stage}[[request]]\npath = \"/x\"\n")).unwrap();
+    let mix_profile = mix.display().to_string();
+    let other = dir.join("other.toml");
+    std::fs::write(
+        &other,
+        format!("{stage}[[request]]\nurl = \"http://127.0.0.2:9/\"\n"),
+    )
+    .unwrap();
+    let other_origin = other.display().to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["run", "not a url", "-r", "10"], "invalid URL"),
         (
@@ -46,6 +66,42 @@ async fn bad_input_exits_2_and_sends_nothing() {
         ),
         (vec!["run", &good, "-r", "10", "-X", "G E T"], "--method"),
         (vec!["run", &good], "--rate"),
+        // Profiles and shapes: refused before anything is sent.
+        (
+            vec!["run", &good, "--profile", &missing_profile],
+            "cannot read the profile",
+        ),
+        (
+            vec!["run", &good, "--profile", &typo_profile],
+            typo_at.as_str(),
+        ),
+        (
+            vec!["run", &good, "-r", "10", "--profile", &typo_profile],
+            "cannot be used with",
+        ),
+        (vec!["run", &good, "--shape", "ramp:oops"], "--shape"),
+        (
+            vec!["run", &good, "--shape", "100/s@1s", "-d", "5s"],
+            "cannot be used with",
+        ),
+        (
+            vec!["run", &good, "--shape", "100/s@1s", "--time-scale", "0"],
+            "--time-scale",
+        ),
+        (
+            vec!["run", &good, "-r", "max", "--arrivals", "poisson"],
+            "closed-loop",
+        ),
+        (
+            vec!["run", &good, "--profile", &mix_profile, "-X", "PUT"],
+            "-X/--body",
+        ),
+        (
+            vec!["run", &good, "--profile", &other_origin],
+            "same scheme, host and port",
+        ),
+        (vec!["run", "--shape", "100/s@1s"], "give the target URL"),
+        (vec!["profile", "check", &typo_profile], typo_at.as_str()),
     ];
     for (args, needle) in cases {
         let out = metronome(&args);

@@ -76,7 +76,7 @@ async fn a_ramp_reaches_the_server_as_a_ramp() {
     assert_eq!(report.counts.scheduled, 675);
     assert_eq!(report.counts.ok, 675);
     assert_eq!(received, 675, "the server saw every request");
-    assert_eq!(report.profile, "ramp 50→400/s over 3s");
+    assert_eq!(report.profile.shape, "ramp 50→400/s over 3s");
     assert_eq!(report.counts.dropped, 0);
     assert_follows(&got, &want, "ramp 50→400/s");
     // Rising: each second busier than the last.
@@ -153,9 +153,195 @@ duration = "2s"
     assert_eq!(report.counts.scheduled, planned.len() as u64);
     assert_eq!(received, planned.len() as u64);
     assert!(
-        report.profile.starts_with("short (2 stages: low → high)"),
+        report
+            .profile
+            .shape
+            .starts_with("short (2 stages: low → high)"),
         "{}",
-        report.profile
+        report.profile.shape
     );
+    assert_eq!(report.profile.arrivals, "poisson");
+    assert_eq!(report.profile.seed, 99);
+    // Per-stage results add up to the whole run, stage by stage.
+    let done: u64 = report
+        .profile
+        .stages
+        .iter()
+        .map(|s| {
+            s.results
+                .as_ref()
+                .expect("two stages have results")
+                .completed
+        })
+        .sum();
+    assert_eq!(done, report.counts.completed);
     assert_follows(&got, &want, "poisson 200 then 200→400/s");
+}
+
+/// A profile file with two stages and a weighted mix of two requests, run by the real binary:
+/// the server sees the mix by path, the report names the profile and breaks results down by
+/// stage, and the progress lines name the stage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_a_profile_with_a_request_mix_and_reports_each_stage() {
+    let _t = timing_lock().await;
+    let server = serve_default().await;
+    let dir = tempdir();
+    let file = dir.join("mix.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "two-step"
+seed = 11
+
+[[stage]]
+name = "warm"
+shape = "constant"
+rate = 100
+duration = "1s"
+
+[[stage]]
+name = "peak"
+shape = "constant"
+rate = 300
+duration = "1500ms"
+
+[[request]]
+name = "list"
+weight = 3
+path = "/a"
+
+[[request]]
+name = "order"
+weight = 1
+method = "POST"
+path = "/b?x=1"
+body = "{}"
+"#,
+    )
+    .unwrap();
+    let json = dir.join("r.json");
+    let out = metronome(&[
+        "run",
+        "--profile",
+        file.to_str().unwrap(),
+        &url(&server),
+        "-c",
+        "20",
+        "-H",
+        "X-Test: 1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let by_path = server.received_by_path();
+    server.shutdown().await;
+
+    // 550 requests picked 3:1 by a seeded draw: binomial sd ≈ 10, allow ±5 sd.
+    let count = |p: &str| by_path.iter().find(|(k, _)| k == p).map_or(0, |(_, n)| *n);
+    let (a, b) = (count("/a"), count("/b?x=1"));
+    assert_eq!(
+        a + b,
+        550,
+        "every request went to one of the two paths: {by_path:?}"
+    );
+    assert!((a as i64 - 412).abs() <= 50, "3:1 mix, got /a {a}, /b {b}");
+
+    let v = read_json(&json);
+    crate::report_schema::assert_valid(&v);
+    let p = &v["profile"];
+    assert_eq!(p["name"], "two-step");
+    assert_eq!(p["file"], file.to_str().unwrap());
+    assert_eq!(p["seed"], 11);
+    assert_eq!(p["stage_at_end"], "peak");
+    assert_eq!(v["method"], "mixed");
+    let stages = p["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2);
+    for (st, (name, n)) in stages.iter().zip([("warm", 100), ("peak", 450)]) {
+        assert_eq!(st["name"], name);
+        assert_eq!(st["target_requests"], n);
+        assert_eq!(st["results"]["completed"], n, "{st}");
+        assert_eq!(st["results"]["ok"], n, "{st}");
+    }
+    let reqs = p["requests"].as_array().unwrap();
+    assert_eq!(reqs[1]["method"], "POST");
+    assert_eq!(reqs[1]["path"], "/b?x=1");
+    assert_eq!(reqs[0]["weight"], 3);
+    // Progress names the stage running in each second (the last partial second is in the
+    // final report only).
+    assert!(stderr.contains("] warm target 100/s"), "{stderr}");
+    assert!(stderr.contains("] peak target 300/s"), "{stderr}");
+}
+
+/// `profile show` works on every example and `profile check` accepts them all; a broken
+/// profile is refused with file, line and column, exit 2.
+#[test]
+fn profile_show_and_check_work_on_every_example_and_refuse_a_broken_file() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 7, "{files:?}");
+    for f in &files {
+        let out = metronome(&["profile", "show", f]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("peak"), "{f}: {stdout}");
+    }
+    let mut args = vec!["profile", "check"];
+    args.extend(files.iter().map(String::as_str));
+    let out = metronome(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches(": ok (")
+            .count(),
+        files.len()
+    );
+
+    let bad = tempdir().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[stage]]\nshape = \"constant\"\nrate = 100\nduraton = \"1m\"\n",
+    )
+    .unwrap();
+    let out = metronome(&["profile", "check", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:4:", bad.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+
+    let out = metronome(&[
+        "profile",
+        "show",
+        "--shape",
+        "50->1000/s@2m",
+        "--time-scale",
+        "2",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1m"), "scaled to one minute: {stdout}");
 }

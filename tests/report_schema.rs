@@ -10,7 +10,7 @@ fn schema() -> jsonschema::Validator {
     jsonschema::validator_for(&schema).expect("schema compiles")
 }
 
-fn assert_valid(report: &serde_json::Value) {
+pub fn assert_valid(report: &serde_json::Value) {
     let v = schema();
     let errors: Vec<String> = v
         .iter_errors(report)
@@ -43,7 +43,7 @@ async fn json_report_from_the_binary_matches_the_schema() {
     );
     let v = read_json(&json);
     assert_valid(&v);
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     assert_eq!(v["counts"]["scheduled"], 200);
     assert_eq!(v["verdict"]["trustworthy"], true);
     let text = String::from_utf8_lossy(&out.stdout);

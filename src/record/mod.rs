@@ -7,8 +7,10 @@
 //! clamped to it and counted, never dropped.
 
 mod outcome;
+mod stages;
 
 pub use outcome::{Class, Completion, Outcome};
+pub use stages::{StageBook, StageTally, MAX_STAGES};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -222,6 +224,7 @@ pub struct Recorder {
     sent: AtomicU64,
     dropped: AtomicU64,
     cancelled: AtomicU64,
+    stages: Option<StageBook>,
 }
 
 impl Recorder {
@@ -231,9 +234,14 @@ impl Recorder {
 
     /// Records one finished request into the current window.
     pub fn record(&self, outcome: &Outcome) {
-        let mut w = lock(&self.window);
-        w.clocks.record(outcome);
-        w.counts.record(outcome);
+        {
+            let mut w = lock(&self.window);
+            w.clocks.record(outcome);
+            w.counts.record(outcome);
+        }
+        if let Some(book) = &self.stages {
+            book.record(outcome);
+        }
     }
 
     pub fn scheduled(&self) {
@@ -244,8 +252,22 @@ impl Recorder {
         self.sent.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn dropped(&self) {
+    pub fn dropped(&self, ticket: &crate::schedule::Ticket) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Some(book) = &self.stages {
+            book.dropped(ticket);
+        }
+    }
+
+    /// Also keeps a tally per stage of a multi-stage shape (see [`StageBook`]).
+    pub fn with_stages(mut self, book: Option<StageBook>) -> Self {
+        self.stages = book;
+        self
+    }
+
+    /// Per-stage tallies, if kept.
+    pub fn stage_tallies(&self) -> Option<Vec<StageTally>> {
+        self.stages.as_ref().map(StageBook::snapshot)
     }
 
     pub fn cancelled(&self, n: u64) {

@@ -24,6 +24,7 @@ pub fn progress_line(
     flow: &Flow,
     prev: &Flow,
     target_rate: f64,
+    stage: Option<&str>,
 ) -> String {
     let c = &w.counts;
     let rej = if c.completed > 0 {
@@ -44,8 +45,9 @@ pub fn progress_line(
     } else {
         "max".to_string()
     };
+    let stage = stage.map(|s| format!("{s} ")).unwrap_or_default();
     let mut line = format!(
-        "[{:>4}s] target {target} sent {}/s ok {} rej {:.1}% err {} | latency p50 {} p99 {} | send-lag p99 {}",
+        "[{:>4}s] {stage}target {target} sent {}/s ok {} rej {:.1}% err {} | latency p50 {} p99 {} | send-lag p99 {}",
         at.as_secs(),
         flow.sent - prev.sent,
         c.ok,
@@ -67,6 +69,36 @@ fn pct(n: u64, of: u64) -> String {
         "0.0%".into()
     } else {
         format!("{:.1}%", 100.0 * n as f64 / of as f64)
+    }
+}
+
+/// One line per stage of a multi-stage profile: what it asked for and what it saw.
+fn stages(s: &mut String, r: &Report) {
+    let p = &r.profile;
+    if !p.stages.iter().any(|st| st.results.is_some()) {
+        return;
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "  {:<14} {:>9} {:>9} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}",
+        "stage", "target", "done", "rej", "err", "dropped", "lat p50", "lat p99", "lag p99"
+    );
+    for st in &p.stages {
+        let Some(x) = &st.results else { continue };
+        let _ = writeln!(
+            s,
+            "  {:<14} {:>9} {:>9} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}",
+            st.name.chars().take(14).collect::<String>(),
+            st.target_requests,
+            x.completed,
+            pct(x.rejected, x.completed),
+            x.errors,
+            x.dropped,
+            format_us(x.latency_us.p50),
+            format_us(x.latency_us.p99),
+            format_us(x.send_lag_p99_us)
+        );
     }
 }
 
@@ -95,11 +127,32 @@ pub fn render(r: &Report) -> String {
         r.settings.connections,
         r.settings.concurrency
     );
+    let p = &r.profile;
     let _ = writeln!(
         s,
         "  profile    {} for {:.3}s ({:?})",
-        r.profile, r.duration_s, r.ending
+        p.shape, r.duration_s, r.ending
     );
+    if p.arrivals == "poisson" || p.requests.len() > 1 {
+        let _ = writeln!(
+            s,
+            "  arrivals   {}, seed {} (--seed {} repeats this run's schedule)",
+            p.arrivals, p.seed, p.seed
+        );
+    }
+    if p.requests.len() > 1 {
+        let mix: Vec<String> = p
+            .requests
+            .iter()
+            .map(|q| {
+                let n = q.name.as_deref().unwrap_or("");
+                format!("{n} {} {} ×{}", q.method, q.path, q.weight)
+                    .trim()
+                    .to_string()
+            })
+            .collect();
+        let _ = writeln!(s, "  requests   {}", mix.join("; "));
+    }
     match r.rate.target {
         Some(t) => {
             let _ = writeln!(
@@ -176,6 +229,7 @@ pub fn render(r: &Report) -> String {
         format_us(r.service_time_us.mean as u64),
         format_us(r.send_lag_us.mean as u64)
     );
+    stages(&mut s, r);
     let _ = writeln!(s);
     let _ = writeln!(
         s,

@@ -22,7 +22,7 @@ use tokio_rustls::TlsConnector;
 
 use super::{Classifier, Slot};
 use crate::error::Error;
-use crate::plan::{with_host, Plan, Protocol};
+use crate::plan::{with_host, Plan, Protocol, RequestSpec, Target};
 use crate::record::{Class, Completion};
 
 type Body = Full<Bytes>;
@@ -38,19 +38,54 @@ struct Shared {
     tls: Option<(TlsConnector, ServerName<'static>)>,
     protocol: Protocol,
     connect_timeout: Duration,
+    /// The request mix, indexed by [`crate::schedule::Ticket::request`]; never empty.
+    requests: Vec<Prepared>,
+    classifier: Classifier,
+}
+
+/// One request of the mix, with its URI already in the form the protocol wants (origin form and
+/// a Host header on HTTP/1.1, absolute form on HTTP/2), so building it per send is clones only.
+struct Prepared {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-    classifier: Classifier,
+}
+
+impl Prepared {
+    fn new(spec: &RequestSpec, target: &Target, protocol: Protocol) -> Prepared {
+        let (uri, headers) = match protocol {
+            Protocol::Http1 => (
+                spec.path.clone().unwrap_or_else(|| target.origin.clone()),
+                with_host(&spec.headers, target),
+            ),
+            Protocol::Http2 => (
+                spec.path
+                    .as_ref()
+                    .and_then(|p| target.absolute_with(p))
+                    .unwrap_or_else(|| target.absolute.clone()),
+                spec.headers.clone(),
+            ),
+        };
+        Prepared {
+            method: spec.method.clone(),
+            uri,
+            headers,
+            body: spec.body.clone(),
+        }
+    }
 }
 
 impl Shared {
-    fn request(&self) -> Request<Body> {
-        let mut req = Request::new(Full::new(self.body.clone()));
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.headers_mut() = self.headers.clone();
+    fn request(&self, index: u32) -> Request<Body> {
+        let p = self
+            .requests
+            .get(index as usize)
+            .unwrap_or(&self.requests[0]);
+        let mut req = Request::new(Full::new(p.body.clone()));
+        *req.method_mut() = p.method.clone();
+        *req.uri_mut() = p.uri.clone();
+        *req.headers_mut() = p.headers.clone();
         if self.protocol == Protocol::Http2 {
             *req.version_mut() = Version::HTTP_2;
         }
@@ -178,7 +213,7 @@ enum SlotKind {
 }
 
 impl Slot for HttpSlot {
-    async fn call(&mut self) -> Completion {
+    async fn call(&mut self, request: u32) -> Completion {
         let shared = &*self.shared;
         match &mut self.kind {
             SlotKind::H1(tx) => {
@@ -199,7 +234,9 @@ impl Slot for HttpSlot {
                         *tx = None;
                         continue;
                     }
-                    let completion = shared.exchange(t.send_request(shared.request())).await;
+                    let completion = shared
+                        .exchange(t.send_request(shared.request(request)))
+                        .await;
                     if completion.class == Class::TransportError {
                         *tx = None;
                     }
@@ -225,7 +262,9 @@ impl Slot for HttpSlot {
                 if t.ready().await.is_err() {
                     return Completion::failed(Class::TransportError);
                 }
-                shared.exchange(t.send_request(shared.request())).await
+                shared
+                    .exchange(t.send_request(shared.request(request)))
+                    .await
             }
         }
     }
@@ -263,22 +302,17 @@ pub async fn slots(plan: &Plan) -> Result<Vec<HttpSlot>, Error> {
     } else {
         None
     };
-    let (uri, headers) = match plan.protocol {
-        Protocol::Http1 => (
-            target.origin.clone(),
-            with_host(&plan.request.headers, target),
-        ),
-        Protocol::Http2 => (target.absolute.clone(), plan.request.headers.clone()),
-    };
+    let requests = plan
+        .requests
+        .iter()
+        .map(|spec| Prepared::new(spec, target, plan.protocol))
+        .collect();
     let shared = Arc::new(Shared {
         addr,
         tls,
         protocol: plan.protocol,
         connect_timeout: plan.limits.connect_timeout,
-        method: plan.request.method.clone(),
-        uri,
-        headers,
-        body: plan.request.body.clone(),
+        requests,
         classifier: Classifier::new(&plan.rejected),
     });
 

@@ -14,8 +14,9 @@ use crate::record::{Class, Completion};
 
 /// One request's worth of transport capacity.
 pub trait Slot: Send + 'static {
-    /// Sends one request and waits for its whole response.
-    fn call(&mut self) -> impl Future<Output = Completion> + Send;
+    /// Sends request `request` of the plan's mix ([`crate::schedule::Ticket::request`]) and
+    /// waits for its whole response.
+    fn call(&mut self, request: u32) -> impl Future<Output = Completion> + Send;
 
     /// Called after a call was abandoned (timeout or cancel) so the slot can drop a connection
     /// left in an unknown state.

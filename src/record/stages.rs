@@ -1,0 +1,126 @@
+//! Per-stage tallies for multi-stage profiles, so a report can say "p99 was 4 ms in `warm` and
+//! 1.8 s in `peak`" instead of one figure averaged over a ramp.
+//!
+//! A request belongs to the stage its *intended* start falls in (not the stage it completed in),
+//! so a stall's tail is charged to the load that caused it. Memory is fixed at construction: two
+//! histograms of 2 significant digits (~27 KiB each) per stage, at most [`MAX_STAGES`] stages.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+
+use super::{Class, Outcome, HIGHEST_US};
+use crate::schedule::{Shape, Ticket};
+
+/// Beyond this many stages the run keeps no per-stage tallies (the report says so): hundreds of
+/// stages are a replay, better read from the per-second progress.
+pub const MAX_STAGES: usize = 64;
+
+/// What one stage saw.
+#[derive(Clone, Debug)]
+pub struct StageTally {
+    pub completed: u64,
+    pub ok: u64,
+    pub rejected: u64,
+    /// HTTP errors, timeouts, connect and transport errors.
+    pub errors: u64,
+    pub dropped: u64,
+    /// Latency of timed outcomes (µs), 2 significant digits.
+    pub latency: Histogram<u64>,
+    /// Send lag of every sent request (µs), 2 significant digits.
+    pub send_lag: Histogram<u64>,
+}
+
+impl StageTally {
+    fn new() -> Self {
+        // Constant, valid bounds: this cannot fail.
+        let h = || {
+            Histogram::new_with_bounds(1, HIGHEST_US, 2).expect("static histogram bounds are valid")
+        };
+        StageTally {
+            completed: 0,
+            ok: 0,
+            rejected: 0,
+            errors: 0,
+            dropped: 0,
+            latency: h(),
+            send_lag: h(),
+        }
+    }
+
+    fn record(&mut self, o: &Outcome) {
+        self.completed += 1;
+        match o.class() {
+            Class::Ok => self.ok += 1,
+            Class::Rejected => self.rejected += 1,
+            _ => self.errors += 1,
+        }
+        let us = |d: std::time::Duration| {
+            u64::try_from(d.as_micros())
+                .unwrap_or(u64::MAX)
+                .min(HIGHEST_US)
+        };
+        self.send_lag.saturating_record(us(o.send_lag()));
+        if o.class().is_timed() {
+            self.latency.saturating_record(us(o.latency()));
+        }
+    }
+}
+
+/// The stage boundaries of a shape and a tally per stage.
+#[derive(Debug)]
+pub struct StageBook {
+    start: Instant,
+    /// Stage start offsets (s), ascending.
+    starts: Vec<f64>,
+    tallies: Mutex<Vec<StageTally>>,
+}
+
+impl StageBook {
+    /// A book for `shape` run from `start`, or `None` when per-stage tallies would say nothing
+    /// new (one stage, closed loop) or cost too much (more than [`MAX_STAGES`]).
+    pub fn for_shape(shape: &Shape, start: Instant) -> Option<StageBook> {
+        let spans = shape.stages();
+        if spans.len() < 2 || spans.len() > MAX_STAGES {
+            return None;
+        }
+        Some(StageBook {
+            start,
+            starts: spans.iter().map(|s| s.start).collect(),
+            tallies: Mutex::new(spans.iter().map(|_| StageTally::new()).collect()),
+        })
+    }
+
+    /// The stage a ticket was due in; past the end (a count-limited Poisson run) is the last.
+    fn index(&self, ticket: &Ticket) -> usize {
+        let t = ticket
+            .intended()
+            .saturating_duration_since(self.start)
+            .as_secs_f64();
+        self.starts.partition_point(|&s| s <= t).saturating_sub(1)
+    }
+
+    pub(super) fn record(&self, o: &Outcome) {
+        let i = self.index(&o.ticket());
+        if let Some(t) = self.lock().get_mut(i) {
+            t.record(o);
+        }
+    }
+
+    pub(super) fn dropped(&self, ticket: &Ticket) {
+        let i = self.index(ticket);
+        if let Some(t) = self.lock().get_mut(i) {
+            t.dropped += 1;
+        }
+    }
+
+    /// A copy of every stage's tally, in stage order.
+    pub fn snapshot(&self) -> Vec<StageTally> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<StageTally>> {
+        self.tallies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
