@@ -262,27 +262,44 @@ struct Rate(f64);
 
 impl<'de> Deserialize<'de> for Rate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Rate;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a rate: requests per second as a number, or a string such as \"500/s\", \"30000/m\" or \"100/h\"")
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Rate, E> {
-                Ok(Rate(v as f64))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Rate, E> {
-                Ok(Rate(v as f64))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Rate, E> {
-                Ok(Rate(v))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Rate, E> {
-                parse_rate(v).map(Rate).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
+        number_or_text(
+            d,
+            "a rate: requests per second as a number, or a string such as \"500/s\", \"30000/m\" or \"100/h\"",
+            parse_rate,
+        )
+        .map(Rate)
     }
+}
+
+/// A number as it is, or a string read by `parse`: the one shape behind [`Rate`] and [`Secs`].
+fn number_or_text<'de, D: Deserializer<'de>>(
+    d: D,
+    expecting: &'static str,
+    parse: fn(&str) -> Result<f64, String>,
+) -> Result<f64, D::Error> {
+    struct V {
+        expecting: &'static str,
+        parse: fn(&str) -> Result<f64, String>,
+    }
+    impl Visitor<'_> for V {
+        type Value = f64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+            (self.parse)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V { expecting, parse })
 }
 
 /// A length: a string `30s`, `2m`, `1h 30m`, `250ms`, or a number of seconds.
@@ -291,26 +308,12 @@ struct Secs(f64);
 
 impl<'de> Deserialize<'de> for Secs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Secs;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration such as \"30s\", \"2m\", \"1h 30m\" or a number of seconds")
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Secs, E> {
-                Ok(Secs(v as f64))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Secs, E> {
-                Ok(Secs(v as f64))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Secs, E> {
-                Ok(Secs(v))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Secs, E> {
-                parse_secs(v).map(Secs).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
+        number_or_text(
+            d,
+            "a duration such as \"30s\", \"2m\", \"1h 30m\" or a number of seconds",
+            parse_secs,
+        )
+        .map(Secs)
     }
 }
 
