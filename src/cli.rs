@@ -411,16 +411,14 @@ impl RunArgs {
             Some(a) => Arrivals::parse(a).unwrap_or(Arrivals::Uniform),
             None => base.arrivals(),
         };
-        let seed = self
-            .seed
-            .or(profile.and_then(|p| p.seed))
-            .unwrap_or_else(|| {
-                if profile.is_some() {
-                    base.seed()
-                } else {
-                    fresh_seed()
-                }
-            });
+        // A profile's shape already carries its seed (written, or drawn at load).
+        let seed = self.seed.unwrap_or_else(|| {
+            if profile.is_some() {
+                base.seed()
+            } else {
+                fresh_seed()
+            }
+        });
         apply_scales(
             base.with_arrivals(arrivals, seed),
             self.time_scale,

@@ -220,18 +220,20 @@ impl RequestSpec {
             ),
             (None, None) => None,
         };
-        let mut headers = extra.clone();
-        for (k, _) in &def.headers {
-            if let Ok(name) = HeaderName::from_bytes(k.as_bytes()) {
-                headers.remove(name);
-            }
-        }
+        let mut own = HeaderMap::new();
         for (k, v) in &def.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| bad(format!("invalid header name '{k}'")))?;
             let value = HeaderValue::from_str(v)
                 .map_err(|_| bad(format!("invalid value for header '{k}'")))?;
-            headers.append(name, value);
+            own.append(name, value);
+        }
+        let mut headers = extra.clone();
+        for name in own.keys() {
+            headers.remove(name);
+        }
+        for (name, value) in &own {
+            headers.append(name, value.clone());
         }
         Ok(RequestSpec {
             name: def.name.clone(),

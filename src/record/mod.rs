@@ -3,8 +3,9 @@
 //! Workers push [`Outcome`]s into the current window under a short lock (three histogram
 //! increments and a few counters); once a second the collector swaps the window out, folds it into
 //! the whole-run totals and hands a snapshot to the views. Memory is fixed: two windows and one
-//! set of totals, whatever the run length or rate. Values above the histogram range (1 h) are
-//! clamped to it and counted, never dropped.
+//! set of totals (plus, for a multi-stage shape, one small tally per stage, updated under the same
+//! lock), whatever the run length or rate. Values above the histogram range (1 h) are clamped to
+//! it and counted, never dropped.
 
 mod outcome;
 mod stages;
@@ -216,10 +217,18 @@ pub struct Flow {
     pub cancelled: u64,
 }
 
+/// What the workers write under the one lock: the current window and, for multi-stage shapes,
+/// the per-stage tallies (which are never rotated).
+#[derive(Debug, Default)]
+struct Live {
+    window: Window,
+    stages: Vec<StageTally>,
+}
+
 /// Shared by the pacer, the workers and the collector.
 #[derive(Debug, Default)]
 pub struct Recorder {
-    window: Mutex<Window>,
+    live: Mutex<Live>,
     scheduled: AtomicU64,
     sent: AtomicU64,
     dropped: AtomicU64,
@@ -232,15 +241,15 @@ impl Recorder {
         Recorder::default()
     }
 
-    /// Records one finished request into the current window.
+    /// Records one finished request into the current window (and its stage's tally), under one
+    /// short lock.
     pub fn record(&self, outcome: &Outcome) {
-        {
-            let mut w = lock(&self.window);
-            w.clocks.record(outcome);
-            w.counts.record(outcome);
-        }
-        if let Some(book) = &self.stages {
-            book.record(outcome);
+        let stage = self.stages.as_ref().map(|b| b.index(&outcome.ticket()));
+        let mut live = lock(&self.live);
+        live.window.clocks.record(outcome);
+        live.window.counts.record(outcome);
+        if let Some(t) = stage.and_then(|i| live.stages.get_mut(i)) {
+            t.record(outcome);
         }
     }
 
@@ -254,20 +263,26 @@ impl Recorder {
 
     pub fn dropped(&self, ticket: &crate::schedule::Ticket) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
-        if let Some(book) = &self.stages {
-            book.dropped(ticket);
+        if let Some(i) = self.stages.as_ref().map(|b| b.index(ticket)) {
+            if let Some(t) = lock(&self.live).stages.get_mut(i) {
+                t.dropped += 1;
+            }
         }
     }
 
     /// Also keeps a tally per stage of a multi-stage shape (see [`StageBook`]).
     pub fn with_stages(mut self, book: Option<StageBook>) -> Self {
+        let tallies = book.as_ref().map_or_else(Vec::new, StageBook::tallies);
+        lock(&self.live).stages = tallies;
         self.stages = book;
         self
     }
 
     /// Per-stage tallies, if kept.
     pub fn stage_tallies(&self) -> Option<Vec<StageTally>> {
-        self.stages.as_ref().map(StageBook::snapshot)
+        self.stages
+            .as_ref()
+            .map(|_| lock(&self.live).stages.clone())
     }
 
     pub fn cancelled(&self, n: u64) {
@@ -286,12 +301,12 @@ impl Recorder {
     /// Swaps the current window with `spare` (which must be empty) and returns the filled one in
     /// `spare`. The lock is held only for the swap.
     pub fn rotate(&self, spare: &mut Window) {
-        std::mem::swap(&mut *lock(&self.window), spare);
+        std::mem::swap(&mut lock(&self.live).window, spare);
     }
 }
 
 /// A poisoned lock only means a worker panicked mid-record; the counts are still usable.
-fn lock(m: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
+fn lock(m: &Mutex<Live>) -> std::sync::MutexGuard<'_, Live> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

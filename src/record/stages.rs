@@ -5,7 +5,6 @@
 //! so a stall's tail is charged to the load that caused it. Memory is fixed at construction: two
 //! histograms of 2 significant digits (~27 KiB each) per stage, at most [`MAX_STAGES`] stages.
 
-use std::sync::Mutex;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
@@ -49,7 +48,7 @@ impl StageTally {
         }
     }
 
-    fn record(&mut self, o: &Outcome) {
+    pub(super) fn record(&mut self, o: &Outcome) {
         self.completed += 1;
         match o.class() {
             Class::Ok => self.ok += 1,
@@ -68,13 +67,13 @@ impl StageTally {
     }
 }
 
-/// The stage boundaries of a shape and a tally per stage.
+/// The stage boundaries of a shape, to find the stage a ticket was due in. The tallies live with
+/// the recorder's window, under its lock.
 #[derive(Debug)]
 pub struct StageBook {
     start: Instant,
     /// Stage start offsets (s), ascending.
     starts: Vec<f64>,
-    tallies: Mutex<Vec<StageTally>>,
 }
 
 impl StageBook {
@@ -88,39 +87,20 @@ impl StageBook {
         Some(StageBook {
             start,
             starts: spans.iter().map(|s| s.start).collect(),
-            tallies: Mutex::new(spans.iter().map(|_| StageTally::new()).collect()),
         })
     }
 
+    /// One empty tally per stage.
+    pub(super) fn tallies(&self) -> Vec<StageTally> {
+        self.starts.iter().map(|_| StageTally::new()).collect()
+    }
+
     /// The stage a ticket was due in; past the end (a count-limited Poisson run) is the last.
-    fn index(&self, ticket: &Ticket) -> usize {
+    pub(super) fn index(&self, ticket: &Ticket) -> usize {
         let t = ticket
             .intended()
             .saturating_duration_since(self.start)
             .as_secs_f64();
         self.starts.partition_point(|&s| s <= t).saturating_sub(1)
-    }
-
-    pub(super) fn record(&self, o: &Outcome) {
-        let i = self.index(&o.ticket());
-        if let Some(t) = self.lock().get_mut(i) {
-            t.record(o);
-        }
-    }
-
-    pub(super) fn dropped(&self, ticket: &Ticket) {
-        let i = self.index(ticket);
-        if let Some(t) = self.lock().get_mut(i) {
-            t.dropped += 1;
-        }
-    }
-
-    /// A copy of every stage's tally, in stage order.
-    pub fn snapshot(&self) -> Vec<StageTally> {
-        self.lock().clone()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<StageTally>> {
-        self.tallies.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
