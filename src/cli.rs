@@ -166,7 +166,7 @@ pub struct RunArgs {
     /// Requests per second: 500, 500/s, 1200/m or 100/h; or `max` for a closed-loop throughput
     /// test (each slot sends as soon as its previous response arrived; latency is then service
     /// time and hides queueing).
-    #[arg(short, long, value_parser = rate_or_max)]
+    #[arg(short, long, value_parser = rate_or_max, allow_negative_numbers = true)]
     pub rate: Option<RateArg>,
 
     /// A load shape in one line instead of --rate, e.g. '50->1000/s@2m' (a ramp) or
@@ -190,16 +190,16 @@ pub struct RunArgs {
 
     /// Run the shape this many times faster (60: a 24 h profile in 24 min). Replaces the
     /// profile's time_scale.
-    #[arg(long, value_parser = scale)]
+    #[arg(long, value_parser = scale, allow_negative_numbers = true)]
     pub time_scale: Option<f64>,
 
     /// Multiply every rate of the shape (0.3: the production shape at 30 %). Replaces the
     /// profile's rate_scale.
-    #[arg(long, value_parser = scale)]
+    #[arg(long, value_parser = scale, allow_negative_numbers = true)]
     pub rate_scale: Option<f64>,
 
     /// How long to send for (humantime: 30s, 5m, 1h). Default 10s. With --rate only.
-    #[arg(short, long, value_parser = duration, conflicts_with_all = ["requests", "shape", "profile"])]
+    #[arg(short, long, value_parser = duration, allow_hyphen_values = true, conflicts_with_all = ["requests", "shape", "profile"])]
     pub duration: Option<Duration>,
 
     /// Send exactly this many requests (at --rate) instead of for a duration.
@@ -241,17 +241,17 @@ pub struct RunArgs {
 
     /// Give up on a request after this long (it is counted as a timeout and enters the latency
     /// figures at that moment).
-    #[arg(long, value_parser = duration, default_value = "10s")]
+    #[arg(long, value_parser = duration, default_value = "10s", allow_hyphen_values = true)]
     pub timeout: Duration,
 
     /// Give up on a TCP/TLS/HTTP connection attempt after this long.
-    #[arg(long, value_parser = duration, default_value = "3s")]
+    #[arg(long, value_parser = duration, default_value = "3s", allow_hyphen_values = true)]
     pub connect_timeout: Duration,
 
     /// How long to keep measuring in-flight requests after the schedule ends or the first
     /// Ctrl-C. Default: the request timeout plus 1 s, so a request sent at the very end still
     /// gets its whole timeout.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = duration, allow_hyphen_values = true)]
     pub grace: Option<Duration>,
 
     /// Statuses counted as rejections (load shedding) rather than errors; empty for none.
@@ -259,7 +259,7 @@ pub struct RunArgs {
     pub rejected: String,
 
     /// Send-lag p99 above this marks the measurement untrustworthy (exit 3).
-    #[arg(long, value_parser = duration, default_value = "5ms")]
+    #[arg(long, value_parser = duration, default_value = "5ms", allow_hyphen_values = true)]
     pub max_send_lag: Duration,
 
     /// Skip TLS certificate verification (the connection is still encrypted).
@@ -277,7 +277,7 @@ pub struct RunArgs {
     /// Batch the pacer's wake-ups at most this often (e.g. 1ms): less CPU per request at the
     /// price of up to this much send lag, which is measured and reported. Default 0: wake at
     /// every request's due instant.
-    #[arg(long, value_parser = duration, default_value = "0s")]
+    #[arg(long, value_parser = duration, default_value = "0s", allow_hyphen_values = true)]
     pub pacer_quantum: Duration,
 
     /// No per-second progress lines on stderr.
@@ -285,8 +285,8 @@ pub struct RunArgs {
     pub quiet: bool,
 
     /// Runtime worker threads. Default: the CPUs this process may run on.
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }
 
 fn scale(s: &str) -> Result<f64, String> {

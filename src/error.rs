@@ -12,10 +12,12 @@ pub enum Error {
     #[error("invalid header '{header}': {reason} (expected 'Name: value', e.g. -H 'Accept: application/json')")]
     Header { header: String, reason: String },
 
-    #[error("cannot read body file '{}': {source} (use -b @FILE with a readable file, or -b 'literal text')", path.display())]
+    // The I/O error is part of the one-line message, not a `source`: anyhow's `{:#}` would
+    // print it twice.
+    #[error("cannot read body file '{}': {cause} (use -b @FILE with a readable file, or -b 'literal text')", path.display())]
     BodyFile {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error("invalid {flag} '{value}': {reason}")]
@@ -34,10 +36,10 @@ pub enum Error {
     #[error("target {target} is unreachable: {reason} (is the server running and listening on that port?)")]
     Unreachable { target: String, reason: String },
 
-    #[error("cannot write the report to '{}': {source}", path.display())]
+    #[error("cannot write the report to '{}': {cause} (check that the directory exists and is writable)", path.display())]
     Report {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error(transparent)]

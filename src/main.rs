@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use metronome::cli::{Cli, Command, DemoArgs, ProfileCommand, RunArgs, ServeArgs};
+use metronome::report::JsonOut;
 use metronome::serve::Server;
 use metronome::{demo, Report, Stop};
 
@@ -98,25 +99,27 @@ fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(args: RunArgs) -> anyhow::Result<u8> {
     let plan = args.plan()?;
-    let rt = runtime(args.threads)?;
+    // Claimed before anything is sent: an unwritable path is bad input, not a lost report.
+    let json = args.json.as_deref().map(JsonOut::claim).transpose()?;
+    let rt = runtime(args.threads.map(usize::from))?;
     let report = rt.block_on(async {
         let stop = Stop::new();
         watch_signals(stop.clone(), plan.limits.grace);
         metronome::run(&plan, stop).await
     })?;
-    finish(&report, args.json.as_deref())
+    finish(&report, json)
 }
 
-fn finish(report: &Report, json: Option<&std::path::Path>) -> anyhow::Result<u8> {
-    let to_stdout = json == Some(std::path::Path::new("-"));
+/// Prints the text report (on stderr when the JSON goes to stdout), then writes the JSON.
+fn finish(report: &Report, json: Option<JsonOut>) -> anyhow::Result<u8> {
     let text = report.to_text();
-    if to_stdout {
+    if json.as_ref().is_some_and(JsonOut::is_stdout) {
         eprint!("{text}");
     } else {
         print!("{text}");
     }
-    if let Some(path) = json {
-        report.write_json(path)?;
+    if let Some(out) = json {
+        out.write(report)?;
     }
     Ok(report.exit_code())
 }
@@ -183,6 +186,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<u8> {
 }
 
 fn demo(args: DemoArgs) -> anyhow::Result<u8> {
+    let json = args.json.as_deref().map(JsonOut::claim).transpose()?;
     let rt = runtime(None)?;
     let report = rt.block_on(async {
         let server = Server::start(demo::target_config()).await?;
@@ -196,5 +200,5 @@ fn demo(args: DemoArgs) -> anyhow::Result<u8> {
         eprintln!("built-in target: {}", stats.summary_line());
         Ok::<_, anyhow::Error>(report)
     })?;
-    finish(&report, args.json.as_deref())
+    finish(&report, json)
 }

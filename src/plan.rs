@@ -270,9 +270,9 @@ pub fn parse_body(raw: &str) -> Result<Bytes, Error> {
     match raw.strip_prefix('@') {
         Some(path) => std::fs::read(path)
             .map(Bytes::from)
-            .map_err(|source| Error::BodyFile {
+            .map_err(|cause| Error::BodyFile {
                 path: PathBuf::from(path),
-                source,
+                cause,
             }),
         None => Ok(Bytes::copy_from_slice(raw.as_bytes())),
     }
@@ -413,6 +413,7 @@ impl Plan {
             ("--connections", l.connections),
             ("--max-streams", l.max_streams),
             ("--max-in-flight", l.max_in_flight),
+            ("--backlog", l.backlog),
         ] {
             if v == 0 {
                 return Err(Error::invalid(flag, "0", "must be at least 1"));

@@ -139,10 +139,10 @@ impl FromStr for Stall {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {addr}: {source} (pick another port with --addr, or 127.0.0.1:0 for any free port)")]
+    #[error("cannot listen on {addr}: {cause} (pick another port with --addr, or 127.0.0.1:0 for any free port)")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("invalid serve setting: {0}")]
     Invalid(String),
@@ -397,13 +397,13 @@ impl Server {
         validate(&config)?;
         let listener = TcpListener::bind(config.addr)
             .await
-            .map_err(|source| ServeError::Bind {
+            .map_err(|cause| ServeError::Bind {
                 addr: config.addr,
-                source,
+                cause,
             })?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        let addr = listener.local_addr().map_err(|cause| ServeError::Bind {
             addr: config.addr,
-            source,
+            cause,
         })?;
         let started = Instant::now();
         let bucket = config.rate_limit.map(|rate| {

@@ -29,6 +29,7 @@ async fn bad_input_exits_2_and_sends_nothing() {
     )
     .unwrap();
     let other_origin = other.display().to_string();
+    let no_dir_json = dir.join("no-such-dir").join("r.json").display().to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["run", "not a url", "-r", "10"], "invalid URL"),
         (
@@ -101,6 +102,33 @@ async fn bad_input_exits_2_and_sends_nothing() {
             "same scheme, host and port",
         ),
         (vec!["run", "--shape", "100/s@1s"], "give the target URL"),
+        // Found out before the run, not after it: a report that cannot be written is bad input.
+        (
+            vec!["run", &good, "-r", "10", "-d", "1s", "--json", &no_dir_json],
+            "cannot write the report",
+        ),
+        (
+            vec!["demo", "--json", &no_dir_json],
+            "cannot write the report",
+        ),
+        (
+            vec!["run", &good, "-r", "10", "-d", "99999999999s"],
+            "invalid --duration",
+        ),
+        (vec!["run", &good, "-r", "1e308"], "--rate '1e308'"),
+        (
+            vec!["run", &good, "-r", "10", "--backlog", "0"],
+            "--backlog",
+        ),
+        (
+            vec!["run", &good, "-r", "10", "--threads", "0"],
+            "--threads",
+        ),
+        (
+            vec!["run", &good, "--shape", "10/s@1s", "--rate-scale", "-1"],
+            "above zero",
+        ),
+        (vec!["run", &good, "-r", "10", "--grace", "-1s"], "--grace"),
         (vec!["profile", "check", &typo_profile], typo_at.as_str()),
     ];
     for (args, needle) in cases {
@@ -112,6 +140,10 @@ async fn bad_input_exits_2_and_sends_nothing() {
             "{args:?}: expected '{needle}' in: {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            stderr.matches("os error").count() <= 1,
+            "{args:?}: the cause is printed once: {stderr}"
+        );
     }
     let stats = server.shutdown().await;
     assert_eq!(stats.received, 0, "no request may be sent on bad input");

@@ -2,18 +2,18 @@
 //! (`docs/report-schema.md`, `docs/report-schema.json`) or rendered as text. It also carries the
 //! generator-health verdict: whether the generator kept its own schedule.
 
+mod json;
 mod text;
 
+pub use json::JsonOut;
 pub use text::{format_us, progress_line};
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::error::Error;
 use crate::plan::{Plan, Protocol};
 use crate::record::StageTally;
 use crate::run::{Ending, Measured};
@@ -331,25 +331,6 @@ impl Report {
     }
 
     /// Writes the JSON report to `path`, or to stdout for `-`.
-    pub fn write_json(&self, path: &Path) -> Result<(), Error> {
-        let mut json = self.to_json();
-        json.push('\n');
-        if path == Path::new("-") {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            return out
-                .write_all(json.as_bytes())
-                .map_err(|source| Error::Report {
-                    path: path.to_path_buf(),
-                    source,
-                });
-        }
-        std::fs::write(path, json).map_err(|source| Error::Report {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
-
     pub fn to_text(&self) -> String {
         text::render(self)
     }

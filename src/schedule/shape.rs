@@ -55,7 +55,10 @@ impl Shape {
                 ),
             ));
         }
-        Shape::constant_count(rate, count as u64)
+        // Blame --duration (not the count derived from it) if the stage is refused.
+        let given = humantime::format_duration(duration).to_string();
+        constant_stage(rate, count as u64)
+            .map_err(|e| Error::invalid("--duration", given, e.to_string()))
     }
 
     /// A constant rate for an exact number of requests.
@@ -68,16 +71,7 @@ impl Shape {
                 "give at least one request (e.g. -n 1000)",
             ));
         }
-        let stage = Stage {
-            name: "constant".to_string(),
-            kind: StageKind::Constant {
-                rate,
-                duration: count as f64 / rate,
-            },
-        };
-        Curve::new(vec![stage], Vec::new())
-            .and_then(|c| c.with_limit(count))
-            .map(|c| Shape::Curve(Arc::new(c)))
+        constant_stage(rate, count)
             .map_err(|e| Error::invalid("--requests", count.to_string(), e.to_string()))
     }
 
@@ -253,18 +247,37 @@ impl Shape {
     }
 }
 
+/// One constant stage of exactly `count` requests at `rate`.
+fn constant_stage(rate: f64, count: u64) -> Result<Shape, StageError> {
+    let stage = Stage {
+        name: "constant".to_string(),
+        kind: StageKind::Constant {
+            rate,
+            duration: count as f64 / rate,
+        },
+    };
+    Curve::new(vec![stage], Vec::new())
+        .and_then(|c| c.with_limit(count))
+        .map(|c| Shape::Curve(Arc::new(c)))
+}
+
 fn check_rate(rate: f64) -> Result<(), Error> {
+    let shown = if rate.abs() < 1e15 {
+        trim_float(rate)
+    } else {
+        format!("{rate:e}")
+    };
     if !rate.is_finite() || rate <= 0.0 {
         return Err(Error::invalid(
             "--rate",
-            rate.to_string(),
+            shown,
             "the rate must be a finite number of requests per second above zero (e.g. -r 500)",
         ));
     }
     if rate > 10_000_000.0 {
         return Err(Error::invalid(
             "--rate",
-            rate.to_string(),
+            shown,
             "rates above 10,000,000/s are beyond what one generator can honour; split the load",
         ));
     }
