@@ -1,0 +1,956 @@
+//! The TOML profile file: its raw serde model, the rate/duration/header value readers, and the
+//! validation that compiles it into a [`Profile`] with errors pointing at the offending key.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use bytes::Bytes;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::csv::parse_csv;
+use super::error::{stage_message, suggest, Ctx, ProfileError};
+use super::shapes::{resolve_shape, shapes_hint};
+use super::units::{parse_rate, parse_secs};
+use super::{Profile, RequestDef};
+use crate::schedule::{
+    degrees, fmt_secs, fresh_seed, Arrivals, Interpolate, Overlay, Shape, Stage, StageError,
+    StageKind, StageRef,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    name: Option<Spanned<String>>,
+    description: Option<String>,
+    arrivals: Option<Spanned<String>>,
+    seed: Option<Spanned<i64>>,
+    time_scale: Option<Spanned<f64>>,
+    rate_scale: Option<Spanned<f64>>,
+    #[serde(default)]
+    stage: Vec<Spanned<StageToml>>,
+    #[serde(default)]
+    overlay: Vec<Spanned<StageToml>>,
+    #[serde(default)]
+    request: Vec<Spanned<RequestToml>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StageToml {
+    name: Option<Spanned<String>>,
+    shape: Spanned<String>,
+    duration: Option<Spanned<Secs>>,
+    rate: Option<Spanned<Rate>>,
+    from: Option<Spanned<Rate>>,
+    to: Option<Spanned<Rate>>,
+    steps: Option<Spanned<i64>>,
+    hold: Option<Spanned<Secs>>,
+    rates: Option<Spanned<Vec<Rate>>>,
+    every: Option<Spanned<Secs>>,
+    base: Option<Spanned<Rate>>,
+    peak: Option<Spanned<Rate>>,
+    amplitude: Option<Spanned<Rate>>,
+    period: Option<Spanned<Secs>>,
+    phase: Option<Spanned<f64>>,
+    peak_at: Option<Spanned<Secs>>,
+    rise: Option<Spanned<Secs>>,
+    fall: Option<Spanned<Secs>>,
+    at: Option<Spanned<Secs>>,
+    start: Option<Spanned<Secs>>,
+    file: Option<Spanned<String>>,
+    interpolate: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestToml {
+    name: Option<String>,
+    weight: Option<Spanned<i64>>,
+    method: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    headers: Option<Spanned<Headers>>,
+    body: Option<Spanned<String>>,
+    body_file: Option<Spanned<String>>,
+}
+
+/// A rate: a number (per second) or a string `500`, `500/s`, `30000/m`, `100/h`.
+#[derive(Clone, Copy, Debug)]
+struct Rate(f64);
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        number_or_text(
+            d,
+            "a rate: requests per second as a number, or a string such as \"500/s\", \"30000/m\" or \"100/h\"",
+            parse_rate,
+        )
+        .map(Rate)
+    }
+}
+
+/// A number as it is, or a string read by `parse`: the one shape behind [`Rate`] and [`Secs`].
+fn number_or_text<'de, D: Deserializer<'de>>(
+    d: D,
+    expecting: &'static str,
+    parse: fn(&str) -> Result<f64, String>,
+) -> Result<f64, D::Error> {
+    struct V {
+        expecting: &'static str,
+        parse: fn(&str) -> Result<f64, String>,
+    }
+    impl Visitor<'_> for V {
+        type Value = f64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+            (self.parse)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V { expecting, parse })
+}
+
+/// A length: a string `30s`, `2m`, `1h 30m`, `250ms`, or a number of seconds.
+#[derive(Clone, Copy, Debug)]
+struct Secs(f64);
+
+impl<'de> Deserialize<'de> for Secs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        number_or_text(
+            d,
+            "a duration such as \"30s\", \"2m\", \"1h 30m\" or a number of seconds",
+            parse_secs,
+        )
+        .map(Secs)
+    }
+}
+
+/// Headers as a table `{ Accept = "application/json" }` or a list `["Accept: application/json"]`.
+#[derive(Clone, Debug)]
+struct Headers(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Headers;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table { Name = \"value\" } or a list [\"Name: value\"]")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Headers, A::Error> {
+                let mut v = Vec::new();
+                while let Some((k, val)) = m.next_entry::<String, String>()? {
+                    v.push((k, val));
+                }
+                Ok(Headers(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Headers, A::Error> {
+                let mut v = Vec::new();
+                while let Some(line) = s.next_element::<String>()? {
+                    let (k, val) = line.split_once(':').ok_or_else(|| {
+                        de::Error::custom(format!("header '{line}' is not 'Name: value'"))
+                    })?;
+                    v.push((k.trim().to_string(), val.trim().to_string()));
+                }
+                Ok(Headers(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Keys each shape takes (besides `name` and `shape`, and `start` on overlays).
+fn shape_keys(shape: &str) -> &'static [&'static str] {
+    match shape {
+        "constant" => &["rate", "duration"],
+        "ramp" => &["from", "to", "duration"],
+        "step" => &["from", "to", "steps", "rates", "hold"],
+        "burst" => &[
+            "base", "peak", "hold", "rise", "fall", "every", "at", "duration",
+        ],
+        "sine" => &[
+            "base",
+            "amplitude",
+            "period",
+            "phase",
+            "peak_at",
+            "duration",
+        ],
+        "table" => &["rates", "every", "interpolate", "duration"],
+        "replay" => &["file", "interpolate"],
+        _ => &[],
+    }
+}
+
+impl StageToml {
+    /// Every key present, with its value's span.
+    fn present(&self) -> Vec<(&'static str, Range<usize>)> {
+        let mut v = Vec::new();
+        macro_rules! key {
+            ($($f:ident),*) => {$(
+                if let Some(x) = &self.$f {
+                    v.push((stringify!($f), x.span()));
+                }
+            )*};
+        }
+        key!(
+            duration,
+            rate,
+            from,
+            to,
+            steps,
+            hold,
+            rates,
+            every,
+            base,
+            peak,
+            amplitude,
+            period,
+            phase,
+            peak_at,
+            rise,
+            fall,
+            at,
+            start,
+            file,
+            interpolate
+        );
+        v
+    }
+
+    fn span_of(&self, field: &str) -> Option<Range<usize>> {
+        let key = match field {
+            "shape" => return Some(self.shape.span()),
+            "name" => return self.name.as_ref().map(Spanned::span),
+            other => other,
+        };
+        self.present()
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, s)| s)
+    }
+}
+
+fn rate_of(x: &Option<Spanned<Rate>>) -> Option<f64> {
+    x.as_ref().map(|s| s.get_ref().0)
+}
+
+fn secs_of(x: &Option<Spanned<Secs>>) -> Option<f64> {
+    x.as_ref().map(|s| s.get_ref().0)
+}
+
+/// Parses a profile from `text`; `path` names it in errors and anchors relative `file` and
+/// `body_file` paths (its directory).
+pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
+    let ctx = Ctx {
+        text,
+        file: Some(path),
+    };
+    let raw: FileToml = toml::from_str(text).map_err(|e| toml_error(&ctx, &e))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+
+    if raw.stage.is_empty() {
+        return Err(ctx.at(
+            0..0,
+            "the profile has no [[stage]]",
+            "add at least one stage, e.g. [[stage]] with shape = \"constant\", rate = 100, duration = \"1m\"",
+        ));
+    }
+    let mut stages = Vec::with_capacity(raw.stage.len());
+    for s in &raw.stage {
+        stages.push(build_stage(&ctx, s, false, None, dir)?);
+    }
+    let profile_len: f64 = stages.iter().map(|s: &Stage| s.kind.duration()).sum();
+    let mut overlays = Vec::with_capacity(raw.overlay.len());
+    for s in &raw.overlay {
+        let start = secs_of(&s.get_ref().start).unwrap_or(0.0);
+        if let Some(sp) = &s.get_ref().start {
+            if !(start >= 0.0 && start < profile_len) {
+                return Err(ctx.at(
+                    sp.span(),
+                    format!(
+                        "the overlay starts at {}, outside the stages (0s to {})",
+                        fmt_secs(start),
+                        fmt_secs(profile_len)
+                    ),
+                    "`start` is an offset from the beginning of the profile, before its end",
+                ));
+            }
+        }
+        let rest = (profile_len - start).max(0.0);
+        let stage = build_stage(&ctx, s, true, Some(rest), dir)?;
+        overlays.push(Overlay { start, stage });
+    }
+    let spans_of = |e: &StageError| -> Range<usize> {
+        let pick = |list: &[Spanned<StageToml>], i: usize| {
+            list.get(i).map(|s| {
+                s.get_ref()
+                    .span_of(e.field)
+                    .unwrap_or_else(|| s.get_ref().shape.span())
+            })
+        };
+        match e.at {
+            StageRef::Stage(i) => pick(&raw.stage, i),
+            StageRef::Overlay(i) => pick(&raw.overlay, i),
+            StageRef::Profile => match e.field {
+                "time_scale" => raw.time_scale.as_ref().map(Spanned::span),
+                "rate_scale" => raw.rate_scale.as_ref().map(Spanned::span),
+                // Whole-profile totals: point at the first stage.
+                _ => pick(&raw.stage, 0),
+            },
+        }
+        .unwrap_or(0..0)
+    };
+    let shape = Shape::from_stages(stages, overlays)
+        .map_err(|e| ctx.at(spans_of(&e), stage_message(&e), e.hint.clone()))?;
+
+    let arrivals = match &raw.arrivals {
+        None => Arrivals::Uniform,
+        Some(a) => Arrivals::parse(a.get_ref().trim()).ok_or_else(|| {
+            ctx.at(
+                a.span(),
+                format!("unknown arrival process \"{}\"", a.get_ref()),
+                "arrivals = \"uniform\" (evenly spaced, the default) or \"poisson\" (random, same mean rate)",
+            )
+        })?,
+    };
+    let seed = match &raw.seed {
+        None => None,
+        Some(s) if *s.get_ref() < 0 => {
+            return Err(ctx.at(
+                s.span(),
+                format!("seed {} is negative", s.get_ref()),
+                "give a seed from 0 to 9223372036854775807",
+            ))
+        }
+        Some(s) => Some(*s.get_ref() as u64),
+    };
+    let time_scale = raw.time_scale.as_ref().map_or(1.0, |s| *s.get_ref());
+    let rate_scale = raw.rate_scale.as_ref().map_or(1.0, |s| *s.get_ref());
+    let name = raw.name.as_ref().map_or_else(
+        || {
+            path.file_stem()
+                .map_or("profile".to_string(), |s| s.to_string_lossy().into_owned())
+        },
+        |n| n.get_ref().clone(),
+    );
+    let shape = shape
+        .with_scales(time_scale, rate_scale)
+        .map_err(|e| ctx.at(spans_of(&e), stage_message(&e), e.hint.clone()))?
+        .with_arrivals(arrivals, seed.unwrap_or_else(fresh_seed))
+        .with_label(Some(name.clone()));
+
+    let mut requests = Vec::with_capacity(raw.request.len());
+    for r in &raw.request {
+        requests.push(build_request(&ctx, r, dir)?);
+    }
+    Ok(Profile {
+        name,
+        description: raw.description,
+        path: Some(path.to_path_buf()),
+        shape,
+        seed,
+        requests,
+    })
+}
+
+/// A toml/serde error → file, line, column, message and a hint.
+fn toml_error(ctx: &Ctx, e: &toml::de::Error) -> ProfileError {
+    let msg = e.message().trim().to_string();
+    let has = |w: &str| msg.contains(w);
+    let hint = if msg.starts_with("unknown field") {
+        let typo = did_you_mean_field(&msg);
+        let section = if has("`shape`") && has("`rate`") {
+            "stage keys depend on the shape; see docs/profiles.md"
+        } else if has("`stage`") {
+            "top-level keys are name, description, arrivals, seed, time_scale, rate_scale, and the [[stage]], [[overlay]] and [[request]] tables"
+        } else {
+            "remove the key or fix its spelling; see docs/profiles.md"
+        };
+        match typo {
+            Some(t) => format!("did you mean `{t}`? {section}"),
+            None => section.to_string(),
+        }
+    } else if msg.starts_with("missing field `shape`") {
+        "every [[stage]] and [[overlay]] needs shape = \"constant\", \"ramp\", \"step\", \"burst\", \"sine\", \"table\" or \"replay\"".to_string()
+    } else if msg.starts_with("missing field") {
+        "add the missing key".to_string()
+    } else if has("expected a sequence") {
+        "stages, overlays and requests are arrays of tables: write [[stage]], [[overlay]], [[request]] (double brackets)".to_string()
+    } else if has("not a rate") || has("rate unit") || has("expected a rate") {
+        "rates are numbers of requests per second (500) or strings with a unit (\"500/s\", \"30000/m\", \"100/h\")".to_string()
+    } else if has("not a duration") || has("expected a duration") {
+        "durations are strings such as \"30s\", \"2m\", \"1h 30m\", \"250ms\", or numbers of seconds".to_string()
+    } else if has("header") || has("Name = ") {
+        "headers are a table { Accept = \"application/json\" } or a list [\"Accept: application/json\"]".to_string()
+    } else if has("expected i64") {
+        "give a whole number without quotes".to_string()
+    } else if has("expected f64") {
+        "give a number without quotes".to_string()
+    } else if msg.starts_with("invalid type") {
+        "check the value's type: names and paths are quoted strings, rates and scales are numbers"
+            .to_string()
+    } else {
+        "fix the TOML syntax here: strings need quotes, keys are `key = value`, tables are [[stage]]".to_string()
+    };
+    let span = e.span().unwrap_or(0..0);
+    ctx.at(span, msg, hint)
+}
+
+/// "unknown field `duratoin`, expected one of `name`, `duration`, …" → `duration`.
+fn did_you_mean_field(msg: &str) -> Option<String> {
+    let mut ticks = msg.split('`').skip(1).step_by(2);
+    let word = ticks.next()?;
+    suggest(word, ticks).map(str::to_string)
+}
+
+fn build_stage(
+    ctx: &Ctx,
+    spanned: &Spanned<StageToml>,
+    overlay: bool,
+    rest: Option<f64>,
+    dir: &Path,
+) -> Result<Stage, ProfileError> {
+    let st = spanned.get_ref();
+    let written = st.shape.get_ref();
+    let shape = resolve_shape(written).ok_or_else(|| {
+        ctx.at(
+            st.shape.span(),
+            format!("unknown shape \"{written}\""),
+            shapes_hint(written),
+        )
+    })?;
+    let allowed = shape_keys(shape);
+    for (key, span) in st.present() {
+        let ok = allowed.contains(&key) || (overlay && key == "start");
+        if !ok {
+            let extra = if key == "start" {
+                " (`start` places an overlay; stages run in sequence)".to_string()
+            } else {
+                String::new()
+            };
+            return Err(ctx.at(
+                span,
+                format!("`{key}` does not apply to a {shape} stage{extra}"),
+                format!(
+                    "a {shape} stage takes: {}{}",
+                    allowed.join(", "),
+                    if overlay { ", start" } else { "" }
+                ),
+            ));
+        }
+    }
+    let missing = |key: &str, example: &str| {
+        ctx.at(
+            st.shape.span(),
+            format!(
+                "a {shape} {} needs `{key}`",
+                if overlay { "overlay" } else { "stage" }
+            ),
+            format!("add e.g. {key} = {example}"),
+        )
+    };
+    let need_rate =
+        |x: &Option<Spanned<Rate>>, key: &str| rate_of(x).ok_or_else(|| missing(key, "100"));
+    let need_secs =
+        |x: &Option<Spanned<Secs>>, key: &str| secs_of(x).ok_or_else(|| missing(key, "\"30s\""));
+    // Overlays run to the end of the profile unless given a duration.
+    let duration = || match (secs_of(&st.duration), rest) {
+        (Some(d), _) => Ok(d),
+        (None, Some(r)) => Ok(r),
+        (None, None) => Err(missing("duration", "\"1m\"")),
+    };
+    let interpolate = || {
+        match &st.interpolate {
+        None => Ok(Interpolate::Linear),
+        Some(s) => match s.get_ref().as_str() {
+            "linear" => Ok(Interpolate::Linear),
+            "step" => Ok(Interpolate::Step),
+            other => Err(ctx.at(
+                s.span(),
+                format!("unknown interpolation \"{other}\""),
+                "interpolate = \"linear\" (straight lines between points, the default) or \"step\" (hold each rate until the next point)",
+            )),
+        },
+    }
+    };
+    let kind = match shape {
+        "constant" => StageKind::Constant {
+            rate: need_rate(&st.rate, "rate")?,
+            duration: duration()?,
+        },
+        "ramp" => StageKind::Ramp {
+            from: need_rate(&st.from, "from")?,
+            to: need_rate(&st.to, "to")?,
+            duration: duration()?,
+        },
+        "step" => {
+            let hold = need_secs(&st.hold, "hold")?;
+            let rates = match (&st.rates, &st.from) {
+                (Some(r), None) if st.to.is_none() && st.steps.is_none() => {
+                    r.get_ref().iter().map(|x| x.0).collect()
+                }
+                (None, Some(_)) => {
+                    let from = need_rate(&st.from, "from")?;
+                    let to = need_rate(&st.to, "to")?;
+                    let steps = st.steps.as_ref().ok_or_else(|| missing("steps", "5"))?;
+                    let n = *steps.get_ref();
+                    if !(2..=100_000).contains(&n) {
+                        return Err(ctx.at(
+                            steps.span(),
+                            format!("steps = {n}: a staircase from/to needs 2 to 100000 steps"),
+                            "e.g. from = 100, to = 500, steps = 5 gives 100, 200, 300, 400, 500",
+                        ));
+                    }
+                    (0..n)
+                        .map(|i| from + (to - from) * i as f64 / (n - 1) as f64)
+                        .collect()
+                }
+                (Some(r), _) => return Err(ctx.at(
+                    r.span(),
+                    "give either `rates` or `from`, `to` and `steps`, not both",
+                    "rates = [100, 200, 400] lists the levels; from/to/steps spaces them evenly",
+                )),
+                (None, None) => return Err(missing("rates", "[100, 200, 400]")),
+            };
+            StageKind::Step { rates, hold }
+        }
+        "burst" => {
+            let rise = secs_of(&st.rise).unwrap_or(0.0);
+            StageKind::Burst {
+                base: match (rate_of(&st.base), overlay) {
+                    (Some(b), _) => b,
+                    (None, true) => 0.0,
+                    (None, false) => return Err(missing("base", "100")),
+                },
+                peak: need_rate(&st.peak, "peak")?,
+                hold: need_secs(&st.hold, "hold")?,
+                rise,
+                fall: secs_of(&st.fall).unwrap_or(rise),
+                every: secs_of(&st.every),
+                at: secs_of(&st.at).unwrap_or(0.0),
+                duration: duration()?,
+            }
+        }
+        "sine" => {
+            let duration = duration()?;
+            let period = secs_of(&st.period).unwrap_or(duration);
+            let phase = match (&st.phase, &st.peak_at) {
+                (Some(p), Some(_)) => {
+                    return Err(ctx.at(
+                        p.span(),
+                        "give either `phase` or `peak_at`, not both",
+                        "phase (degrees) shifts the sine; peak_at (a time) puts its crest there",
+                    ))
+                }
+                (Some(p), None) => degrees(*p.get_ref()),
+                // base + A·cos(2π(t − peak_at)/P) = base + A·sin(2πt/P + π/2 − 2π·peak_at/P)
+                (None, Some(at)) => {
+                    std::f64::consts::FRAC_PI_2 - std::f64::consts::TAU * at.get_ref().0 / period
+                }
+                (None, None) => 0.0,
+            };
+            StageKind::Sine {
+                base: need_rate(&st.base, "base")?,
+                amplitude: need_rate(&st.amplitude, "amplitude")?,
+                period,
+                phase,
+                duration,
+            }
+        }
+        "table" => {
+            let rates: Vec<f64> = st
+                .rates
+                .as_ref()
+                .ok_or_else(|| missing("rates", "[120, 80, 60, 90]"))?
+                .get_ref()
+                .iter()
+                .map(|x| x.0)
+                .collect();
+            let every = need_secs(&st.every, "every")?;
+            let duration = match secs_of(&st.duration) {
+                Some(d) => d,
+                None if overlay => rest.unwrap_or(0.0),
+                None => rates.len() as f64 * every,
+            };
+            StageKind::Table {
+                rates,
+                every,
+                interpolate: interpolate()?,
+                duration,
+            }
+        }
+        "replay" => {
+            let file = st
+                .file
+                .as_ref()
+                .ok_or_else(|| missing("file", "\"traffic.csv\""))?;
+            let csv_path = dir.join(file.get_ref());
+            let text = std::fs::read_to_string(&csv_path).map_err(|e| {
+                ctx.at(
+                    file.span(),
+                    format!("cannot read the replay file '{}': {e}", csv_path.display()),
+                    "the path is relative to the profile's directory; the file holds `time,rate` rows",
+                )
+            })?;
+            StageKind::Replay {
+                points: parse_csv(&text, &csv_path)?,
+                interpolate: interpolate()?,
+            }
+        }
+        _ => unreachable!("resolve_shape returns known shapes"),
+    };
+    let name = st
+        .name
+        .as_ref()
+        .map_or_else(|| written.trim().to_string(), |n| n.get_ref().clone());
+    Ok(Stage { name, kind })
+}
+
+fn build_request(
+    ctx: &Ctx,
+    spanned: &Spanned<RequestToml>,
+    dir: &Path,
+) -> Result<RequestDef, ProfileError> {
+    let r = spanned.get_ref();
+    let weight = match &r.weight {
+        None => 1,
+        Some(w) if (1..=1_000_000).contains(w.get_ref()) => *w.get_ref() as u32,
+        Some(w) => {
+            return Err(ctx.at(
+                w.span(),
+                format!("weight {} is out of range", w.get_ref()),
+                "weights are whole numbers from 1 to 1000000, relative to the other requests",
+            ))
+        }
+    };
+    let method = match &r.method {
+        None => "GET".to_string(),
+        Some(m) => {
+            let up = m.get_ref().trim().to_ascii_uppercase();
+            http::Method::from_bytes(up.as_bytes()).map_err(|_| {
+                ctx.at(
+                    m.span(),
+                    format!("\"{}\" is not an HTTP method", m.get_ref()),
+                    "e.g. method = \"GET\", \"POST\", \"PUT\"",
+                )
+            })?;
+            up
+        }
+    };
+    if let (Some(_), Some(p)) = (&r.url, &r.path) {
+        return Err(ctx.at(
+            p.span(),
+            "give either `url` or `path`, not both",
+            "url replaces the command line's target; path is appended to its host",
+        ));
+    }
+    if let Some(u) = &r.url {
+        crate::plan::Target::parse(u.get_ref()).map_err(|e| {
+            ctx.at(
+                u.span(),
+                e.to_string(),
+                "url = \"http://host:port/path\"; or use path = \"/path\" on the command line's target",
+            )
+        })?;
+    }
+    if let Some(p) = &r.path {
+        let ok =
+            p.get_ref().starts_with('/') && p.get_ref().parse::<http::uri::PathAndQuery>().is_ok();
+        if !ok {
+            return Err(ctx.at(
+                p.span(),
+                format!("\"{}\" is not a path", p.get_ref()),
+                "a path starts with '/', e.g. path = \"/api/items?page=2\"",
+            ));
+        }
+    }
+    let mut headers = Vec::new();
+    if let Some(h) = &r.headers {
+        for (k, v) in &h.get_ref().0 {
+            let bad = http::HeaderName::from_bytes(k.as_bytes()).is_err()
+                || http::HeaderValue::from_str(v).is_err();
+            if bad {
+                return Err(ctx.at(
+                    h.span(),
+                    format!("invalid header '{k}: {v}'"),
+                    "header names are tokens (letters, digits, '-'), values are visible ASCII",
+                ));
+            }
+            headers.push((k.clone(), v.clone()));
+        }
+    }
+    let (body, body_file) = match (&r.body, &r.body_file) {
+        (Some(_), Some(f)) => {
+            return Err(ctx.at(
+                f.span(),
+                "give either `body` or `body_file`, not both",
+                "body is literal text; body_file names a file read at load time",
+            ))
+        }
+        (Some(b), None) => (Some(Bytes::from(b.get_ref().clone())), None),
+        (None, Some(f)) => {
+            let p = dir.join(f.get_ref());
+            let data = std::fs::read(&p).map_err(|e| {
+                ctx.at(
+                    f.span(),
+                    format!("cannot read the body file '{}': {e}", p.display()),
+                    "the path is relative to the profile's directory",
+                )
+            })?;
+            (Some(Bytes::from(data)), Some(p))
+        }
+        (None, None) => (None, None),
+    };
+    Ok(RequestDef {
+        name: r.name.clone(),
+        weight,
+        method,
+        url: r.url.as_ref().map(|u| u.get_ref().clone()),
+        path: r.path.as_ref().map(|p| p.get_ref().clone()),
+        headers,
+        body,
+        body_file,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::testutil::{examples, parse_with, tempdir};
+    use crate::profile::{render_plot, summary};
+    use crate::schedule::Rng;
+    use std::time::Duration;
+
+    /// (profile text, line, column, words the message must contain)
+    const BAD: &[(&str, usize, usize, &str)] = &[
+        // Unknown keys.
+        ("colour = \"red\"\n[[stage]]\nshape = \"constant\"\nrate = 1\nduration = \"1s\"\n", 1, 1, "unknown field `colour`"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 10\nduratoin = \"1m\"\n", 4, 1, "unknown field `duratoin`"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 10\nduration = \"1m\"\n[[request]]\nmethd = \"GET\"\n", 6, 1, "unknown field `methd`"),
+        // Wrong types.
+        ("[[stage]]\nshape = \"constant\"\nrate = true\nduration = \"1m\"\n", 3, 8, "invalid type"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 10\nduration = [1]\n", 4, 12, "invalid type"),
+        ("seed = \"x\"\n[[stage]]\nshape = \"constant\"\nrate = 1\nduration = \"1s\"\n", 1, 8, "invalid type"),
+        ("[[stage]]\nshape = \"constant\"\nrate = \"fast\"\nduration = \"1m\"\n", 3, 8, "not a rate"),
+        ("[[stage]]\nshape = \"constant\"\nrate = \"5/fortnight\"\nduration = \"1m\"\n", 3, 8, "unknown rate unit"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"forever\"\n", 4, 12, "not a duration"),
+        // Bad values.
+        ("[[stage]]\nshape = \"constant\"\nrate = -5\nduration = \"1m\"\n", 3, 8, "not a finite number ≥ 0"),
+        ("[[stage]]\nshape = \"constant\"\nrate = nan\nduration = \"1m\"\n", 3, 8, "not a finite number ≥ 0"),
+        ("[[stage]]\nshape = \"ramp\"\nfrom = 1\nto = inf\nduration = \"1m\"\n", 4, 6, "not a finite number ≥ 0"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"0s\"\n", 4, 12, "above zero"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n[[stage]]\nshape = \"ramp\"\nfrom = 1\nto = 2\nduration = 0\n", 9, 12, "stage 2"),
+        ("[[stage]]\nshape = \"sine\"\nbase = 10\namplitude = 20\nperiod = \"1m\"\nduration = \"1m\"\n", 4, 13, "negative"),
+        ("[[stage]]\nshape = \"burst\"\nbase = 10\npeak = 20\nhold = \"10s\"\nevery = \"5s\"\nduration = \"1m\"\n", 6, 9, "do not fit"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 0.01\nduration = \"1s\"\n", 3, 8, "no request"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 20000000\nduration = \"1s\"\n", 3, 8, "above the limit"),
+        ("[[stage]]\nshape = \"step\"\nfrom = 1\nto = 5\nsteps = 1\nhold = \"1s\"\n", 5, 9, "2 to 100000 steps"),
+        // Unknown shape, keys that do not belong, missing keys.
+        ("[[stage]]\nshape = \"rmap\"\nfrom = 1\nto = 5\nduration = \"1m\"\n", 2, 9, "unknown shape \"rmap\""),
+        ("[[stage]]\nshape = \"ramp\"\nrate = 5\nduration = \"1m\"\n", 3, 8, "does not apply to a ramp"),
+        ("[[stage]]\nshape = \"ramp\"\nfrom = 5\nduration = \"1m\"\n", 2, 9, "needs `to`"),
+        ("[[stage]]\nrate = 5\nduration = \"1m\"\n", 1, 1, "missing field `shape`"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\nstart = \"1s\"\n", 5, 9, "does not apply"),
+        ("name = \"x\"\n", 1, 1, "no [[stage]]"),
+        // Syntax.
+        ("[[stage]]\nshape = \"constant\"\nrate = \nduration = \"1m\"\n", 3, 8, ""),
+        ("[[stage]\nshape = \"constant\"\n", 1, 9, "unclosed"),
+        ("[stage]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n", 1, 1, "invalid type"),
+        // Top level.
+        ("arrivals = \"poison\"\n[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n", 1, 12, "unknown arrival process"),
+        ("time_scale = 0\n[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n", 1, 14, "time_scale"),
+        ("rate_scale = -1\n[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n", 1, 14, "rate_scale"),
+        ("seed = -3\n[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n", 1, 8, "negative"),
+        // Overlays.
+        ("[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n[[overlay]]\nshape = \"burst\"\npeak = 5\nhold = \"1s\"\nstart = \"2m\"\n", 9, 9, "outside the stages"),
+        // Requests.
+        ("[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n[[request]]\nmethod = \"G T\"\n", 6, 10, "not an HTTP method"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n[[request]]\nurl = \"ftp://x/\"\n", 6, 7, "invalid URL"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n[[request]]\npath = \"api\"\n", 6, 8, "not a path"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n[[request]]\nweight = 0\n", 6, 10, "weight 0"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n[[request]]\nbody_file = \"missing.json\"\n", 6, 13, "cannot read the body file"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n[[request]]\nheaders = [\"NoColon\"]\n", 6, 11, "Name: value"),
+        ("[[stage]]\nshape = \"constant\"\nrate = 5\nduration = \"1m\"\n[[request]]\nheaders = { \"Bad Name\" = \"x\" }\n", 6, 11, "invalid header"),
+        // Replay files.
+        ("[[stage]]\nshape = \"replay\"\nfile = \"nope.csv\"\n", 3, 8, "cannot read the replay file"),
+    ];
+
+    #[test]
+    fn bad_input_names_line_and_column() {
+        for (text, line, col, words) in BAD {
+            let e = parse_with(text, &[]).expect_err(text);
+            assert_eq!(
+                (e.line, e.column),
+                (Some(*line as u32), Some(*col as u32)),
+                "{text:?}\n{e}"
+            );
+            assert!(e.message.contains(words), "{text:?}: {e}");
+            assert!(!e.hint.is_empty(), "{e}");
+            let shown = e.to_string();
+            assert!(
+                shown.contains(&format!("test.toml:{line}:{col}: ")),
+                "{shown}"
+            );
+            assert!(shown.contains("hint: "), "{shown}");
+        }
+    }
+
+    #[test]
+    fn suggestions_for_typos() {
+        let e = parse_with(
+            "[[stage]]\nshape = \"constant\"\nrate = 1\nduratoin = \"1m\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.hint.starts_with("did you mean `duration`?"), "{e}");
+        let e = parse_with("arivals = \"poisson\"\n", &[]).unwrap_err();
+        assert!(e.hint.starts_with("did you mean `arrivals`?"), "{e}");
+        let e = parse_with("[[stage]]\nshape = \"constant\"\nrate = \"fast\"\n", &[]).unwrap_err();
+        assert!(e.hint.contains("\"500/s\""), "{e}");
+        let e = parse_with("[[stage]]\nshape = \"rmap\"\n", &[]).unwrap_err();
+        assert!(e.hint.contains("did you mean \"ramp\""), "{e}");
+        let e = parse_with("[[stage]]\nshape = \"diurnl\"\n", &[]).unwrap_err();
+        assert!(e.hint.contains("\"diurnal\""), "{e}");
+    }
+
+    #[test]
+    fn toml_stage_keys_table() {
+        // (stage body, expected total, expected duration s)
+        let table: &[(&str, u64, u64)] = &[
+            ("shape = \"constant\"\nrate = \"6000/m\"\nduration = 10", 1000, 10),
+            ("shape = \"ramp\"\nfrom = 0\nto = 100\nduration = \"10s\"", 500, 10),
+            ("shape = \"step\"\nfrom = 100\nto = 300\nsteps = 3\nhold = \"10s\"", 6000, 30),
+            ("shape = \"step\"\nrates = [100, 300]\nhold = \"10s\"", 4000, 20),
+            ("shape = \"burst\"\nbase = 10\npeak = 110\nrise = \"1s\"\nhold = \"2s\"\nevery = \"10s\"\nat = \"3s\"\nduration = \"30s\"", 1200, 30),
+            ("shape = \"spike\"\nbase = 10\npeak = 110\nhold = \"2s\"\nduration = \"30s\"", 500, 30),
+            ("shape = \"sine\"\nbase = 100\namplitude = 50\nperiod = \"10s\"\nduration = \"20s\"", 2000, 20),
+            ("shape = \"diurnal\"\nbase = 100\namplitude = 50\nduration = \"20s\"\nphase = 90", 2000, 20),
+            ("shape = \"table\"\nrates = [100, 200]\nevery = \"10s\"", 3000, 20),
+            ("shape = \"table\"\nrates = [100, 200]\nevery = \"10s\"\ninterpolate = \"step\"\nduration = \"25s\"", 3500, 25),
+        ];
+        for (body, total, secs) in table {
+            let p = parse_with(&format!("[[stage]]\n{body}\n"), &[])
+                .unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!(p.shape.total(), *total, "{body}");
+            assert_eq!(p.shape.duration(), Duration::from_secs(*secs), "{body}");
+        }
+        // peak_at puts the crest there.
+        let p = parse_with(
+            "[[stage]]\nshape = \"sine\"\nbase = 100\namplitude = 50\nperiod = \"24h\"\npeak_at = \"14h\"\nduration = \"24h\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!((p.shape.rate_at(Duration::from_secs(14 * 3600)) - 150.0).abs() < 1e-9);
+        assert!((p.shape.rate_at(Duration::from_secs(2 * 3600)) - 50.0).abs() < 1e-9);
+    }
+
+    /// Random and truncated TOML: every input gives a profile or an error, never a panic.
+    #[test]
+    fn fuzzed_profiles_error_and_never_panic() {
+        let mut rng = Rng::new(0x5eed);
+        let mut seen_err = 0;
+        let try_parse = |text: &str, path: &Path| {
+            let r = std::panic::catch_unwind(|| parse_str(text, path));
+            match r {
+                Ok(Ok(p)) => {
+                    let _ = render_plot(&p.shape, 60, 10);
+                    let _ = summary(&p);
+                    false
+                }
+                Ok(Err(e)) => {
+                    let _ = e.to_string();
+                    true
+                }
+                Err(_) => panic!("parser panicked on:\n{text}"),
+            }
+        };
+        let alphabet = b"[]=\"'#.,{}\n -0123456789abcdefxyz_ea\xc3\xa9nan inf";
+        for path in examples() {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let bytes = text.as_bytes();
+            // Truncated at every 7th byte.
+            for cut in (0..bytes.len()).step_by(7) {
+                let t = String::from_utf8_lossy(&bytes[..cut]);
+                seen_err += usize::from(try_parse(&t, &path));
+            }
+            // Flipped and replaced bytes.
+            for _ in 0..300 {
+                let mut b = bytes.to_vec();
+                for _ in 0..1 + rng.below(4) {
+                    let i = rng.below(b.len() as u64) as usize;
+                    b[i] = if rng.below(2) == 0 {
+                        b[i] ^ (1 << rng.below(8))
+                    } else {
+                        alphabet[rng.below(alphabet.len() as u64) as usize]
+                    };
+                }
+                let t = String::from_utf8_lossy(&b);
+                seen_err += usize::from(try_parse(&t, &path));
+            }
+        }
+        // Pure noise built from TOML-ish pieces.
+        let pieces = [
+            "[[stage]]\n",
+            "[[overlay]]\n",
+            "[[request]]\n",
+            "shape = ",
+            "\"ramp\"",
+            "\"burst\"",
+            "\"sine\"",
+            "\"table\"",
+            "\"step\"",
+            "rate = ",
+            "from = ",
+            "to = ",
+            "duration = ",
+            "\"1m\"",
+            "\"0s\"",
+            "-1",
+            "1e308",
+            "nan",
+            "inf",
+            "0",
+            "7",
+            "[1, 2]",
+            "every = ",
+            "hold = ",
+            "steps = ",
+            "rates = ",
+            "period = ",
+            "amplitude = ",
+            "base = ",
+            "peak = ",
+            "start = ",
+            "\"1ms\"",
+            "\"366d\"",
+            "time_scale = ",
+            "rate_scale = ",
+            "\n",
+            "{}",
+            "9223372036854775807",
+        ];
+        let dir = tempdir().join("noise.toml");
+        for _ in 0..3000 {
+            let mut t = String::new();
+            for _ in 0..rng.below(40) {
+                t.push_str(pieces[rng.below(pieces.len() as u64) as usize]);
+            }
+            seen_err += usize::from(try_parse(&t, &dir));
+        }
+        assert!(seen_err > 3000, "most mutations are errors ({seen_err})");
+    }
+}
