@@ -16,8 +16,8 @@ use super::shapes::{resolve_shape, shapes_hint};
 use super::units::{parse_rate, parse_secs};
 use super::{Profile, RequestDef};
 use crate::schedule::{
-    degrees, fmt_secs, fresh_seed, Arrivals, Interpolate, Overlay, Shape, Stage, StageError,
-    StageKind, StageRef,
+    degrees, fmt_secs, fresh_seed, phase_peaking_at, staircase, Arrivals, Interpolate, Overlay,
+    Shape, Stage, StageError, StageKind, StageRef,
 };
 
 #[derive(Deserialize)]
@@ -515,9 +515,7 @@ fn build_stage(
                             "e.g. from = 100, to = 500, steps = 5 gives 100, 200, 300, 400, 500",
                         ));
                     }
-                    (0..n)
-                        .map(|i| from + (to - from) * i as f64 / (n - 1) as f64)
-                        .collect()
+                    staircase(from, to, n as u32)
                 }
                 (Some(r), _) => return Err(ctx.at(
                     r.span(),
@@ -548,21 +546,17 @@ fn build_stage(
         "sine" => {
             let duration = duration()?;
             let period = secs_of(&st.period).unwrap_or(duration);
-            let phase = match (&st.phase, &st.peak_at) {
-                (Some(p), Some(_)) => {
-                    return Err(ctx.at(
+            let phase =
+                match (&st.phase, &st.peak_at) {
+                    (Some(p), Some(_)) => return Err(ctx.at(
                         p.span(),
                         "give either `phase` or `peak_at`, not both",
                         "phase (degrees) shifts the sine; peak_at (a time) puts its crest there",
-                    ))
-                }
-                (Some(p), None) => degrees(*p.get_ref()),
-                // base + A·cos(2π(t − peak_at)/P) = base + A·sin(2πt/P + π/2 − 2π·peak_at/P)
-                (None, Some(at)) => {
-                    std::f64::consts::FRAC_PI_2 - std::f64::consts::TAU * at.get_ref().0 / period
-                }
-                (None, None) => 0.0,
-            };
+                    )),
+                    (Some(p), None) => degrees(*p.get_ref()),
+                    (None, Some(at)) => phase_peaking_at(at.get_ref().0, period),
+                    (None, None) => 0.0,
+                };
             StageKind::Sine {
                 base: need_rate(&st.base, "base")?,
                 amplitude: need_rate(&st.amplitude, "amplitude")?,

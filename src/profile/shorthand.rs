@@ -7,7 +7,10 @@ use super::csv::parse_csv;
 use super::error::{stage_message, Ctx, ProfileError};
 use super::shapes::{resolve_shape, shapes_hint};
 use super::units::{parse_rate, parse_secs};
-use crate::schedule::{degrees, fmt_secs, Interpolate, Overlay, Shape, Stage, StageKind, StageRef};
+use crate::schedule::{
+    degrees, fmt_secs, phase_peaking_at, staircase, Interpolate, Overlay, Shape, Stage, StageKind,
+    StageRef,
+};
 
 /// A token of the shorthand with its byte offset in the input.
 #[derive(Clone, Copy)]
@@ -365,9 +368,7 @@ fn short_stage(sh: &Short, t: Tok, rest: Option<f64>) -> Result<Stage, ProfileEr
                         )
                     })?;
                 StageKind::Step {
-                    rates: (0..steps)
-                        .map(|i| from + (to - from) * f64::from(i) / f64::from(steps - 1))
-                        .collect(),
+                    rates: staircase(from, to, steps),
                     hold: sh.secs(hold)?,
                 }
             } else {
@@ -413,9 +414,7 @@ fn short_stage(sh: &Short, t: Tok, rest: Option<f64>) -> Result<Stage, ProfileEr
                         "e.g. phase=90 starts at the crest",
                     )
                 })?),
-                (None, Some(at)) => {
-                    std::f64::consts::FRAC_PI_2 - std::f64::consts::TAU * at / period
-                }
+                (None, Some(at)) => phase_peaking_at(at, period),
                 (None, None) => 0.0,
                 (Some(p), Some(_)) => {
                     return Err(sh.err(

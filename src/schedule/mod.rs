@@ -22,8 +22,8 @@ pub use curve::{Arrivals, Curve, StageSpan};
 pub use rng::{fresh_seed, splitmix64, Rng};
 pub use shape::Shape;
 pub use stage::{
-    degrees, fmt_rate, fmt_secs, Interpolate, Overlay, Stage, StageError, StageKind, StageRef,
-    MAX_DURATION, MAX_PIECES, MAX_RATE,
+    degrees, fmt_rate, fmt_secs, phase_peaking_at, staircase, Interpolate, Overlay, Stage,
+    StageError, StageKind, StageRef, MAX_DURATION, MAX_PIECES, MAX_RATE,
 };
 
 use std::sync::Arc;

@@ -13,7 +13,7 @@
 //! linear pieces, so their inverse is closed form too; only pieces with a sine term need a
 //! numeric inverse (see [`super::curve`]).
 
-use std::f64::consts::{PI, TAU};
+use std::f64::consts::{FRAC_PI_2, PI, TAU};
 use std::fmt;
 
 use super::shape::trim_float;
@@ -692,6 +692,22 @@ pub fn fmt_secs(x: f64) -> String {
 /// `degrees → radians`.
 pub fn degrees(x: f64) -> f64 {
     x * PI / 180.0
+}
+
+/// The phase (radians) that puts a sine's crest at `peak_at` seconds, so users can say "busiest
+/// at 14:00" rather than work out an angle:
+/// `base + A·cos(2π(t − peak_at)/P) = base + A·sin(2πt/P + π/2 − 2π·peak_at/P)`.
+pub fn phase_peaking_at(peak_at: f64, period: f64) -> f64 {
+    FRAC_PI_2 - TAU * peak_at / period
+}
+
+/// `steps` evenly spaced levels from `from` to `to`, both included (`steps` ≥ 2): the staircase
+/// that profile files (`from`, `to`, `steps`) and the shorthand (`FROM->TO/s@NxHOLD`) both mean.
+pub fn staircase(from: f64, to: f64, steps: u32) -> Vec<f64> {
+    let last = f64::from(steps.max(2) - 1);
+    (0..steps)
+        .map(|i| from + (to - from) * f64::from(i) / last)
+        .collect()
 }
 
 #[cfg(test)]
