@@ -147,6 +147,37 @@ async fn timeouts_enter_the_tail_at_the_moment_given_up() {
     assert!(report.latency_us.max < 1_000_000);
 }
 
+/// One connection, so one worker re-arms its timer for every request: each must be given up
+/// after its own timeout, not at an earlier request's deadline and not never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_on_a_reused_slot_gets_its_own_timeout() {
+    let server = serve(ServeConfig {
+        service_time: ServiceTime::Fixed(Duration::from_secs(3)),
+        ..ServeConfig::default()
+    })
+    .await;
+    let report = run(plan(&[
+        &url(&server),
+        "-c",
+        "1",
+        "-r",
+        "5",
+        "-n",
+        "4",
+        "--timeout",
+        "300ms",
+    ]))
+    .await;
+    server.shutdown().await;
+    assert_accounting(&report);
+    assert_eq!(report.counts.timeout, 4, "{:?}", report.counts);
+    let service = &report.service_time_us;
+    assert!(
+        service.min >= 300_000 && service.max < 450_000,
+        "each request is given up 300 ms after its send: {service:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_multiplexes_on_one_connection() {
     let server = serve_default().await;
