@@ -63,6 +63,9 @@ pub async fn pace(
         Err(_) => PreciseTimer::fallback(),
     };
     let mut last_wake = schedule.start();
+    // One waiter for the whole run, not one per wake-up (see [`Bounds`]).
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         let Some(due) = schedule.peek() else {
             return (PaceEnd::Completed, schedule.end());
@@ -71,7 +74,7 @@ pub async fn pace(
         if wake > Instant::now() {
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => return (PaceEnd::Stopped, Instant::now()),
+                _ = &mut stopped => return (PaceEnd::Stopped, Instant::now()),
                 _ = timer.sleep_until(wake) => {}
             }
         } else if stop.is_cancelled() {
