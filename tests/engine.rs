@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use metronome::serve::{ServeConfig, ServiceTime};
+use metronome::serve::{ServeConfig, Server, ServiceTime};
 
 use crate::common::*;
 
@@ -119,13 +119,18 @@ async fn rejections_and_errors_are_classified_per_status() {
     assert_eq!(report.status_codes.get("500"), Some(&50));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timeouts_enter_the_tail_at_the_moment_given_up() {
-    let server = serve(ServeConfig {
+/// A target that answers nothing within the timeouts these tests use (3 s per request).
+async fn serve_unanswering() -> Server {
+    serve(ServeConfig {
         service_time: ServiceTime::Fixed(Duration::from_secs(3)),
         ..ServeConfig::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_enter_the_tail_at_the_moment_given_up() {
+    let server = serve_unanswering().await;
     let report = run(plan(&[
         &url(&server),
         "-r",
@@ -147,15 +152,11 @@ async fn timeouts_enter_the_tail_at_the_moment_given_up() {
     assert!(report.latency_us.max < 1_000_000);
 }
 
-/// One connection, so one worker re-arms its timer for every request: each must be given up
-/// after its own timeout, not at an earlier request's deadline and not never.
+/// One connection, so one worker sends all four requests in turn: each must be given up after its
+/// own timeout, counted from its own send, not at an earlier request's deadline and not never.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_on_a_reused_slot_gets_its_own_timeout() {
-    let server = serve(ServeConfig {
-        service_time: ServiceTime::Fixed(Duration::from_secs(3)),
-        ..ServeConfig::default()
-    })
-    .await;
+    let server = serve_unanswering().await;
     let report = run(plan(&[
         &url(&server),
         "-c",
