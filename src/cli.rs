@@ -433,32 +433,33 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
 
-    /// Time to process each request: fixed (5ms) or uniform random (2ms..8ms).
+    /// Time to process each request: fixed (5ms) or uniform random (2ms..8ms); at most 1h.
     #[arg(long, default_value = "0ms")]
     pub service_time: ServiceTime,
 
-    /// Requests processed at once (the capacity).
+    /// Requests processed at once (the capacity), 1 to 1000000.
     #[arg(long, default_value_t = 1024)]
     pub workers: usize,
 
-    /// Requests allowed to wait for a worker; when full, new ones are shed with 503.
+    /// Requests allowed to wait for a worker (0 to 1000000); when full, new ones are shed with 503.
     #[arg(long, default_value_t = 1024)]
     pub queue: usize,
 
-    /// Token-bucket limit in requests per second; over it, 429 with Retry-After.
-    #[arg(long, value_parser = rate)]
+    /// Token-bucket limit in requests per second (1/h to 1e9/s); over it, 429 with Retry-After.
+    #[arg(long, value_parser = rate, allow_negative_numbers = true)]
     pub rate_limit: Option<f64>,
 
-    /// Token-bucket size (burst), with --rate-limit.
-    #[arg(long, default_value_t = 1.0)]
+    /// Token-bucket size (burst, 1 to 1e9), with --rate-limit.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub burst: f64,
 
-    /// Stall all processing: AT+FOR from the server's start, e.g. 5s+2s (repeatable).
+    /// Stall all processing: AT+FOR from the server's start, e.g. 5s+2s (repeatable; ending
+    /// within a year).
     #[arg(long = "stall")]
     pub stalls: Vec<Stall>,
 
     /// Share of served requests answered 500 (0.0 to 1.0).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub error_rate: f64,
 
     /// Stop by itself after this long (default: run until Ctrl-C).

@@ -74,12 +74,63 @@ impl Default for ServeConfig {
     }
 }
 
+/// Longest service time accepted: a worker held longer than an hour is no load-test target, and
+/// the bound keeps every `Duration` and `Instant` sum below far from overflow.
+pub const MAX_SERVICE_TIME: Duration = Duration::from_secs(3600);
+/// Latest end (AT+FOR) of a stall window, counted from the server's start: one year. Beyond it
+/// `started + end` could overflow an `Instant`.
+pub const MAX_STALL_END: Duration = Duration::from_secs(365 * 86_400);
+/// Most `--workers`: permits cost nothing, but a million concurrent requests is surely a typo
+/// (and tokio's semaphore panics above `usize::MAX >> 3`).
+pub const MAX_WORKERS: usize = 1_000_000;
+/// Most `--queue`: nothing is preallocated; the bound only catches typos.
+pub const MAX_QUEUE: usize = 1_000_000;
+/// Slowest `--rate-limit`: one request per hour. Slower limits would compute `Retry-After`s of
+/// centuries (and `1e-300` overflowed a `Duration`).
+pub const MIN_RATE_LIMIT: f64 = 1.0 / 3600.0;
+/// Fastest `--rate-limit`, and the largest `--burst`: beyond, the bucket never limits anything.
+pub const MAX_RATE_LIMIT: f64 = 1e9;
+pub const MAX_BURST: f64 = 1e9;
+
 /// Time a worker spends on each request.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ServiceTime {
     Fixed(Duration),
     /// Uniformly random in `[lo, hi]`.
     Uniform(Duration, Duration),
+}
+
+impl ServiceTime {
+    /// Refuses a service time above [`MAX_SERVICE_TIME`] or a reversed range.
+    fn check(&self) -> Result<(), String> {
+        let (lo, hi) = match *self {
+            ServiceTime::Fixed(d) => (d, d),
+            ServiceTime::Uniform(lo, hi) => (lo, hi),
+        };
+        if lo > hi {
+            return Err("the range's start is above its end (write it low..high)".to_string());
+        }
+        if hi > MAX_SERVICE_TIME {
+            return Err(format!(
+                "{} is above the limit of 1h (give a service time such as 5ms or 2ms..8ms)",
+                humantime::format_duration(hi)
+            ));
+        }
+        Ok(())
+    }
+
+    /// The time for one request; `x` is uniform in [0, 1). Saturating float-to-integer casts,
+    /// so no input can panic here (`Duration::mul_f64` can, on huge durations).
+    fn pick(&self, x: f64) -> Duration {
+        match *self {
+            ServiceTime::Fixed(d) => d,
+            ServiceTime::Uniform(lo, hi) => {
+                let span = hi.saturating_sub(lo).as_nanos() as f64;
+                lo.saturating_add(Duration::from_nanos((span * x) as u64))
+                    .min(hi)
+            }
+        }
+    }
 }
 
 impl FromStr for ServiceTime {
@@ -92,18 +143,12 @@ impl FromStr for ServiceTime {
                 format!("'{p}': {e} (expected a duration like 5ms, or a range like 2ms..8ms)")
             })
         };
-        match s.split_once("..") {
-            Some((lo, hi)) => {
-                let (lo, hi) = (parse(lo)?, parse(hi)?);
-                if lo > hi {
-                    return Err(format!(
-                        "'{s}': the range's start is above its end (write it low..high)"
-                    ));
-                }
-                Ok(ServiceTime::Uniform(lo, hi))
-            }
-            None => Ok(ServiceTime::Fixed(parse(s)?)),
-        }
+        let t = match s.split_once("..") {
+            Some((lo, hi)) => ServiceTime::Uniform(parse(lo)?, parse(hi)?),
+            None => ServiceTime::Fixed(parse(s)?),
+        };
+        t.check().map_err(|e| format!("'{s}': {e}"))?;
+        Ok(t)
     }
 }
 
@@ -112,6 +157,24 @@ impl FromStr for ServiceTime {
 pub struct Stall {
     pub at: Duration,
     pub duration: Duration,
+}
+
+impl Stall {
+    /// When the window ends, since the server's start; `None` if that overflows.
+    fn end(&self) -> Option<Duration> {
+        self.at.checked_add(self.duration)
+    }
+
+    /// Refuses an empty window, or one ending after [`MAX_STALL_END`].
+    fn check(&self) -> Result<(), String> {
+        if self.duration.is_zero() {
+            return Err("a stall must last longer than zero (e.g. 5s+2s)".to_string());
+        }
+        match self.end() {
+            Some(end) if end <= MAX_STALL_END => Ok(()),
+            _ => Err("the stall would end more than a year after the start (give AT+FOR within 365 days)".to_string()),
+        }
+    }
 }
 
 impl FromStr for Stall {
@@ -128,11 +191,7 @@ impl FromStr for Stall {
             at: parse(at)?,
             duration: parse(dur)?,
         };
-        if stall.duration.is_zero() {
-            return Err(format!(
-                "'{s}': a stall must last longer than zero ({hint})"
-            ));
-        }
+        stall.check().map_err(|e| format!("'{s}': {e}"))?;
         Ok(stall)
     }
 }
@@ -254,7 +313,10 @@ impl Bucket {
             self.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+            // `try_`: a tiny rate would overflow a `Duration` and panic (validation also keeps
+            // the rate at or above `MIN_RATE_LIMIT`).
+            let secs = (1.0 - self.tokens) / self.rate;
+            Err(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
         }
     }
 }
@@ -303,8 +365,10 @@ impl State {
         let arrived = Instant::now();
         let c = &self.counters;
         c.received.fetch_add(1, Ordering::Relaxed);
-        let slot = (arrived.saturating_duration_since(self.started).as_millis() / SLOT.as_millis())
-            as usize;
+        let slot = usize::try_from(
+            arrived.saturating_duration_since(self.started).as_millis() / SLOT.as_millis(),
+        )
+        .unwrap_or(usize::MAX);
         c.timeline[slot.min(TIMELINE_SLOTS - 1)].fetch_add(1, Ordering::Relaxed);
         c.count_path(req.uri().path_and_query().map_or("/", |p| p.as_str()));
         // Drain the request body so the connection stays usable; its content is ignored.
@@ -350,7 +414,7 @@ impl State {
 
         let service = match self.config.service_time {
             ServiceTime::Fixed(d) => d,
-            ServiceTime::Uniform(lo, hi) => lo + (hi - lo).mul_f64(self.rng.next_f64()),
+            t @ ServiceTime::Uniform(..) => t.pick(self.rng.next_f64()),
         };
         if !service.is_zero() {
             tokio::time::sleep(service).await;
@@ -371,14 +435,16 @@ impl State {
         reply(StatusCode::OK, self.config.body.clone())
     }
 
-    /// The end of the stall window `now` falls in, if any.
+    /// The end of the stall window `now` falls in, if any. Checked sums: a window that cannot
+    /// be represented (validation refuses those) is ignored rather than panicking.
     fn stall_end(&self, now: Instant) -> Option<Instant> {
         let t = now.saturating_duration_since(self.started);
         self.config
             .stalls
             .iter()
-            .find(|s| t >= s.at && t < s.at + s.duration)
-            .map(|s| self.started + s.at + s.duration)
+            .filter_map(|s| s.end().map(|end| (s.at, end)))
+            .find(|&(at, end)| t >= at && t < end)
+            .and_then(|(_, end)| self.started.checked_add(end))
     }
 }
 
@@ -474,24 +540,49 @@ impl Server {
     }
 }
 
+/// Refuses every setting that could panic, hang or exhaust the server, in one line each: what,
+/// the limit, how to fix. The CLI parses the same limits for `--service-time` and `--stall`;
+/// checking again here covers configurations built in code.
 fn validate(c: &ServeConfig) -> Result<(), ServeError> {
-    let bad = |m: &str| Err(ServeError::Invalid(m.to_string()));
-    if c.workers == 0 {
-        return bad("--workers must be at least 1");
+    let bad = |m: String| Err(ServeError::Invalid(m));
+    if !(1..=MAX_WORKERS).contains(&c.workers) {
+        return bad(format!(
+            "--workers {} is out of range: give 1 to {MAX_WORKERS}",
+            c.workers
+        ));
     }
-    if c.workers > Semaphore::MAX_PERMITS {
-        return bad("--workers is too large");
+    if c.queue > MAX_QUEUE {
+        return bad(format!(
+            "--queue {} is out of range: give 0 to {MAX_QUEUE}",
+            c.queue
+        ));
     }
     if let Some(r) = c.rate_limit {
-        if !r.is_finite() || r <= 0.0 {
-            return bad("--rate-limit must be a number of requests per second above zero");
+        if !(MIN_RATE_LIMIT..=MAX_RATE_LIMIT).contains(&r) {
+            return bad(format!(
+                "--rate-limit {r:?}/s is out of range: give 1/h to {MAX_RATE_LIMIT:.0}/s (e.g. 500, 30000/m), or leave it out for no limit"
+            ));
         }
     }
-    if !c.rate_burst.is_finite() || c.rate_burst < 1.0 {
-        return bad("--burst must be at least 1");
+    if !(1.0..=MAX_BURST).contains(&c.rate_burst) {
+        return bad(format!(
+            "--burst {:?} is out of range: give 1 to {MAX_BURST:.0} tokens",
+            c.rate_burst
+        ));
     }
     if !(0.0..=1.0).contains(&c.error_rate) {
-        return bad("--error-rate must be between 0.0 and 1.0");
+        return bad(format!(
+            "--error-rate {:?} is out of range: give a share from 0.0 to 1.0 (0.01 for 1 %)",
+            c.error_rate
+        ));
+    }
+    if let Err(e) = c.service_time.check() {
+        return bad(format!("--service-time: {e}"));
+    }
+    for s in &c.stalls {
+        if let Err(e) = s.check() {
+            return bad(format!("--stall: {e}"));
+        }
     }
     Ok(())
 }
@@ -538,7 +629,15 @@ mod tests {
         assert_eq!("5ms".parse(), Ok(ServiceTime::Fixed(ms(5))));
         assert_eq!("2ms..8ms".parse(), Ok(ServiceTime::Uniform(ms(2), ms(8))));
         assert_eq!("0s".parse(), Ok(ServiceTime::Fixed(ms(0))));
-        for bad in ["", "5", "8ms..2ms", "x..y", "5 parsecs"] {
+        for bad in [
+            "",
+            "5",
+            "8ms..2ms",
+            "x..y",
+            "5 parsecs",
+            "2h",
+            "0s..18446744073709551615s",
+        ] {
             assert!(bad.parse::<ServiceTime>().is_err(), "{bad:?}");
         }
         assert_eq!(
@@ -548,7 +647,14 @@ mod tests {
                 duration: ms(2000)
             })
         );
-        for bad in ["5s", "5s+0s", "+2s", "a+b"] {
+        for bad in [
+            "5s",
+            "5s+0s",
+            "+2s",
+            "a+b",
+            "0s+18446744073709551615s",
+            "366d+1s",
+        ] {
             assert!(bad.parse::<Stall>().is_err(), "{bad:?}");
         }
     }
@@ -574,6 +680,38 @@ mod tests {
             },
             ServeConfig {
                 error_rate: 1.5,
+                ..Default::default()
+            },
+            ServeConfig {
+                error_rate: f64::NAN,
+                ..Default::default()
+            },
+            ServeConfig {
+                workers: usize::MAX,
+                ..Default::default()
+            },
+            ServeConfig {
+                queue: usize::MAX,
+                ..Default::default()
+            },
+            ServeConfig {
+                rate_limit: Some(1e-300),
+                ..Default::default()
+            },
+            ServeConfig {
+                rate_burst: f64::INFINITY,
+                ..Default::default()
+            },
+            ServeConfig {
+                service_time: ServiceTime::Uniform(Duration::ZERO, Duration::MAX),
+                ..Default::default()
+            },
+            // Built in code, past the parser: `at + duration` overflows.
+            ServeConfig {
+                stalls: vec![Stall {
+                    at: Duration::from_secs(1),
+                    duration: Duration::MAX,
+                }],
                 ..Default::default()
             },
         ];
@@ -687,6 +825,21 @@ mod tests {
         .await;
         assert!(get(server.local_addr()).await.starts_with("HTTP/1.1 500"));
         assert_eq!(server.shutdown().await.errors, 1);
+    }
+
+    #[test]
+    fn arithmetic_saturates_instead_of_panicking() {
+        let huge = ServiceTime::Uniform(Duration::ZERO, Duration::MAX);
+        for x in [0.0, 0.5, 0.999_999_999] {
+            assert!(huge.pick(x) <= Duration::MAX);
+        }
+        let mut bucket = Bucket {
+            rate: 1e-300,
+            burst: 1.0,
+            tokens: 0.0,
+            last: Instant::now(),
+        };
+        assert_eq!(bucket.take(Instant::now()), Err(Duration::MAX));
     }
 
     #[test]

@@ -8,5 +8,6 @@ mod engine;
 mod open_loop;
 mod profiles;
 mod report_schema;
+mod serve;
 mod signals;
 mod tls;
