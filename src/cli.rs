@@ -469,6 +469,11 @@ pub struct ServeArgs {
     /// Seed for random service times and errors.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+
+    /// Longest request body accepted (bytes, or 64KiB, 1MiB…); longer ones get 413 and, on
+    /// HTTP/1.1, the connection is closed. Bodies are discarded as they arrive.
+    #[arg(long, default_value = "1MiB", value_parser = crate::serve::parse_size)]
+    pub max_body: u64,
 }
 
 impl ServeArgs {
@@ -483,6 +488,7 @@ impl ServeArgs {
             stalls: self.stalls.clone(),
             error_rate: self.error_rate,
             seed: self.seed,
+            max_body: self.max_body,
             ..ServeConfig::default()
         }
     }

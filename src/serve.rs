@@ -4,6 +4,8 @@
 //! load tests are pointed at, with every behaviour injectable:
 //!
 //! 1. **Arrival.** Every request is counted on arrival (total, and in a per-100 ms timeline).
+//!    Its body is read and thrown away as it arrives, up to `max_body` bytes: a longer one
+//!    (declared or sent) is answered `413` and, on HTTP/1.1, the connection closed unread.
 //! 2. **Rate limit** (optional token bucket, `rate_limit` per second, `rate_burst` tokens): no
 //!    token ⇒ `429 Too Many Requests` with `Retry-After` (whole seconds until the next token).
 //! 3. **Admission.** At most `workers` requests are processed at once and at most `queue` wait
@@ -26,9 +28,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -55,7 +57,13 @@ pub struct ServeConfig {
     pub seed: u64,
     /// Body of a 200 answer.
     pub body: Bytes,
+    /// Longest request body accepted, in bytes; longer ones are answered 413. Bodies are
+    /// discarded as they arrive, never collected, so this bounds work rather than memory.
+    pub max_body: u64,
 }
+
+/// Default `max_body`: 1 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -70,6 +78,7 @@ impl Default for ServeConfig {
             error_rate: 0.0,
             seed: 1,
             body: Bytes::from_static(b"ok\n"),
+            max_body: DEFAULT_MAX_BODY,
         }
     }
 }
@@ -196,6 +205,25 @@ impl FromStr for Stall {
     }
 }
 
+/// A byte count for `--max-body`: `1048576`, `64KiB`, `1MiB`, `2G`… (K, M, G are 1024-based,
+/// with or without `iB`/`B`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let hint = "expected a byte count such as 1048576, 64KiB or 1MiB";
+    let n: u64 = num.parse().map_err(|_| format!("'{s}': {hint}"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("'{s}': unknown unit ({hint})")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("'{s}': too large ({hint})"))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot listen on {addr}: {cause} (pick another port with --addr, or 127.0.0.1:0 for any free port)")]
@@ -220,13 +248,15 @@ pub struct ServeStats {
     pub limited: u64,
     /// Answered 500 by the injected error rate.
     pub errors: u64,
+    /// Answered 413: the request body was longer than `max_body`.
+    pub too_large: u64,
 }
 
 impl ServeStats {
     pub fn summary_line(&self) -> String {
         format!(
-            "received {}, served {}, shed {} (503), limited {} (429), errors {} (500), connections {}",
-            self.received, self.served, self.shed, self.limited, self.errors, self.connections
+            "received {}, served {}, shed {} (503), limited {} (429), errors {} (500), too large {} (413), connections {}",
+            self.received, self.served, self.shed, self.limited, self.errors, self.too_large, self.connections
         )
     }
 }
@@ -242,6 +272,7 @@ struct Counters {
     shed: AtomicU64,
     limited: AtomicU64,
     errors: AtomicU64,
+    too_large: AtomicU64,
     timeline: Box<[AtomicU64]>,
     /// Requests per path, for at most [`MAX_PATHS`] distinct paths (the rest under `(other)`):
     /// bounded whatever the clients send.
@@ -260,6 +291,7 @@ impl Counters {
             shed: AtomicU64::new(0),
             limited: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            too_large: AtomicU64::new(0),
             timeline: (0..TIMELINE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             paths: Mutex::new(Vec::new()),
         }
@@ -291,6 +323,7 @@ impl Counters {
             shed: l(&self.shed),
             limited: l(&self.limited),
             errors: l(&self.errors),
+            too_large: l(&self.too_large),
         }
     }
 }
@@ -371,8 +404,27 @@ impl State {
         .unwrap_or(usize::MAX);
         c.timeline[slot.min(TIMELINE_SLOTS - 1)].fetch_add(1, Ordering::Relaxed);
         c.count_path(req.uri().path_and_query().map_or("/", |p| p.as_str()));
-        // Drain the request body so the connection stays usable; its content is ignored.
-        let _ = req.into_body().collect().await;
+        let http1 = req.version() < Version::HTTP_2;
+        if drain(req.into_body(), self.config.max_body).await == Drained::TooLarge {
+            c.too_large.fetch_add(1, Ordering::Relaxed);
+            let mut r = reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Bytes::from(format!(
+                    "request body above {} bytes\n",
+                    self.config.max_body
+                )),
+            );
+            // The rest of the body is still on the wire: reading it would be the very work the
+            // cap refuses, and the connection cannot be reused without it. (On h2 hyper resets
+            // the stream instead; `Connection` is not an h2 header.)
+            if http1 {
+                r.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
+            return r;
+        }
 
         if let Some(bucket) = &self.bucket {
             let verdict = bucket
@@ -540,6 +592,36 @@ impl Server {
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum Drained {
+    /// Read to its end (or the client broke off: the connection is gone either way).
+    Done,
+    /// Longer than the cap, declared or sent; the rest is left unread.
+    TooLarge,
+}
+
+/// Reads the request body frame by frame, keeping none of it (its content is ignored), so that
+/// the connection stays usable; stops at `max` bytes. A declared `Content-Length` above `max`
+/// is refused before reading anything.
+async fn drain(mut body: Incoming, max: u64) -> Drained {
+    if body.size_hint().lower() > max {
+        return Drained::TooLarge;
+    }
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Drained::Done;
+        };
+        if let Some(data) = frame.data_ref() {
+            seen = seen.saturating_add(data.len() as u64);
+            if seen > max {
+                return Drained::TooLarge;
+            }
+        }
+    }
+    Drained::Done
+}
+
 /// Refuses every setting that could panic, hang or exhaust the server, in one line each: what,
 /// the limit, how to fix. The CLI parses the same limits for `--service-time` and `--stall`;
 /// checking again here covers configurations built in code.
@@ -656,6 +738,18 @@ mod tests {
             "366d+1s",
         ] {
             assert!(bad.parse::<Stall>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parses_sizes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("0"), Ok(0));
+        for bad in ["", "MiB", "-1", "1.5M", "1TiB", "18446744073709551615G"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
         }
     }
 

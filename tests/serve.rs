@@ -1,7 +1,115 @@
 //! `metronome serve` under hostile input: absurd settings are refused with one line and exit 2,
 //! and no client can crash, hang or exhaust it.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::Duration;
+
 use crate::common::*;
+
+/// `metronome serve` in a child process, so that its memory, CPU time and file-descriptor
+/// limit can be measured and set apart from the test's.
+struct ServeProcess {
+    child: Child,
+    addr: SocketAddr,
+    stderr: BufReader<ChildStderr>,
+}
+
+impl ServeProcess {
+    /// `metronome serve --addr 127.0.0.1:0 ARGS…`.
+    fn start(args: &[&str]) -> Self {
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--addr", "127.0.0.1:0"]).args(args);
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("metronome serve starts");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        let mut line = String::new();
+        stderr.read_line(&mut line).expect("serve prints a line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no listening address in: {line}"));
+        ServeProcess {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A line of /proc/PID/status, e.g. `VmHWM`, in kB.
+    fn status_kb(&self, key: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in /proc status"))
+    }
+
+    /// SIGINT, then the rest of stderr (the summary line) once it exits.
+    fn stop(mut self) -> String {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGINT) };
+        let mut rest = String::new();
+        let _ = self.stderr.read_to_string(&mut rest);
+        let status = self.child.wait().expect("serve exits");
+        assert!(status.success(), "serve exited with {status}: {rest}");
+        rest
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        // Only if a test failed before `stop`: the child is ours, by pid.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Connects with a timeout on reads, so that a server that never answers fails the test
+/// instead of hanging it.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect to serve");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Everything the server sends until it closes the connection (or resets it: what arrived
+/// before the reset is kept).
+fn read_all(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One `GET /` with `Connection: close`; the whole answer.
+fn get(addr: SocketAddr) -> String {
+    let mut s = connect(addr);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    read_all(&mut s)
+}
 
 #[test]
 fn absurd_settings_exit_2_with_one_line() {
@@ -46,4 +154,66 @@ fn absurd_settings_exit_2_with_one_line() {
         assert!(!stderr.contains("panicked"), "{extra:?}: {stderr}");
         assert!(!stderr.contains("listening"), "{extra:?}: {stderr}");
     }
+}
+
+#[test]
+fn request_bodies_are_capped_with_413() {
+    let server = ServeProcess::start(&["--max-body", "64KiB"]);
+    let addr = server.addr;
+    let hwm_before = server.status_kb("VmHWM");
+
+    // Under the cap: served, and the connection stays usable.
+    let mut s = connect(addr);
+    let body = vec![b'x'; 60 * 1024];
+    let head = format!(
+        "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let two = read_all(&mut s);
+    assert_eq!(two.matches("HTTP/1.1 200").count(), 2, "{two}");
+
+    // Declared above the cap: 413 at once, before a byte of the body is sent, then closed.
+    let mut s = connect(addr);
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1099511627776\r\n\r\n")
+        .unwrap();
+    let r = read_all(&mut s);
+    assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+    assert!(r.to_ascii_lowercase().contains("connection: close"), "{r}");
+
+    // Chunked, so the length is unknown: 64 MiB offered, 413 once the cap is passed, and the
+    // server does not read (let alone keep) the rest.
+    let mut s = connect(addr);
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    let mut reader = s.try_clone().unwrap();
+    let answer = std::thread::spawn(move || read_all(&mut reader));
+    let chunk = format!("10000\r\n{}\r\n", "y".repeat(0x10000));
+    let mut sent = 0usize;
+    for _ in 0..1024 {
+        if s.write_all(chunk.as_bytes()).is_err() {
+            break; // closed by the server, as it should be
+        }
+        sent += 0x10000;
+    }
+    let r = answer.join().unwrap();
+    assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+    assert!(
+        sent < 64 << 20,
+        "the server kept reading: {sent} bytes accepted"
+    );
+    let hwm_after = server.status_kb("VmHWM");
+    assert!(
+        hwm_after < hwm_before + 16 * 1024,
+        "peak memory grew from {hwm_before} kB to {hwm_after} kB"
+    );
+
+    // And it still serves.
+    assert!(get(addr).starts_with("HTTP/1.1 200"));
+    let summary = server.stop();
+    assert!(summary.contains("too large 2 (413)"), "{summary}");
+    eprintln!("VmHWM {hwm_before} kB -> {hwm_after} kB; {sent} of 64 MiB written before the close");
 }
