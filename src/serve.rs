@@ -250,14 +250,25 @@ pub struct ServeStats {
     pub errors: u64,
     /// Answered 413: the request body was longer than `max_body`.
     pub too_large: u64,
+    /// Times `accept` failed for want of resources (out of file descriptors, kernel memory or
+    /// buffers) and the accept loop paused for [`ACCEPT_BACKOFF`].
+    pub accept_backoffs: u64,
 }
 
 impl ServeStats {
+    /// One line for humans; the accept back-offs only when there were some.
     pub fn summary_line(&self) -> String {
-        format!(
+        let mut line = format!(
             "received {}, served {}, shed {} (503), limited {} (429), errors {} (500), too large {} (413), connections {}",
             self.received, self.served, self.shed, self.limited, self.errors, self.too_large, self.connections
-        )
+        );
+        if self.accept_backoffs > 0 {
+            line += &format!(
+                ", accept backoffs {} (out of file descriptors or memory)",
+                self.accept_backoffs
+            );
+        }
+        line
     }
 }
 
@@ -273,6 +284,7 @@ struct Counters {
     limited: AtomicU64,
     errors: AtomicU64,
     too_large: AtomicU64,
+    accept_backoffs: AtomicU64,
     timeline: Box<[AtomicU64]>,
     /// Requests per path, for at most [`MAX_PATHS`] distinct paths (the rest under `(other)`):
     /// bounded whatever the clients send.
@@ -292,6 +304,7 @@ impl Counters {
             limited: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             too_large: AtomicU64::new(0),
+            accept_backoffs: AtomicU64::new(0),
             timeline: (0..TIMELINE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             paths: Mutex::new(Vec::new()),
         }
@@ -324,6 +337,7 @@ impl Counters {
             limited: l(&self.limited),
             errors: l(&self.errors),
             too_large: l(&self.too_large),
+            accept_backoffs: l(&self.accept_backoffs),
         }
     }
 }
@@ -669,6 +683,20 @@ fn validate(c: &ServeConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Pause after `accept` fails for want of resources: short enough that a freed descriptor is
+/// used within a blink, long enough that the retries cost nothing (50 a second).
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Errors that concern only the connection being accepted, after which the next `accept` may
+/// well succeed at once.
+fn accept_error_is_per_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    )
+}
+
 async fn accept_loop(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
     let mut conns = JoinSet::new();
     loop {
@@ -677,7 +705,25 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, stop: Cancellatio
             a = listener.accept() => a,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
-        let Ok((tcp, _)) = accepted else { continue };
+        let tcp = match accepted {
+            Ok((tcp, _)) => tcp,
+            // The one connection went away before it was accepted: try the next.
+            Err(e) if accept_error_is_per_connection(&e) => continue,
+            // EMFILE, ENFILE, ENOBUFS, ENOMEM (or anything unknown): the listener stays
+            // readable, so retrying at once spins a core until resources come back (measured:
+            // ~1.2 cores with the fd limit reached). Pause instead, as Go's net/http and hyper's
+            // old AddrIncoming do, and count it.
+            Err(_) => {
+                state
+                    .counters
+                    .accept_backoffs
+                    .fetch_add(1, Ordering::Relaxed);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                }
+            }
+        };
         let _ = tcp.set_nodelay(true);
         state.counters.connections.fetch_add(1, Ordering::Relaxed);
         let state = state.clone();

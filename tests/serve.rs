@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ChildStderr, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 
@@ -21,6 +21,18 @@ impl ServeProcess {
     fn start(args: &[&str]) -> Self {
         let mut cmd = Command::new(bin());
         cmd.args(["serve", "--addr", "127.0.0.1:0"]).args(args);
+        Self::spawn(cmd)
+    }
+
+    /// The same under `sh -c 'ulimit -n N; exec …'`: at most `n` open files.
+    fn start_with_nofile(n: u32, args: &[&str]) -> Self {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "ulimit -n {n} && exec \"$0\" serve --addr 127.0.0.1:0 \"$@\""
+            ))
+            .arg(bin())
+            .args(args);
         Self::spawn(cmd)
     }
 
@@ -59,6 +71,19 @@ impl ServeProcess {
             .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or_else(|| panic!("no {key} in /proc status"))
+    }
+
+    /// User + system CPU time so far, from /proc/PID/stat.
+    fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("/proc/PID/stat");
+        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+        let after = &stat[stat.rfind(')').expect("stat has a comm") + 2..];
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_millis(ticks * 1000 / hz)
     }
 
     /// SIGINT, then the rest of stderr (the summary line) once it exits.
@@ -216,4 +241,32 @@ fn request_bodies_are_capped_with_413() {
     let summary = server.stop();
     assert!(summary.contains("too large 2 (413)"), "{summary}");
     eprintln!("VmHWM {hwm_before} kB -> {hwm_after} kB; {sent} of 64 MiB written before the close");
+}
+
+#[test]
+fn out_of_file_descriptors_backs_off_instead_of_spinning() {
+    let server = ServeProcess::start_with_nofile(64, &[]);
+    let addr = server.addr;
+    // More connections than the server has descriptors: the surplus waits in the listen
+    // backlog, and every accept() for it fails with EMFILE.
+    let conns: Vec<TcpStream> = (0..100).map(|_| connect(addr)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let cpu_before = server.cpu_time();
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let cpu = server.cpu_time().saturating_sub(cpu_before);
+    let wall = t.elapsed();
+    assert!(
+        cpu < Duration::from_millis(300),
+        "serve used {cpu:?} of CPU in {wall:?} while out of descriptors"
+    );
+    // Descriptors come back: it accepts and serves again.
+    drop(conns);
+    let t = Instant::now();
+    let r = get(addr);
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let recovered = t.elapsed();
+    let summary = server.stop();
+    assert!(summary.contains("accept backoffs"), "{summary}");
+    eprintln!("CPU {cpu:?} in {wall:?} with the fd limit reached; served again after {recovered:?}; {summary}");
 }
