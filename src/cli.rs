@@ -472,8 +472,18 @@ pub struct ServeArgs {
 
     /// Longest request body accepted (bytes, or 64KiB, 1MiB…); longer ones get 413 and, on
     /// HTTP/1.1, the connection is closed. Bodies are discarded as they arrive.
-    #[arg(long, default_value = "1MiB", value_parser = crate::serve::parse_size)]
+    #[arg(long, default_value = "1MiB", value_parser = crate::serve::parse_size, allow_hyphen_values = true)]
     pub max_body: u64,
+
+    /// Close a connection whose request head is not complete this long after the server
+    /// starts waiting for it (on opening, or after the previous answer on HTTP/1.1).
+    #[arg(long, value_parser = duration, default_value = "30s", allow_hyphen_values = true)]
+    pub header_timeout: Duration,
+
+    /// Close a connection with no request in hand and no traffic for this long; answer 408 to a
+    /// request body that sends nothing for this long.
+    #[arg(long, value_parser = duration, default_value = "60s", allow_hyphen_values = true)]
+    pub idle_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -489,6 +499,8 @@ impl ServeArgs {
             error_rate: self.error_rate,
             seed: self.seed,
             max_body: self.max_body,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
             ..ServeConfig::default()
         }
     }

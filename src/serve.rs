@@ -31,7 +31,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Version};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -60,7 +63,21 @@ pub struct ServeConfig {
     /// Longest request body accepted, in bytes; longer ones are answered 413. Bodies are
     /// discarded as they arrive, never collected, so this bounds work rather than memory.
     pub max_body: u64,
+    /// Longest a client may take to send a request head (counted from when the server starts
+    /// waiting for it: the connection's opening, or the previous answer on HTTP/1.1).
+    pub header_timeout: Duration,
+    /// A connection with no request in hand and no bytes moving for this long is closed; a
+    /// request body with no bytes for this long is answered 408.
+    pub idle_timeout: Duration,
 }
+
+/// Default `header_timeout`: hyper's own default.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `idle_timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest `header_timeout` or `idle_timeout`: a day. Longer is no protection, and the bound
+/// keeps hyper's `now + timeout` far from overflowing.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 
 /// Default `max_body`: 1 MiB.
 pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
@@ -79,6 +96,8 @@ impl Default for ServeConfig {
             seed: 1,
             body: Bytes::from_static(b"ok\n"),
             max_body: DEFAULT_MAX_BODY,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -253,14 +272,18 @@ pub struct ServeStats {
     /// Times `accept` failed for want of resources (out of file descriptors, kernel memory or
     /// buffers) and the accept loop paused for [`ACCEPT_BACKOFF`].
     pub accept_backoffs: u64,
+    /// Clients too slow: connections closed for want of a complete request head within
+    /// `header_timeout` or of any traffic within `idle_timeout`, and request bodies stalled for
+    /// `idle_timeout` (answered 408).
+    pub timed_out: u64,
 }
 
 impl ServeStats {
     /// One line for humans; the accept back-offs only when there were some.
     pub fn summary_line(&self) -> String {
         let mut line = format!(
-            "received {}, served {}, shed {} (503), limited {} (429), errors {} (500), too large {} (413), connections {}",
-            self.received, self.served, self.shed, self.limited, self.errors, self.too_large, self.connections
+            "received {}, served {}, shed {} (503), limited {} (429), errors {} (500), too large {} (413), connections {} ({} closed slow or idle)",
+            self.received, self.served, self.shed, self.limited, self.errors, self.too_large, self.connections, self.timed_out
         );
         if self.accept_backoffs > 0 {
             line += &format!(
@@ -285,6 +308,7 @@ struct Counters {
     errors: AtomicU64,
     too_large: AtomicU64,
     accept_backoffs: AtomicU64,
+    timed_out: AtomicU64,
     timeline: Box<[AtomicU64]>,
     /// Requests per path, for at most [`MAX_PATHS`] distinct paths (the rest under `(other)`):
     /// bounded whatever the clients send.
@@ -305,6 +329,7 @@ impl Counters {
             errors: AtomicU64::new(0),
             too_large: AtomicU64::new(0),
             accept_backoffs: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
             timeline: (0..TIMELINE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             paths: Mutex::new(Vec::new()),
         }
@@ -338,6 +363,7 @@ impl Counters {
             errors: l(&self.errors),
             too_large: l(&self.too_large),
             accept_backoffs: l(&self.accept_backoffs),
+            timed_out: l(&self.timed_out),
         }
     }
 }
@@ -419,15 +445,29 @@ impl State {
         c.timeline[slot.min(TIMELINE_SLOTS - 1)].fetch_add(1, Ordering::Relaxed);
         c.count_path(req.uri().path_and_query().map_or("/", |p| p.as_str()));
         let http1 = req.version() < Version::HTTP_2;
-        if drain(req.into_body(), self.config.max_body).await == Drained::TooLarge {
-            c.too_large.fetch_add(1, Ordering::Relaxed);
-            let mut r = reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Bytes::from(format!(
-                    "request body above {} bytes\n",
-                    self.config.max_body
-                )),
-            );
+        let drained = drain(
+            req.into_body(),
+            self.config.max_body,
+            self.config.idle_timeout,
+        )
+        .await;
+        if drained != Drained::Done {
+            let mut r = if drained == Drained::TooLarge {
+                c.too_large.fetch_add(1, Ordering::Relaxed);
+                reply(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Bytes::from(format!(
+                        "request body above {} bytes\n",
+                        self.config.max_body
+                    )),
+                )
+            } else {
+                c.timed_out.fetch_add(1, Ordering::Relaxed);
+                reply(
+                    StatusCode::REQUEST_TIMEOUT,
+                    Bytes::from_static(b"request body stalled\n"),
+                )
+            };
             // The rest of the body is still on the wire: reading it would be the very work the
             // cap refuses, and the connection cannot be reused without it. (On h2 hyper resets
             // the stream instead; `Connection` is not an h2 header.)
@@ -612,17 +652,24 @@ enum Drained {
     Done,
     /// Longer than the cap, declared or sent; the rest is left unread.
     TooLarge,
+    /// No bytes for the idle timeout: a body that stops would hold its connection forever.
+    Stalled,
 }
 
 /// Reads the request body frame by frame, keeping none of it (its content is ignored), so that
 /// the connection stays usable; stops at `max` bytes. A declared `Content-Length` above `max`
-/// is refused before reading anything.
-async fn drain(mut body: Incoming, max: u64) -> Drained {
+/// is refused before reading anything; a body that stops for `idle` gives up.
+async fn drain(mut body: Incoming, max: u64, idle: Duration) -> Drained {
     if body.size_hint().lower() > max {
         return Drained::TooLarge;
     }
     let mut seen: u64 = 0;
-    while let Some(frame) = body.frame().await {
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Drained::Stalled,
+            Ok(None) => return Drained::Done,
+            Ok(Some(frame)) => frame,
+        };
         let Ok(frame) = frame else {
             return Drained::Done;
         };
@@ -633,7 +680,6 @@ async fn drain(mut body: Incoming, max: u64) -> Drained {
             }
         }
     }
-    Drained::Done
 }
 
 /// Refuses every setting that could panic, hang or exhaust the server, in one line each: what,
@@ -672,6 +718,17 @@ fn validate(c: &ServeConfig) -> Result<(), ServeError> {
             c.error_rate
         ));
     }
+    for (flag, t) in [
+        ("--header-timeout", c.header_timeout),
+        ("--idle-timeout", c.idle_timeout),
+    ] {
+        if t.is_zero() || t > MAX_TIMEOUT {
+            return bad(format!(
+                "{flag} {} is out of range: give above 0 and at most 1day (e.g. 30s)",
+                humantime::format_duration(t)
+            ));
+        }
+    }
     if let Err(e) = c.service_time.check() {
         return bad(format!("--service-time: {e}"));
     }
@@ -681,6 +738,203 @@ fn validate(c: &ServeConfig) -> Result<(), ServeError> {
         }
     }
     Ok(())
+}
+
+/// How long a closing connection (idle or slow) may take to say goodbye (an h2 GOAWAY) before
+/// its socket is simply dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// One connection, HTTP/1.1 or h2c, until it ends, the server stops, or its client is too slow.
+///
+/// hyper closes an HTTP/1.1 connection whose request head takes longer than `header_timeout`
+/// (its timer runs whenever hyper waits for a head, so it also ends idle keep-alive
+/// connections). hyper has no such timer before it knows the protocol (it waits for the h2
+/// preface's 24 bytes), nor for idle h2 connections, so a watchdog here closes the connection
+/// when it has started no request within `header_timeout` of opening, or when it has no
+/// request in hand and has moved no bytes for `idle_timeout`. The watchdog sleeps on one timer,
+/// re-armed only when it fires (at most once an idle period); the I/O wrapper only stores a
+/// timestamp.
+async fn serve_connection(tcp: tokio::net::TcpStream, state: Arc<State>, stop: CancellationToken) {
+    let accepted = Instant::now();
+    let activity = Arc::new(Activity::new(accepted));
+    let io = TokioIo::new(Watched {
+        inner: tcp,
+        activity: activity.clone(),
+    });
+    let (header_timeout, idle_timeout) = (state.config.header_timeout, state.config.idle_timeout);
+    let counters_state = state.clone();
+    let svc_activity = activity.clone();
+    let svc = service_fn(move |req| {
+        let state = state.clone();
+        let busy = svc_activity.begin();
+        async move {
+            let r = state.handle(req).await;
+            drop(busy);
+            Ok::<_, Infallible>(r)
+        }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder.http2().max_concurrent_streams(10_000);
+    let conn = builder.serve_connection(io, svc);
+    tokio::pin!(conn);
+    let timed_out = || {
+        counters_state
+            .counters
+            .timed_out
+            .fetch_add(1, Ordering::Relaxed)
+    };
+    loop {
+        // Wake at least once an idle period: a request may have started and ended since the
+        // deadline was computed, moving it earlier (idle after a first request, instead of the
+        // header timeout counted from the opening). Between wake-ups nothing but a timestamp
+        // is written per read or write.
+        let deadline = activity.deadline(accepted, header_timeout, idle_timeout);
+        let wake = deadline.min(Instant::now().checked_add(idle_timeout).unwrap_or(deadline));
+        tokio::select! {
+            ended = conn.as_mut() => {
+                let hyper_timeout = ended.as_ref().err().and_then(|e| e.downcast_ref::<hyper::Error>()).is_some_and(hyper::Error::is_timeout);
+                if hyper_timeout {
+                    timed_out();
+                }
+                return;
+            }
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep_until(wake.into()) => {
+                if activity.deadline(accepted, header_timeout, idle_timeout) > Instant::now() {
+                    continue; // bytes moved or a request started meanwhile
+                }
+                timed_out();
+                conn.as_mut().graceful_shutdown();
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = tokio::time::sleep(CLOSE_GRACE) => {}
+                    _ = stop.cancelled() => {}
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// What a connection's watchdog looks at, updated by the I/O wrapper and the service.
+struct Activity {
+    /// When bytes last moved either way, in ms since `origin`.
+    last_io_ms: AtomicU64,
+    origin: Instant,
+    /// Requests being handled (h2 may have many).
+    in_flight: AtomicUsize,
+    /// Requests started on this connection.
+    started: AtomicU64,
+}
+
+/// Marks a request in hand for as long as it lives (dropped also when hyper drops the handler).
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.touch();
+    }
+}
+
+impl Activity {
+    fn new(origin: Instant) -> Self {
+        Activity {
+            last_io_ms: AtomicU64::new(0),
+            origin,
+            in_flight: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_io_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.started.fetch_add(1, Ordering::Relaxed);
+        Busy(self.clone())
+    }
+
+    /// When the connection may be closed, as things stand. Timeouts are validated (at most a
+    /// day), and the sums saturate anyway.
+    fn deadline(&self, accepted: Instant, header: Duration, idle: Duration) -> Instant {
+        let after = |t: Instant, d: Duration| t.checked_add(d).unwrap_or(t);
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            // Busy (a long service time, a stall): look again one idle period later.
+            return after(Instant::now(), idle);
+        }
+        if self.started.load(Ordering::Relaxed) == 0 {
+            return after(accepted, header);
+        }
+        let last = Duration::from_millis(self.last_io_ms.load(Ordering::Relaxed));
+        after(after(self.origin, last), idle)
+    }
+}
+
+/// The TCP stream, noting in [`Activity`] every read or write that moves bytes.
+struct Watched<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Pause after `accept` fails for want of resources: short enough that a freed descriptor is
@@ -711,7 +965,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, stop: Cancellatio
             Err(e) if accept_error_is_per_connection(&e) => continue,
             // EMFILE, ENFILE, ENOBUFS, ENOMEM (or anything unknown): the listener stays
             // readable, so retrying at once spins a core until resources come back (measured:
-            // ~1.2 cores with the fd limit reached). Pause instead, as Go's net/http and hyper's
+            // 1.08 s of CPU per second with the fd limit reached). Pause instead, as Go's net/http and hyper's
             // old AddrIncoming do, and count it.
             Err(_) => {
                 state
@@ -726,21 +980,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, stop: Cancellatio
         };
         let _ = tcp.set_nodelay(true);
         state.counters.connections.fetch_add(1, Ordering::Relaxed);
-        let state = state.clone();
-        let stop = stop.clone();
-        conns.spawn(async move {
-            let svc = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(state.handle(req).await) }
-            });
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder.http2().max_concurrent_streams(10_000);
-            let conn = builder.serve_connection(TokioIo::new(tcp), svc);
-            tokio::select! {
-                _ = conn => {}
-                _ = stop.cancelled() => {}
-            }
-        });
+        conns.spawn(serve_connection(tcp, state.clone(), stop.clone()));
     }
     // Dropping the set aborts every connection task, closing its socket.
     conns.shutdown().await;
@@ -844,6 +1084,14 @@ mod tests {
             },
             ServeConfig {
                 service_time: ServiceTime::Uniform(Duration::ZERO, Duration::MAX),
+                ..Default::default()
+            },
+            ServeConfig {
+                header_timeout: Duration::ZERO,
+                ..Default::default()
+            },
+            ServeConfig {
+                idle_timeout: Duration::MAX,
                 ..Default::default()
             },
             // Built in code, past the parser: `at + duration` overflows.

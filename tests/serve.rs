@@ -2,7 +2,7 @@
 //! and no client can crash, hang or exhaust it.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -164,6 +164,12 @@ fn absurd_settings_exit_2_with_one_line() {
         (vec!["--error-rate", "1.5"], "--error-rate"),
         (vec!["--error-rate", "-0.1"], "--error-rate"),
         (vec!["--error-rate", "NaN"], "--error-rate"),
+        (vec!["--header-timeout", "0s"], "--header-timeout"),
+        (vec!["--header-timeout", &huge_secs], "--header-timeout"),
+        (vec!["--idle-timeout", "2days"], "--idle-timeout"),
+        (vec!["--idle-timeout", "-1s"], "--idle-timeout"),
+        (vec!["--max-body", "-1"], "--max-body"),
+        (vec!["--max-body", "99999999999G"], "--max-body"),
     ];
     for (extra, needle) in cases {
         // `--duration` bounds the run should a setting be wrongly accepted.
@@ -269,4 +275,190 @@ fn out_of_file_descriptors_backs_off_instead_of_spinning() {
     let summary = server.stop();
     assert!(summary.contains("accept backoffs"), "{summary}");
     eprintln!("CPU {cpu:?} in {wall:?} with the fd limit reached; served again after {recovered:?}; {summary}");
+}
+
+/// Waits for the server to close `s`; how long that took. Panics after 10 s (the read timeout).
+fn closed_after(mut s: TcpStream, since: Instant) -> (Duration, String) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                panic!("not closed after {:?}", since.elapsed())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                panic!("not closed after {:?}", since.elapsed())
+            }
+            Err(_) => break, // reset: closed too
+        }
+    }
+    (since.elapsed(), String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Sequential keep-alive requests on one connection for `for_`: (answers, slowest).
+fn well_behaved_client(addr: SocketAddr, for_: Duration) -> (u32, Duration) {
+    let mut s = connect(addr);
+    let (mut n, mut slowest) = (0, Duration::ZERO);
+    let mut buf = [0u8; 4096];
+    let t = Instant::now();
+    while t.elapsed() < for_ {
+        let sent = Instant::now();
+        s.write_all(b"GET /good HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        while !got.ends_with(b"ok\n") {
+            let k = s.read(&mut buf).expect("the good client's answer");
+            assert!(k > 0, "the good client's connection was closed");
+            got.extend_from_slice(&buf[..k]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 200"));
+        slowest = slowest.max(sent.elapsed());
+        n += 1;
+    }
+    (n, slowest)
+}
+
+#[test]
+fn slow_request_heads_are_closed_while_a_good_client_is_served() {
+    let server = ServeProcess::start(&["--header-timeout", "500ms", "--idle-timeout", "5s"]);
+    let addr = server.addr;
+    let t = Instant::now();
+    let mut slow = Vec::new();
+    for i in 0..60 {
+        let mut s = connect(addr);
+        // A partial HTTP/1.1 head, a partial h2 preface (hyper's protocol detection waits for
+        // all 24 bytes), or nothing at all.
+        let partial: &[u8] = match i % 3 {
+            0 => b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+            1 => b"PRI * HTTP/2.0\r\n",
+            _ => b"",
+        };
+        s.write_all(partial).unwrap();
+        slow.push(s);
+    }
+    let good = std::thread::spawn(move || well_behaved_client(addr, Duration::from_millis(1500)));
+    let closes: Vec<Duration> = slow.into_iter().map(|s| closed_after(s, t).0).collect();
+    let (answered, slowest) = good.join().unwrap();
+    let (first, last) = (
+        closes.iter().min().copied().unwrap(),
+        closes.iter().max().copied().unwrap(),
+    );
+    assert!(
+        first >= Duration::from_millis(450),
+        "closed early: {first:?}"
+    );
+    assert!(last < Duration::from_secs(3), "closed late: {last:?}");
+    assert!(answered > 50, "the good client got {answered} answers");
+    assert!(
+        slowest < Duration::from_millis(300),
+        "slowest answer {slowest:?}"
+    );
+    let summary = server.stop();
+    assert!(summary.contains("(60 closed slow or idle)"), "{summary}");
+    eprintln!("60 slow heads closed {first:?}..{last:?} after opening; the good client got {answered} answers, slowest {slowest:?}");
+}
+
+#[test]
+fn garbage_half_open_idle_and_stalled_bodies_are_closed() {
+    let server = ServeProcess::start(&["--header-timeout", "1s", "--idle-timeout", "700ms"]);
+    let addr = server.addr;
+
+    // Garbage: 400 (hyper's answer to an unparsable head), or a close at the header timeout
+    // (empty lines before a head are allowed, so those wait for one), never a hang.
+    for junk in [
+        &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n"[..],
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n",
+        &[0u8; 4096],
+    ] {
+        let mut s = connect(addr);
+        s.write_all(junk).unwrap();
+        let (took, r) = closed_after(s, Instant::now());
+        assert!(
+            r.is_empty() || r.starts_with("HTTP/1.1 400"),
+            "{junk:?}: {r}"
+        );
+        assert!(
+            took < Duration::from_millis(1500),
+            "{junk:?}: closed after {took:?}"
+        );
+    }
+
+    // Half-open: the client shuts its write side mid-head, or before a byte: closed at once.
+    for partial in [&b"GET / HTTP/1.1\r\nHo"[..], b"", b"PRI * HTTP/2"] {
+        let mut s = connect(addr);
+        s.write_all(partial).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let (took, r) = closed_after(s, Instant::now());
+        assert!(
+            took < Duration::from_millis(500),
+            "{partial:?}: {took:?} {r}"
+        );
+    }
+
+    // A whole request, then the write side shut: still answered.
+    let mut s = connect(addr);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let (_, r) = closed_after(s, Instant::now());
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+
+    // Idle keep-alive: answered, then closed one idle timeout later.
+    let mut s = connect(addr);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let (idle, _) = closed_after(s, Instant::now());
+    assert!(
+        (Duration::from_millis(600)..Duration::from_secs(2)).contains(&idle),
+        "idle keep-alive closed after {idle:?}"
+    );
+
+    // A body that stops: 408 one idle timeout later, and the connection closed.
+    let mut s = connect(addr);
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf")
+        .unwrap();
+    let (took, r) = closed_after(s, Instant::now());
+    assert!(r.starts_with("HTTP/1.1 408"), "{r}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    assert!(get(addr).starts_with("HTTP/1.1 200"), "still serves");
+    let summary = server.stop();
+    eprintln!("idle keep-alive closed after {idle:?}; {summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_h2_connections_get_a_goaway() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let server = ServeProcess::start(&["--idle-timeout", "700ms"]);
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2c handshake");
+    let conn = tokio::spawn(conn);
+    let req = hyper::Request::get(format!("http://{}/", server.addr))
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = send.send_request(req).await.expect("h2 answer");
+    assert_eq!(res.status(), 200);
+    let _ = res.into_body().collect().await;
+    let t = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the idle h2 connection is closed by the server")
+        .unwrap()
+        .expect("closed cleanly (GOAWAY)");
+    let idle = t.elapsed();
+    assert!(idle >= Duration::from_millis(600), "{idle:?}");
+    let summary = tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .unwrap();
+    assert!(summary.contains("(1 closed slow or idle)"), "{summary}");
+    eprintln!("idle h2 connection closed after {idle:?}");
 }
