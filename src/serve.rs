@@ -17,7 +17,10 @@
 //! 5. **Errors.** With probability `error_rate` the answer is `500`, otherwise `200` with the body.
 //!
 //! Everything is bounded: counters are atomics, the timeline is a fixed array (one hour of
-//! 100 ms slots; later arrivals land in the last slot), and there is no per-request storage.
+//! 100 ms slots; later arrivals land in the last slot), per-path counts keep at most
+//! [`MAX_PATHS`] keys of at most [`MAX_PATH_KEY`] bytes, request bodies are discarded as they
+//! arrive, the wait queue is a counter, and there is no per-request storage beyond the request
+//! itself (hyper bounds heads: 100 headers, ~400 KB on HTTP/1.1, 16 KiB of headers on h2).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -317,6 +320,10 @@ struct Counters {
 
 /// Distinct paths counted one by one; beyond, they share `(other)`.
 pub const MAX_PATHS: usize = 32;
+/// Bytes of a path (and query) kept as its key: a request head may carry a URI of hundreds of
+/// kilobytes, and 32 of those would be kept for the server's lifetime. Longer paths are counted
+/// under their first `MAX_PATH_KEY` bytes.
+pub const MAX_PATH_KEY: usize = 256;
 
 impl Counters {
     fn new() -> Self {
@@ -336,6 +343,11 @@ impl Counters {
     }
 
     fn count_path(&self, path: &str) {
+        let mut end = path.len().min(MAX_PATH_KEY);
+        while !path.is_char_boundary(end) {
+            end -= 1;
+        }
+        let path = &path[..end];
         let mut paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = paths.iter_mut().find(|(p, _)| p == path) {
             entry.1 += 1;
@@ -1228,6 +1240,21 @@ mod tests {
             last: Instant::now(),
         };
         assert_eq!(bucket.take(Instant::now()), Err(Duration::MAX));
+    }
+
+    #[test]
+    fn path_counts_stay_bounded_whatever_the_paths() {
+        let c = Counters::new();
+        let long = "x".repeat(100_000);
+        for i in 0..10_000 {
+            c.count_path(&format!("/{i}/{long}"));
+            c.count_path(&format!("/é{i}"));
+        }
+        let paths = c.paths.lock().unwrap();
+        assert_eq!(paths.len(), MAX_PATHS + 1);
+        assert!(paths.iter().all(|(p, _)| p.len() <= MAX_PATH_KEY));
+        assert_eq!(paths.iter().map(|(_, n)| n).sum::<u64>(), 20_000);
+        assert_eq!(paths.last().unwrap().0, "(other)");
     }
 
     #[test]
