@@ -20,7 +20,7 @@ mod table_tests;
 
 pub use curve::{Arrivals, Curve, StageSpan};
 pub use rng::{fresh_seed, splitmix64, Rng};
-pub use shape::Shape;
+pub use shape::{Shape, ShapeError, ShapeParam};
 pub use stage::{
     degrees, fmt_rate, fmt_secs, phase_peaking_at, staircase, Interpolate, Overlay, Stage,
     StageError, StageKind, StageRef, MAX_DURATION, MAX_PIECES, MAX_RATE,
