@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::curve::{secs, Arrivals, Curve, StageSpan};
+use super::curve::{secs, Arrivals, Cursor, Curve, StageSpan};
 use super::stage::{Overlay, Stage, StageError, StageKind, MAX_RATE};
 
 /// A closed set of load shapes.
@@ -228,9 +228,8 @@ impl Shape {
             return None;
         }
         let x = n as f64;
-        let mut seg = c.seg_for_area(x);
-        let mut hint = Default::default();
-        c.time_of_area(x, &mut seg, &mut hint).map(secs)
+        let mut cursor = Cursor::at(c.seg_for_area(x));
+        c.time_of_area(x, &mut cursor).map(secs)
     }
 
     /// Requests in the whole shape (0 when unknown in advance). For Poisson arrivals this is the
