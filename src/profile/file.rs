@@ -209,30 +209,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
         stages.push(build_stage(&ctx, s, None, dir)?);
     }
     let profile_len: f64 = stages.iter().map(|s: &Stage| s.kind.duration()).sum();
-    let mut overlays = Vec::with_capacity(raw.overlay.len());
-    for s in &raw.overlay {
-        let given = s.get_ref().get("start");
-        let start = match given {
-            Some(v) => value::<Secs>(&ctx, v, SECS_HINT)?.0,
-            None => 0.0,
-        };
-        if let Some(sp) = given {
-            if !(start >= 0.0 && start < profile_len) {
-                return Err(ctx.at(
-                    sp.span(),
-                    format!(
-                        "the overlay starts at {}, outside the stages (0s to {})",
-                        fmt_secs(start),
-                        fmt_secs(profile_len)
-                    ),
-                    "`start` is an offset from the beginning of the profile, before its end",
-                ));
-            }
-        }
-        let rest = (profile_len - start).max(0.0);
-        let stage = build_stage(&ctx, s, Some(rest), dir)?;
-        overlays.push(Overlay { start, stage });
-    }
+    let overlays = build_overlays(&ctx, &raw.overlay, profile_len, dir)?;
     let spans_of = |e: &StageError| -> Range<usize> {
         let pick = |list: &[Spanned<StageTable>], i: usize| {
             list.get(i).and_then(|s| {
@@ -308,6 +285,38 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
 const RATE_HINT: &str = "rates are numbers of requests per second (500) or strings with a unit (\"500/s\", \"30000/m\", \"100/h\")";
 const SECS_HINT: &str =
     "durations are strings such as \"30s\", \"2m\", \"1h 30m\", \"250ms\", or numbers of seconds";
+
+/// The `[[overlay]]`s, each placed at its `start` within the stages' `profile_len`.
+fn build_overlays(
+    ctx: &Ctx,
+    overlays: &[Spanned<StageTable>],
+    profile_len: f64,
+    dir: &Path,
+) -> Result<Vec<Overlay>, ProfileError> {
+    let mut out = Vec::with_capacity(overlays.len());
+    for s in overlays {
+        let given = s.get_ref().get("start");
+        let start = match given {
+            Some(v) => value::<Secs>(ctx, v, SECS_HINT)?.0,
+            None => 0.0,
+        };
+        if let Some(sp) = given.filter(|_| !(start >= 0.0 && start < profile_len)) {
+            return Err(ctx.at(
+                sp.span(),
+                format!(
+                    "the overlay starts at {}, outside the stages (0s to {})",
+                    fmt_secs(start),
+                    fmt_secs(profile_len)
+                ),
+                "`start` is an offset from the beginning of the profile, before its end",
+            ));
+        }
+        let rest = (profile_len - start).max(0.0);
+        let stage = build_stage(ctx, s, Some(rest), dir)?;
+        out.push(Overlay { start, stage });
+    }
+    Ok(out)
+}
 
 /// A toml/serde error → file, line, column, message and a hint.
 fn toml_error(ctx: &Ctx, e: &toml::de::Error) -> ProfileError {

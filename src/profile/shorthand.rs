@@ -177,25 +177,7 @@ pub fn parse_shorthand(input: &str) -> Result<Shape, ProfileError> {
             "e.g. --shape '50->1000/s@2m' or --shape '100/s@30s; 100->500/s@1m'",
         ));
     }
-    // '+' starts an overlay when a letter follows (so 1e+3 stays a number).
-    let mut parts = Vec::new();
-    let mut from = 0;
-    for (i, c) in input.char_indices() {
-        if c == '+' {
-            let next = input[i + 1..].trim_start();
-            if next.starts_with(|c: char| c.is_ascii_alphabetic()) {
-                parts.push(Tok {
-                    s: &input[from..i],
-                    at: from,
-                });
-                from = i + 1;
-            }
-        }
-    }
-    parts.push(Tok {
-        s: &input[from..],
-        at: from,
-    });
+    let parts = split_overlays(input);
     let mut stages = Vec::new();
     let mut stage_toks = Vec::new();
     for t in parts[0].split(';') {
@@ -211,27 +193,8 @@ pub fn parse_shorthand(input: &str) -> Result<Shape, ProfileError> {
     let mut overlay_toks = Vec::new();
     for t in &parts[1..] {
         let t = t.trim();
-        let (o_start, stage) = {
-            let start_tok = short_opts(&sh, t)?
-                .into_iter()
-                .find(|(k, _)| k.s == "start")
-                .map(|(_, v)| v);
-            let start = start_tok.map(|v| sh.secs(v)).transpose()?.unwrap_or(0.0);
-            if let Some(v) = start_tok {
-                if !(start >= 0.0 && start < total) {
-                    return Err(sh.err(
-                        v,
-                        format!(
-                            "the overlay starts at {}, outside the stages (0s to {})",
-                            fmt_secs(start),
-                            fmt_secs(total)
-                        ),
-                        "start=TIME is an offset from the beginning, before the end of the stages",
-                    ));
-                }
-            }
-            (start, short_stage(&sh, t, Some((total - start).max(0.0)))?)
-        };
+        let o_start = overlay_start(&sh, t, total)?;
+        let stage = short_stage(&sh, t, Some((total - o_start).max(0.0)))?;
         overlays.push(Overlay {
             start: o_start,
             stage,
@@ -251,6 +214,53 @@ pub fn parse_shorthand(input: &str) -> Result<Shape, ProfileError> {
             .unwrap_or(tok);
         sh.err(tok, stage_message(&e), e.hint)
     })
+}
+
+/// The stages, then each overlay: `+` starts an overlay when a letter follows (so `1e+3` stays
+/// a number).
+fn split_overlays(input: &str) -> Vec<Tok<'_>> {
+    let mut parts = Vec::new();
+    let mut from = 0;
+    for (i, c) in input.char_indices() {
+        let letter_next = || {
+            input[i + 1..]
+                .trim_start()
+                .starts_with(|c: char| c.is_ascii_alphabetic())
+        };
+        if c == '+' && letter_next() {
+            parts.push(Tok {
+                s: &input[from..i],
+                at: from,
+            });
+            from = i + 1;
+        }
+    }
+    parts.push(Tok {
+        s: &input[from..],
+        at: from,
+    });
+    parts
+}
+
+/// An overlay's `start=` (0 when not given), within the stages' `total` length.
+fn overlay_start(sh: &Short, t: Tok, total: f64) -> Result<f64, ProfileError> {
+    let opts = short_opts(sh, t)?;
+    let Some((_, v)) = opts.into_iter().find(|(k, _)| k.s == "start") else {
+        return Ok(0.0);
+    };
+    let start = sh.secs(v)?;
+    if !(start >= 0.0 && start < total) {
+        return Err(sh.err(
+            v,
+            format!(
+                "the overlay starts at {}, outside the stages (0s to {})",
+                fmt_secs(start),
+                fmt_secs(total)
+            ),
+            "start=TIME is an offset from the beginning, before the end of the stages",
+        ));
+    }
+    Ok(start)
 }
 
 /// `KEY=VALUE` options after the first comma of a stage.
