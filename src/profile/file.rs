@@ -1,5 +1,6 @@
-//! The TOML profile file: its raw serde model, the rate/duration/header value readers, and the
-//! validation that compiles it into a [`Profile`] with errors pointing at the offending key.
+//! The TOML profile file: its raw serde model (stages and overlays as plain key tables, checked
+//! and parsed against the shape table in `shapes`), the rate/duration/header value readers, and
+//! the validation that compiles it into a [`Profile`] with errors pointing at the offending key.
 
 use std::fmt;
 use std::ops::Range;
