@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::error::Error;
 use crate::plan::{self, Limits, Plan, Protocol, RequestSpec, Target, TlsOptions};
 use crate::profile::{self, Profile};
-use crate::schedule::{fresh_seed, Arrivals, Shape};
+use crate::schedule::{fresh_seed, Arrivals, Shape, ShapeError, ShapeParam};
 use crate::serve::{ServeConfig, ServiceTime, Stall};
 
 #[derive(Debug, Parser)]
@@ -391,12 +391,13 @@ impl RunArgs {
                         "a closed-loop run has no schedule to shape; drop --arrivals/--time-scale/--rate-scale or give a rate",
                     ));
                 }
-                return Shape::max(self.duration, self.requests);
+                return Shape::max(self.duration, self.requests).map_err(flag_error);
             }
             (Some(RateArg::PerSecond(r)), ..) => match self.requests {
-                Some(n) => Shape::constant_count(r, n)?,
-                None => Shape::constant(r, self.duration.unwrap_or(Duration::from_secs(10)))?,
-            },
+                Some(n) => Shape::constant_count(r, n),
+                None => Shape::constant(r, self.duration.unwrap_or(Duration::from_secs(10))),
+            }
+            .map_err(flag_error)?,
             (None, Some(text), _) => profile::parse_shorthand(text)?,
             (None, None, Some(p)) => p.shape.clone(),
             (None, None, None) => {
@@ -425,6 +426,22 @@ impl RunArgs {
             self.rate_scale,
         )
     }
+}
+
+/// A refused `-r`/`-d`/`-n` value → the error naming its flag, with an example of a good one.
+fn flag_error(e: ShapeError) -> Error {
+    let flag = match e.param() {
+        ShapeParam::Rate => "--rate",
+        ShapeParam::Duration => "--duration",
+        ShapeParam::Count => "--requests",
+    };
+    let example = match e {
+        ShapeError::RateNotPositive(_) => " (e.g. -r 500)",
+        ShapeError::ZeroDuration => " (e.g. -d 10s)",
+        ShapeError::ZeroCount => " (e.g. -n 1000)",
+        _ => "",
+    };
+    Error::invalid(flag, e.value(), format!("{}{example}", e.reason()))
 }
 
 #[derive(Debug, Args)]

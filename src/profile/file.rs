@@ -1,5 +1,6 @@
-//! The TOML profile file: its raw serde model, the rate/duration/header value readers, and the
-//! validation that compiles it into a [`Profile`] with errors pointing at the offending key.
+//! The TOML profile file: its raw serde model (stages and overlays as plain key tables, checked
+//! and parsed against the shape table in `shapes`), the rate/duration/header value readers, and
+//! the validation that compiles it into a [`Profile`] with errors pointing at the offending key.
 
 use std::fmt;
 use std::ops::Range;
@@ -12,12 +13,14 @@ use toml::Spanned;
 
 use super::csv::parse_csv;
 use super::error::{stage_message, suggest, Ctx, ProfileError};
-use super::shapes::{resolve_shape, shapes_hint};
+use super::shapes::{
+    is_shape_key, resolve_shape, shape_list, shapes_hint, FrontEnd, Given, Key, Keys, Kind,
+    ShapeDef, Value,
+};
 use super::units::{parse_rate, parse_secs};
 use super::{Profile, RequestDef};
 use crate::schedule::{
-    degrees, fmt_secs, fresh_seed, phase_peaking_at, staircase, Arrivals, Interpolate, Overlay,
-    Shape, Stage, StageError, StageKind, StageRef,
+    fmt_secs, fresh_seed, Arrivals, Overlay, Shape, Stage, StageError, StageRef,
 };
 
 #[derive(Deserialize)]
@@ -30,38 +33,51 @@ struct FileToml {
     time_scale: Option<Spanned<f64>>,
     rate_scale: Option<Spanned<f64>>,
     #[serde(default)]
-    stage: Vec<Spanned<StageToml>>,
+    stage: Vec<Spanned<StageTable>>,
     #[serde(default)]
-    overlay: Vec<Spanned<StageToml>>,
+    overlay: Vec<Spanned<StageTable>>,
     #[serde(default)]
     request: Vec<Spanned<RequestToml>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StageToml {
-    name: Option<Spanned<String>>,
-    shape: Spanned<String>,
-    duration: Option<Spanned<Secs>>,
-    rate: Option<Spanned<Rate>>,
-    from: Option<Spanned<Rate>>,
-    to: Option<Spanned<Rate>>,
-    steps: Option<Spanned<i64>>,
-    hold: Option<Spanned<Secs>>,
-    rates: Option<Spanned<Vec<Rate>>>,
-    every: Option<Spanned<Secs>>,
-    base: Option<Spanned<Rate>>,
-    peak: Option<Spanned<Rate>>,
-    amplitude: Option<Spanned<Rate>>,
-    period: Option<Spanned<Secs>>,
-    phase: Option<Spanned<f64>>,
-    peak_at: Option<Spanned<Secs>>,
-    rise: Option<Spanned<Secs>>,
-    fall: Option<Spanned<Secs>>,
-    at: Option<Spanned<Secs>>,
-    start: Option<Spanned<Secs>>,
-    file: Option<Spanned<String>>,
-    interpolate: Option<Spanned<String>>,
+/// A `[[stage]]` or `[[overlay]]` table as written: every key with its span and raw value, in
+/// file order. Which keys belong and what their values are comes from the shape's entry in
+/// [`super::shapes::SHAPES`], not from this type.
+struct StageTable(Vec<(Spanned<String>, Spanned<toml::Value>)>);
+
+impl<'de> Deserialize<'de> for StageTable {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StageTable;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table of keys")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<StageTable, A::Error> {
+                let mut keys: Vec<(Spanned<String>, Spanned<toml::Value>)> = Vec::new();
+                while let Some(entry) = m.next_entry()? {
+                    keys.push(entry);
+                }
+                keys.sort_by_key(|(k, _)| k.span().start);
+                Ok(StageTable(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl StageTable {
+    fn get(&self, key: &str) -> Option<&Spanned<toml::Value>> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.get_ref() == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The span of `key`'s value, if given.
+    fn span_of(&self, key: &str) -> Option<Range<usize>> {
+        self.get(key).map(Spanned::span)
+    }
 }
 
 #[derive(Deserialize)]
@@ -172,86 +188,6 @@ impl<'de> Deserialize<'de> for Headers {
     }
 }
 
-/// Keys each shape takes (besides `name` and `shape`, and `start` on overlays).
-fn shape_keys(shape: &str) -> &'static [&'static str] {
-    match shape {
-        "constant" => &["rate", "duration"],
-        "ramp" => &["from", "to", "duration"],
-        "step" => &["from", "to", "steps", "rates", "hold"],
-        "burst" => &[
-            "base", "peak", "hold", "rise", "fall", "every", "at", "duration",
-        ],
-        "sine" => &[
-            "base",
-            "amplitude",
-            "period",
-            "phase",
-            "peak_at",
-            "duration",
-        ],
-        "table" => &["rates", "every", "interpolate", "duration"],
-        "replay" => &["file", "interpolate"],
-        _ => &[],
-    }
-}
-
-impl StageToml {
-    /// Every key present, with its value's span.
-    fn present(&self) -> Vec<(&'static str, Range<usize>)> {
-        let mut v = Vec::new();
-        macro_rules! key {
-            ($($f:ident),*) => {$(
-                if let Some(x) = &self.$f {
-                    v.push((stringify!($f), x.span()));
-                }
-            )*};
-        }
-        key!(
-            duration,
-            rate,
-            from,
-            to,
-            steps,
-            hold,
-            rates,
-            every,
-            base,
-            peak,
-            amplitude,
-            period,
-            phase,
-            peak_at,
-            rise,
-            fall,
-            at,
-            start,
-            file,
-            interpolate
-        );
-        v
-    }
-
-    fn span_of(&self, field: &str) -> Option<Range<usize>> {
-        let key = match field {
-            "shape" => return Some(self.shape.span()),
-            "name" => return self.name.as_ref().map(Spanned::span),
-            other => other,
-        };
-        self.present()
-            .into_iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, s)| s)
-    }
-}
-
-fn rate_of(x: &Option<Spanned<Rate>>) -> Option<f64> {
-    x.as_ref().map(|s| s.get_ref().0)
-}
-
-fn secs_of(x: &Option<Spanned<Secs>>) -> Option<f64> {
-    x.as_ref().map(|s| s.get_ref().0)
-}
-
 /// Parses a profile from `text`; `path` names it in errors and anchors relative `file` and
 /// `body_file` paths (its directory).
 pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
@@ -271,35 +207,15 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
     }
     let mut stages = Vec::with_capacity(raw.stage.len());
     for s in &raw.stage {
-        stages.push(build_stage(&ctx, s, false, None, dir)?);
+        stages.push(build_stage(&ctx, s, None, dir)?);
     }
     let profile_len: f64 = stages.iter().map(|s: &Stage| s.kind.duration()).sum();
-    let mut overlays = Vec::with_capacity(raw.overlay.len());
-    for s in &raw.overlay {
-        let start = secs_of(&s.get_ref().start).unwrap_or(0.0);
-        if let Some(sp) = &s.get_ref().start {
-            if !(start >= 0.0 && start < profile_len) {
-                return Err(ctx.at(
-                    sp.span(),
-                    format!(
-                        "the overlay starts at {}, outside the stages (0s to {})",
-                        fmt_secs(start),
-                        fmt_secs(profile_len)
-                    ),
-                    "`start` is an offset from the beginning of the profile, before its end",
-                ));
-            }
-        }
-        let rest = (profile_len - start).max(0.0);
-        let stage = build_stage(&ctx, s, true, Some(rest), dir)?;
-        overlays.push(Overlay { start, stage });
-    }
+    let overlays = build_overlays(&ctx, &raw.overlay, profile_len, dir)?;
     let spans_of = |e: &StageError| -> Range<usize> {
-        let pick = |list: &[Spanned<StageToml>], i: usize| {
-            list.get(i).map(|s| {
-                s.get_ref()
-                    .span_of(e.field)
-                    .unwrap_or_else(|| s.get_ref().shape.span())
+        let pick = |list: &[Spanned<StageTable>], i: usize| {
+            list.get(i).and_then(|s| {
+                let table = s.get_ref();
+                table.span_of(e.field).or_else(|| table.span_of("shape"))
             })
         };
         match e.at {
@@ -367,15 +283,49 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
     })
 }
 
+const RATE_HINT: &str = "rates are numbers of requests per second (500) or strings with a unit (\"500/s\", \"30000/m\", \"100/h\")";
+const SECS_HINT: &str =
+    "durations are strings such as \"30s\", \"2m\", \"1h 30m\", \"250ms\", or numbers of seconds";
+
+/// The `[[overlay]]`s, each placed at its `start` within the stages' `profile_len`.
+fn build_overlays(
+    ctx: &Ctx,
+    overlays: &[Spanned<StageTable>],
+    profile_len: f64,
+    dir: &Path,
+) -> Result<Vec<Overlay>, ProfileError> {
+    let mut out = Vec::with_capacity(overlays.len());
+    for s in overlays {
+        let given = s.get_ref().get("start");
+        let start = match given {
+            Some(v) => value::<Secs>(ctx, v, SECS_HINT)?.0,
+            None => 0.0,
+        };
+        if let Some(sp) = given.filter(|_| !(start >= 0.0 && start < profile_len)) {
+            return Err(ctx.at(
+                sp.span(),
+                format!(
+                    "the overlay starts at {}, outside the stages (0s to {})",
+                    fmt_secs(start),
+                    fmt_secs(profile_len)
+                ),
+                "`start` is an offset from the beginning of the profile, before its end",
+            ));
+        }
+        let rest = (profile_len - start).max(0.0);
+        let stage = build_stage(ctx, s, Some(rest), dir)?;
+        out.push(Overlay { start, stage });
+    }
+    Ok(out)
+}
+
 /// A toml/serde error → file, line, column, message and a hint.
 fn toml_error(ctx: &Ctx, e: &toml::de::Error) -> ProfileError {
     let msg = e.message().trim().to_string();
     let has = |w: &str| msg.contains(w);
     let hint = if msg.starts_with("unknown field") {
         let typo = did_you_mean_field(&msg);
-        let section = if has("`shape`") && has("`rate`") {
-            "stage keys depend on the shape; see docs/profiles.md"
-        } else if has("`stage`") {
+        let section = if has("`stage`") {
             "top-level keys are name, description, arrivals, seed, time_scale, rate_scale, and the [[stage]], [[overlay]] and [[request]] tables"
         } else {
             "remove the key or fix its spelling; see docs/profiles.md"
@@ -384,16 +334,14 @@ fn toml_error(ctx: &Ctx, e: &toml::de::Error) -> ProfileError {
             Some(t) => format!("did you mean `{t}`? {section}"),
             None => section.to_string(),
         }
-    } else if msg.starts_with("missing field `shape`") {
-        "every [[stage]] and [[overlay]] needs shape = \"constant\", \"ramp\", \"step\", \"burst\", \"sine\", \"table\" or \"replay\"".to_string()
     } else if msg.starts_with("missing field") {
         "add the missing key".to_string()
     } else if has("expected a sequence") {
         "stages, overlays and requests are arrays of tables: write [[stage]], [[overlay]], [[request]] (double brackets)".to_string()
     } else if has("not a rate") || has("rate unit") || has("expected a rate") {
-        "rates are numbers of requests per second (500) or strings with a unit (\"500/s\", \"30000/m\", \"100/h\")".to_string()
+        RATE_HINT.to_string()
     } else if has("not a duration") || has("expected a duration") {
-        "durations are strings such as \"30s\", \"2m\", \"1h 30m\", \"250ms\", or numbers of seconds".to_string()
+        SECS_HINT.to_string()
     } else if has("header") || has("Name = ") {
         "headers are a table { Accept = \"application/json\" } or a list [\"Accept: application/json\"]".to_string()
     } else if has("expected i64") {
@@ -417,201 +365,194 @@ fn did_you_mean_field(msg: &str) -> Option<String> {
     suggest(word, ticks).map(str::to_string)
 }
 
+/// A `[[stage]]` (`rest` is `None`) or an `[[overlay]]` (`rest`: the time from its start to
+/// the end of the stages) → a [`Stage`].
 fn build_stage(
     ctx: &Ctx,
-    spanned: &Spanned<StageToml>,
-    overlay: bool,
+    spanned: &Spanned<StageTable>,
     rest: Option<f64>,
     dir: &Path,
 ) -> Result<Stage, ProfileError> {
-    let st = spanned.get_ref();
-    let written = st.shape.get_ref();
-    let shape = resolve_shape(written).ok_or_else(|| {
+    let table = spanned.get_ref();
+    let (shape, written) = stage_shape(ctx, spanned)?;
+    let front = TomlStage {
+        ctx,
+        shape_span: written.span(),
+        overlay: rest.is_some(),
+        dir,
+    };
+    let keys = Keys {
+        shape,
+        values: read_keys(ctx, table, shape, rest.is_some())?,
+        rest,
+        front: &front,
+    };
+    let kind = shape.build(&keys)?;
+    let name = match table.get("name") {
+        Some(n) => value::<String>(ctx, n, "give the stage's name as a quoted string")?,
+        None => written.get_ref().trim().to_string(),
+    };
+    Ok(Stage { name, kind })
+}
+
+/// The stage's `shape` as written and the shape it names.
+fn stage_shape(
+    ctx: &Ctx,
+    spanned: &Spanned<StageTable>,
+) -> Result<(&'static ShapeDef, Spanned<String>), ProfileError> {
+    let Some(v) = spanned.get_ref().get("shape") else {
+        return Err(ctx.at(
+            spanned.span(),
+            "missing field `shape`",
+            format!(
+                "every [[stage]] and [[overlay]] needs a shape: {}",
+                shape_list()
+            ),
+        ));
+    };
+    let hint = format!("shape = \"constant\"; shapes are {}", shape_list());
+    let written: String = value(ctx, v, &hint)?;
+    let shape = resolve_shape(&written).ok_or_else(|| {
         ctx.at(
-            st.shape.span(),
+            v.span(),
             format!("unknown shape \"{written}\""),
-            shapes_hint(written),
+            shapes_hint(&written),
         )
     })?;
-    let allowed = shape_keys(shape);
-    for (key, span) in st.present() {
-        let ok = allowed.contains(&key) || (overlay && key == "start");
-        if !ok {
-            let extra = if key == "start" {
-                " (`start` places an overlay; stages run in sequence)".to_string()
-            } else {
-                String::new()
-            };
-            return Err(ctx.at(
-                span,
-                format!("`{key}` does not apply to a {shape} stage{extra}"),
-                format!(
-                    "a {shape} stage takes: {}{}",
-                    allowed.join(", "),
-                    if overlay { ", start" } else { "" }
-                ),
-            ));
+    Ok((shape, Spanned::new(v.span(), written)))
+}
+
+/// Every key of the stage but `shape`, `name` (and an overlay's `start`), checked against the
+/// shape and parsed by its kind.
+fn read_keys(
+    ctx: &Ctx,
+    table: &StageTable,
+    shape: &'static ShapeDef,
+    overlay: bool,
+) -> Result<Vec<Given>, ProfileError> {
+    let mut values = Vec::new();
+    for (name, v) in &table.0 {
+        match name.get_ref().as_str() {
+            "shape" | "name" => continue,
+            "start" if overlay => continue,
+            _ => {}
         }
+        let key = shape
+            .takes(name.get_ref())
+            .ok_or_else(|| foreign_key(ctx, shape, name, v, overlay))?;
+        values.push(Given::new(key, v.span(), key_value(ctx, key, v)?));
     }
-    let missing = |key: &str, example: &str| {
+    Ok(values)
+}
+
+/// The error for a key the shape does not take: another shape's key, an overlay's `start` on a
+/// stage, or an unknown key (with "did you mean").
+fn foreign_key(
+    ctx: &Ctx,
+    shape: &ShapeDef,
+    name: &Spanned<String>,
+    v: &Spanned<toml::Value>,
+    overlay: bool,
+) -> ProfileError {
+    let extra: &[&str] = if overlay {
+        &["name", "start"]
+    } else {
+        &["name"]
+    };
+    let names = shape.key_names();
+    let key = name.get_ref();
+    let shape_name = shape.name;
+    if key == "start" {
+        let message = format!(
+            "`start` does not apply to a {shape_name} stage (`start` places an overlay; stages run in sequence)"
+        );
+        ctx.at(v.span(), message, shape.takes_hint(&names, extra))
+    } else if is_shape_key(key) {
+        let message = format!("`{key}` does not apply to a {shape_name} stage");
+        ctx.at(v.span(), message, shape.takes_hint(&names, extra))
+    } else {
+        let message = format!("unknown field `{key}` in a {shape_name} stage");
         ctx.at(
-            st.shape.span(),
-            format!(
-                "a {shape} {} needs `{key}`",
-                if overlay { "overlay" } else { "stage" }
-            ),
-            format!("add e.g. {key} = {example}"),
+            name.span(),
+            message,
+            shape.unknown_key_hint(key, &names, extra),
         )
-    };
-    let need_rate =
-        |x: &Option<Spanned<Rate>>, key: &str| rate_of(x).ok_or_else(|| missing(key, "100"));
-    let need_secs =
-        |x: &Option<Spanned<Secs>>, key: &str| secs_of(x).ok_or_else(|| missing(key, "\"30s\""));
-    // Overlays run to the end of the profile unless given a duration.
-    let duration = || match (secs_of(&st.duration), rest) {
-        (Some(d), _) => Ok(d),
-        (None, Some(r)) => Ok(r),
-        (None, None) => Err(missing("duration", "\"1m\"")),
-    };
-    let interpolate = || {
-        match &st.interpolate {
-        None => Ok(Interpolate::Linear),
-        Some(s) => match s.get_ref().as_str() {
-            "linear" => Ok(Interpolate::Linear),
-            "step" => Ok(Interpolate::Step),
-            other => Err(ctx.at(
-                s.span(),
-                format!("unknown interpolation \"{other}\""),
-                "interpolate = \"linear\" (straight lines between points, the default) or \"step\" (hold each rate until the next point)",
-            )),
-        },
     }
-    };
-    let kind = match shape {
-        "constant" => StageKind::Constant {
-            rate: need_rate(&st.rate, "rate")?,
-            duration: duration()?,
-        },
-        "ramp" => StageKind::Ramp {
-            from: need_rate(&st.from, "from")?,
-            to: need_rate(&st.to, "to")?,
-            duration: duration()?,
-        },
-        "step" => {
-            let hold = need_secs(&st.hold, "hold")?;
-            let rates = match (&st.rates, &st.from) {
-                (Some(r), None) if st.to.is_none() && st.steps.is_none() => {
-                    r.get_ref().iter().map(|x| x.0).collect()
-                }
-                (None, Some(_)) => {
-                    let from = need_rate(&st.from, "from")?;
-                    let to = need_rate(&st.to, "to")?;
-                    let steps = st.steps.as_ref().ok_or_else(|| missing("steps", "5"))?;
-                    let n = *steps.get_ref();
-                    if !(2..=100_000).contains(&n) {
-                        return Err(ctx.at(
-                            steps.span(),
-                            format!("steps = {n}: a staircase from/to needs 2 to 100000 steps"),
-                            "e.g. from = 100, to = 500, steps = 5 gives 100, 200, 300, 400, 500",
-                        ));
-                    }
-                    staircase(from, to, n as u32)
-                }
-                (Some(r), _) => return Err(ctx.at(
-                    r.span(),
-                    "give either `rates` or `from`, `to` and `steps`, not both",
-                    "rates = [100, 200, 400] lists the levels; from/to/steps spaces them evenly",
-                )),
-                (None, None) => return Err(missing("rates", "[100, 200, 400]")),
-            };
-            StageKind::Step { rates, hold }
+}
+
+/// A key's value, parsed by its kind.
+fn key_value(ctx: &Ctx, key: &Key, v: &Spanned<toml::Value>) -> Result<Value, ProfileError> {
+    Ok(match key.kind {
+        Kind::Rate => Value::Number(value::<Rate>(ctx, v, RATE_HINT)?.0),
+        Kind::Secs => Value::Number(value::<Secs>(ctx, v, SECS_HINT)?.0),
+        Kind::Degrees => Value::Number(value::<f64>(ctx, v, "give a number without quotes")?),
+        Kind::Count => Value::Count(value::<i64>(ctx, v, "give a whole number without quotes")?),
+        Kind::Rates => {
+            let hint = format!("a list of rates, e.g. {} = {}", key.name, key.example);
+            let rates: Vec<Rate> = value(ctx, v, &hint)?;
+            Value::Numbers(rates.into_iter().map(|r| r.0).collect())
         }
-        "burst" => {
-            let rise = secs_of(&st.rise).unwrap_or(0.0);
-            StageKind::Burst {
-                base: match (rate_of(&st.base), overlay) {
-                    (Some(b), _) => b,
-                    (None, true) => 0.0,
-                    (None, false) => return Err(missing("base", "100")),
-                },
-                peak: need_rate(&st.peak, "peak")?,
-                hold: need_secs(&st.hold, "hold")?,
-                rise,
-                fall: secs_of(&st.fall).unwrap_or(rise),
-                every: secs_of(&st.every),
-                at: secs_of(&st.at).unwrap_or(0.0),
-                duration: duration()?,
-            }
+        Kind::Text => {
+            let hint = format!("a quoted string, e.g. {} = {}", key.name, key.example);
+            Value::Text(value(ctx, v, &hint)?)
         }
-        "sine" => {
-            let duration = duration()?;
-            let period = secs_of(&st.period).unwrap_or(duration);
-            let phase =
-                match (&st.phase, &st.peak_at) {
-                    (Some(p), Some(_)) => return Err(ctx.at(
-                        p.span(),
-                        "give either `phase` or `peak_at`, not both",
-                        "phase (degrees) shifts the sine; peak_at (a time) puts its crest there",
-                    )),
-                    (Some(p), None) => degrees(*p.get_ref()),
-                    (None, Some(at)) => phase_peaking_at(at.get_ref().0, period),
-                    (None, None) => 0.0,
-                };
-            StageKind::Sine {
-                base: need_rate(&st.base, "base")?,
-                amplitude: need_rate(&st.amplitude, "amplitude")?,
-                period,
-                phase,
-                duration,
-            }
-        }
-        "table" => {
-            let rates: Vec<f64> = st
-                .rates
-                .as_ref()
-                .ok_or_else(|| missing("rates", "[120, 80, 60, 90]"))?
-                .get_ref()
-                .iter()
-                .map(|x| x.0)
-                .collect();
-            let every = need_secs(&st.every, "every")?;
-            let duration = match secs_of(&st.duration) {
-                Some(d) => d,
-                None if overlay => rest.unwrap_or(0.0),
-                None => rates.len() as f64 * every,
-            };
-            StageKind::Table {
-                rates,
-                every,
-                interpolate: interpolate()?,
-                duration,
-            }
-        }
-        "replay" => {
-            let file = st
-                .file
-                .as_ref()
-                .ok_or_else(|| missing("file", "\"traffic.csv\""))?;
-            let csv_path = dir.join(file.get_ref());
-            let text = std::fs::read_to_string(&csv_path).map_err(|e| {
-                ctx.at(
-                    file.span(),
-                    format!("cannot read the replay file '{}': {e}", csv_path.display()),
-                    "the path is relative to the profile's directory; the file holds `time,rate` rows",
-                )
-            })?;
-            StageKind::Replay {
-                points: parse_csv(&text, &csv_path)?,
-                interpolate: interpolate()?,
-            }
-        }
-        _ => unreachable!("resolve_shape returns known shapes"),
-    };
-    let name = st
-        .name
-        .as_ref()
-        .map_or_else(|| written.trim().to_string(), |n| n.get_ref().clone());
-    Ok(Stage { name, kind })
+    })
+}
+
+/// `v` read as a `T`; a wrong type or value points at it.
+fn value<T: serde::de::DeserializeOwned>(
+    ctx: &Ctx,
+    v: &Spanned<toml::Value>,
+    hint: &str,
+) -> Result<T, ProfileError> {
+    v.get_ref()
+        .clone()
+        .try_into()
+        .map_err(|e: toml::de::Error| ctx.at(v.span(), e.message().trim().to_string(), hint))
+}
+
+/// The profile file's side of building a stage: errors point into the file, and replay files
+/// are found next to the profile.
+struct TomlStage<'a> {
+    ctx: &'a Ctx<'a>,
+    shape_span: Range<usize>,
+    overlay: bool,
+    dir: &'a Path,
+}
+
+impl FrontEnd for TomlStage<'_> {
+    fn error(&self, span: Range<usize>, message: String, hint: String) -> ProfileError {
+        self.ctx.at(span, message, hint)
+    }
+
+    fn missing(&self, shape: &ShapeDef, key: &Key) -> ProfileError {
+        let what = if self.overlay { "overlay" } else { "stage" };
+        self.ctx.at(
+            self.shape_span.clone(),
+            format!("a {} {what} needs `{}`", shape.name, key.name),
+            format!("add e.g. {} = {}", key.name, key.example),
+        )
+    }
+
+    fn replay(&self, file: &str, span: Range<usize>) -> Result<Vec<(f64, f64)>, ProfileError> {
+        read_replay(self.ctx, &self.dir.join(file), span)
+    }
+}
+
+/// Reads and parses a replay CSV named in the profile (relative to the profile's directory).
+fn read_replay(
+    ctx: &Ctx,
+    csv_path: &Path,
+    span: Range<usize>,
+) -> Result<Vec<(f64, f64)>, ProfileError> {
+    let text = std::fs::read_to_string(csv_path).map_err(|e| {
+        ctx.at(
+            span,
+            format!("cannot read the replay file '{}': {e}", csv_path.display()),
+            "the path is relative to the profile's directory; the file holds `time,rate` rows",
+        )
+    })?;
+    parse_csv(&text, csv_path)
 }
 
 fn build_request(

@@ -13,8 +13,9 @@
 //! - [`summary`] and [`render_plot`]: what `metronome profile show` prints.
 //!
 //! One job per file: `file` (the TOML model and its validation), `shorthand` (the `--shape`
-//! parser), `csv` (replay files), `units` (rate and duration text), `shapes` (shape names and
-//! aliases), `error` ([`ProfileError`] and its snippets) and `show` (summary and plot).
+//! parser), `csv` (replay files), `units` (rate and duration text), `shapes` (the one table of
+//! shapes: names, aliases, keys and the builders both front-ends use), `error` ([`ProfileError`]
+//! and its snippets) and `show` (summary and plot).
 
 mod csv;
 mod error;

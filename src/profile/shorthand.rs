@@ -1,16 +1,16 @@
 //! The one-line `--shape` shorthand (`50->1000/s@2m; 1000@1m + burst:…`) → a [`Shape`], with
 //! errors pointing at the column of the offending token.
 
+use std::ops::Range;
 use std::path::Path;
 
 use super::csv::parse_csv;
 use super::error::{stage_message, Ctx, ProfileError};
-use super::shapes::{resolve_shape, shapes_hint};
-use super::units::{parse_rate, parse_secs};
-use crate::schedule::{
-    degrees, fmt_secs, phase_peaking_at, staircase, Interpolate, Overlay, Shape, Stage, StageKind,
-    StageRef,
+use super::shapes::{
+    resolve_shape, shapes_hint, FrontEnd, Given, Key, Keys, Kind, ShapeDef, Spec, Value,
 };
+use super::units::{parse_rate, parse_secs};
+use crate::schedule::{fmt_secs, Overlay, Shape, Stage, StageRef};
 
 /// A token of the shorthand with its byte offset in the input.
 #[derive(Clone, Copy)]
@@ -68,13 +68,20 @@ struct Short<'a> {
 
 impl Short<'_> {
     fn err(&self, tok: Tok, message: impl Into<String>, hint: impl Into<String>) -> ProfileError {
+        self.err_at(span(tok), message, hint)
+    }
+
+    fn err_at(
+        &self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> ProfileError {
         let ctx = Ctx {
             text: self.input,
             file: None,
         };
-        let mut e = ctx.at(tok.at..tok.at + tok.s.len(), message, hint);
-        e.file = None;
-        e
+        ctx.at(span, message, hint)
     }
 
     fn rate(&self, t: Tok, unit: f64) -> Result<f64, ProfileError> {
@@ -96,6 +103,39 @@ impl Short<'_> {
     fn secs(&self, t: Tok) -> Result<f64, ProfileError> {
         let t = t.trim();
         parse_secs(t.s).map_err(|m| self.err(t, m, "durations are like 30s, 2m, 1h30m, 250ms"))
+    }
+
+    /// Two rates separated by one of `seps` (`50->1000/s`), each with its token; the unit of
+    /// the second applies to the first.
+    fn pair<'a>(
+        &self,
+        shape: &ShapeDef,
+        body: Tok<'a>,
+        seps: &[&str],
+    ) -> Result<[(Tok<'a>, f64); 2], ProfileError> {
+        let split = seps.iter().find_map(|sep| body.split_once(sep));
+        let (a, b) = split.ok_or_else(|| {
+            self.err(
+                body,
+                format!("expected {}", shape.written),
+                format!(
+                    "a {} is written {}, e.g. {}",
+                    shape.name, shape.written, shape.example
+                ),
+            )
+        })?;
+        let unit = self.unit_of(b);
+        Ok([
+            (a.trim(), self.rate(a, unit)?),
+            (b.trim(), self.rate(b, unit)?),
+        ])
+    }
+
+    /// Rates separated by `|`; the unit of the last applies to all.
+    fn list(&self, tok: Tok) -> Result<Vec<f64>, ProfileError> {
+        let items = tok.split('|');
+        let unit = self.unit_of(*items.last().unwrap_or(&tok));
+        items.into_iter().map(|x| self.rate(x, unit)).collect()
     }
 
     /// The unit of the last rate in a list (`50->1000/s`): applies to bare numbers before it.
@@ -137,25 +177,7 @@ pub fn parse_shorthand(input: &str) -> Result<Shape, ProfileError> {
             "e.g. --shape '50->1000/s@2m' or --shape '100/s@30s; 100->500/s@1m'",
         ));
     }
-    // '+' starts an overlay when a letter follows (so 1e+3 stays a number).
-    let mut parts = Vec::new();
-    let mut from = 0;
-    for (i, c) in input.char_indices() {
-        if c == '+' {
-            let next = input[i + 1..].trim_start();
-            if next.starts_with(|c: char| c.is_ascii_alphabetic()) {
-                parts.push(Tok {
-                    s: &input[from..i],
-                    at: from,
-                });
-                from = i + 1;
-            }
-        }
-    }
-    parts.push(Tok {
-        s: &input[from..],
-        at: from,
-    });
+    let parts = split_overlays(input);
     let mut stages = Vec::new();
     let mut stage_toks = Vec::new();
     for t in parts[0].split(';') {
@@ -171,27 +193,8 @@ pub fn parse_shorthand(input: &str) -> Result<Shape, ProfileError> {
     let mut overlay_toks = Vec::new();
     for t in &parts[1..] {
         let t = t.trim();
-        let (o_start, stage) = {
-            let start_tok = short_opts(&sh, t)?
-                .into_iter()
-                .find(|(k, _)| k.s == "start")
-                .map(|(_, v)| v);
-            let start = start_tok.map(|v| sh.secs(v)).transpose()?.unwrap_or(0.0);
-            if let Some(v) = start_tok {
-                if !(start >= 0.0 && start < total) {
-                    return Err(sh.err(
-                        v,
-                        format!(
-                            "the overlay starts at {}, outside the stages (0s to {})",
-                            fmt_secs(start),
-                            fmt_secs(total)
-                        ),
-                        "start=TIME is an offset from the beginning, before the end of the stages",
-                    ));
-                }
-            }
-            (start, short_stage(&sh, t, Some((total - start).max(0.0)))?)
-        };
+        let o_start = overlay_start(&sh, t, total)?;
+        let stage = short_stage(&sh, t, Some((total - o_start).max(0.0)))?;
         overlays.push(Overlay {
             start: o_start,
             stage,
@@ -213,6 +216,53 @@ pub fn parse_shorthand(input: &str) -> Result<Shape, ProfileError> {
     })
 }
 
+/// The stages, then each overlay: `+` starts an overlay when a letter follows (so `1e+3` stays
+/// a number).
+fn split_overlays(input: &str) -> Vec<Tok<'_>> {
+    let mut parts = Vec::new();
+    let mut from = 0;
+    for (i, c) in input.char_indices() {
+        let letter_next = || {
+            input[i + 1..]
+                .trim_start()
+                .starts_with(|c: char| c.is_ascii_alphabetic())
+        };
+        if c == '+' && letter_next() {
+            parts.push(Tok {
+                s: &input[from..i],
+                at: from,
+            });
+            from = i + 1;
+        }
+    }
+    parts.push(Tok {
+        s: &input[from..],
+        at: from,
+    });
+    parts
+}
+
+/// An overlay's `start=` (0 when not given), within the stages' `total` length.
+fn overlay_start(sh: &Short, t: Tok, total: f64) -> Result<f64, ProfileError> {
+    let opts = short_opts(sh, t)?;
+    let Some((_, v)) = opts.into_iter().find(|(k, _)| k.s == "start") else {
+        return Ok(0.0);
+    };
+    let start = sh.secs(v)?;
+    if !(start >= 0.0 && start < total) {
+        return Err(sh.err(
+            v,
+            format!(
+                "the overlay starts at {}, outside the stages (0s to {})",
+                fmt_secs(start),
+                fmt_secs(total)
+            ),
+            "start=TIME is an offset from the beginning, before the end of the stages",
+        ));
+    }
+    Ok(start)
+}
+
 /// `KEY=VALUE` options after the first comma of a stage.
 fn short_opts<'a>(sh: &Short, t: Tok<'a>) -> Result<Vec<(Tok<'a>, Tok<'a>)>, ProfileError> {
     let mut out = Vec::new();
@@ -230,249 +280,247 @@ fn short_opts<'a>(sh: &Short, t: Tok<'a>) -> Result<Vec<(Tok<'a>, Tok<'a>)>, Pro
     Ok(out)
 }
 
+/// One stage (or overlay, with `rest` the time from its start to the end of the stages):
+/// `[KIND:]SPEC[@DURATION](,KEY=VALUE)*`.
 fn short_stage(sh: &Short, t: Tok, rest: Option<f64>) -> Result<Stage, ProfileError> {
     let head = t.split(',')[0].trim();
+    let (shape, spec) = stage_shape(sh, head)?;
     let opts = short_opts(sh, t)?;
-    // KIND: prefix, if the text before ':' is a word.
-    let (kind, spec) = match head.split_once(":") {
-        Some((k, s)) if k.s.chars().all(|c| c.is_ascii_alphabetic()) && !k.s.is_empty() => {
-            let k = k.trim();
+    let options = check_options(sh, shape, &opts, rest.is_some())?;
+    let mut values = read_spec(sh, shape, spec)?;
+    for (key, v) in options {
+        values.push(Given::new(key, span(v), option_value(sh, key, v)?));
+    }
+    let front = ShortStage { sh, stage: t, spec };
+    let keys = Keys {
+        shape,
+        values,
+        rest,
+        front: &front,
+    };
+    let kind = shape.build(&keys)?;
+    let name = opts.iter().rev().find(|(k, _)| k.s == "name");
+    Ok(Stage {
+        name: name.map_or(shape.name, |(_, v)| v.s).to_string(),
+        kind,
+    })
+}
+
+/// The shape of a stage and its spec: `KIND:` when the text before `:` is a word, else a ramp
+/// when the spec has `->` and a constant rate otherwise.
+fn stage_shape<'a>(
+    sh: &Short,
+    head: Tok<'a>,
+) -> Result<(&'static ShapeDef, Tok<'a>), ProfileError> {
+    match head.split_once(":") {
+        Some((k, spec)) if !k.s.is_empty() && k.s.chars().all(|c| c.is_ascii_alphabetic()) => {
             let shape = resolve_shape(k.s)
                 .ok_or_else(|| sh.err(k, format!("unknown shape \"{}\"", k.s), shapes_hint(k.s)))?;
-            (Some((shape, k)), s.trim())
+            Ok((shape, spec.trim()))
         }
-        _ => (None, head),
-    };
-    let shape = kind.map_or_else(
-        || {
-            if spec.s.contains("->") {
+        _ => {
+            let name = if head.s.contains("->") {
                 "ramp"
             } else {
                 "constant"
-            }
-        },
-        |k| k.0,
-    );
-    let allowed: &[&str] = match shape {
-        "burst" => &["hold", "rise", "fall", "every", "at"],
-        "sine" => &["period", "phase", "peak_at"],
-        "table" => &["every", "interpolate"],
-        "replay" => &["interpolate"],
-        _ => &[],
-    };
-    let mut name = None;
-    let mut get = std::collections::HashMap::new();
-    for (k, v) in &opts {
-        match k.s {
-            "name" => name = Some(v.s.to_string()),
-            "start" if rest.is_some() => {}
-            key if allowed.contains(&key) => {
-                get.insert(key, *v);
-            }
-            key => {
-                let mut keys: Vec<&str> = allowed.to_vec();
-                keys.push("name");
-                if rest.is_some() {
-                    keys.push("start");
-                }
-                return Err(sh.err(
-                    *k,
-                    format!("`{key}` does not apply to a {shape} stage"),
-                    format!("a {shape} stage takes: {}", keys.join(", ")),
-                ));
-            }
+            };
+            Ok((resolve_shape(name).expect("a known shape"), head))
         }
     }
-    // SPEC '@' DURATION (optional for overlays, tables and replays).
-    let (body, dur_tok) = match spec.split_once("@") {
+}
+
+/// The `key=value` options that the shape takes as options (not in its spec), the last of each
+/// key winning; `name` (and an overlay's `start`) are read elsewhere.
+fn check_options<'a>(
+    sh: &Short,
+    shape: &'static ShapeDef,
+    opts: &[(Tok<'a>, Tok<'a>)],
+    overlay: bool,
+) -> Result<Vec<(&'static Key, Tok<'a>)>, ProfileError> {
+    let in_spec = shape.spec.keys();
+    let names: Vec<&str> = shape
+        .key_names()
+        .into_iter()
+        .filter(|k| !in_spec.contains(k))
+        .collect();
+    let extra: &[&str] = if overlay {
+        &["name", "start"]
+    } else {
+        &["name"]
+    };
+    let mut out: Vec<(&'static Key, Tok<'a>)> = Vec::new();
+    for (k, v) in opts {
+        if extra.contains(&k.s) {
+            continue;
+        }
+        let Some(key) = shape.takes(k.s).filter(|key| names.contains(&key.name)) else {
+            return Err(sh.err(
+                *k,
+                format!("`{}` does not apply to a {} stage", k.s, shape.name),
+                shape.unknown_key_hint(k.s, &names, extra),
+            ));
+        };
+        out.retain(|(seen, _)| seen.name != key.name);
+        out.push((key, *v));
+    }
+    Ok(out)
+}
+
+/// An option's value, parsed by its key's kind.
+fn option_value(sh: &Short, key: &Key, v: Tok) -> Result<Value, ProfileError> {
+    let not_a = || {
+        sh.err(
+            v,
+            format!("{} must be {}", key.name, key.about),
+            format!("e.g. {}={}", key.name, key.example.trim_matches('"')),
+        )
+    };
+    Ok(match key.kind {
+        Kind::Rate => Value::Number(sh.rate(v, 1.0)?),
+        Kind::Secs => Value::Number(sh.secs(v)?),
+        Kind::Rates => Value::Numbers(sh.list(v)?),
+        Kind::Degrees => Value::Number(v.s.parse().map_err(|_| not_a())?),
+        Kind::Count => Value::Count(v.s.parse().map_err(|_| not_a())?),
+        Kind::Text => Value::Text(v.s.to_string()),
+    })
+}
+
+/// The keys written in the spec (`50->1000/s@2m` → `from`, `to`, `duration`).
+fn read_spec(sh: &Short, shape: &'static ShapeDef, spec: Tok) -> Result<Vec<Given>, ProfileError> {
+    let (body, at) = match spec.split_once("@") {
         Some((b, d)) => (b.trim(), Some(d.trim())),
         None => (spec, None),
     };
-    let duration = |what: &str| -> Result<f64, ProfileError> {
-        match (dur_tok, rest) {
-            (Some(d), _) => sh.secs(d),
-            (None, Some(r)) => Ok(r),
-            (None, None) => Err(sh.err(
-                spec,
-                format!("the {what} needs a duration: add @DURATION"),
-                "e.g. 500/s@30s, 50->1000/s@2m",
-            )),
+    let key = |name: &str| shape.takes(name).expect("spec keys are the shape's");
+    let mut out = Vec::new();
+    match &shape.spec {
+        Spec::Rate => out.push(Given::new(
+            key("rate"),
+            span(body),
+            Value::Number(sh.rate(body, 1.0)?),
+        )),
+        Spec::Pair { seps, keys } => {
+            let [a, b] = sh.pair(shape, body, seps)?;
+            out.push(Given::new(key(keys[0]), span(a.0), Value::Number(a.1)));
+            out.push(Given::new(key(keys[1]), span(b.0), Value::Number(b.1)));
         }
-    };
-    let opt_secs = |k: &str| get.get(k).map(|v| sh.secs(*v)).transpose();
-    let pair = |sep: &str, example: &str| -> Result<(f64, f64), ProfileError> {
-        let (a, b) = body.split_once(sep).ok_or_else(|| {
-            sh.err(
-                body,
-                format!("expected {example}"),
-                format!("a {shape} is written {example}"),
+        Spec::Staircase => return read_staircase(sh, shape, spec, body, at),
+        Spec::List => out.push(Given::new(
+            key("rates"),
+            span(body),
+            Value::Numbers(sh.list(body)?),
+        )),
+        // A replay's length is its file's; text after '@' is not read.
+        Spec::Path => {
+            let file = Value::Text(body.s.to_string());
+            return Ok(vec![Given::new(key("file"), span(body), file)]);
+        }
+    }
+    if let Some(d) = at {
+        out.push(Given::new(
+            key("duration"),
+            span(d),
+            Value::Number(sh.secs(d)?),
+        ));
+    }
+    Ok(out)
+}
+
+/// `FROM->TO@STEPSxHOLD` or `R|R|…@HOLD`.
+fn read_staircase(
+    sh: &Short,
+    shape: &'static ShapeDef,
+    spec: Tok,
+    body: Tok,
+    at: Option<Tok>,
+) -> Result<Vec<Given>, ProfileError> {
+    let key = |name: &str| shape.takes(name).expect("spec keys are the shape's");
+    let d = at.ok_or_else(|| {
+        sh.err(
+            spec,
+            "a step needs @STEPSxHOLD or @HOLD",
+            format!("e.g. {}", shape.example),
+        )
+    })?;
+    if !body.s.contains("->") {
+        let rates = Given::new(key("rates"), span(body), Value::Numbers(sh.list(body)?));
+        return Ok(vec![
+            rates,
+            Given::new(key("hold"), span(d), Value::Number(sh.secs(d)?)),
+        ]);
+    }
+    let [from, to] = sh.pair(shape, body, &["->"])?;
+    let (n, hold) = d
+        .split_once("x")
+        .ok_or_else(|| sh.err(d, "expected STEPSxHOLD", "e.g. @5x30s: 5 steps of 30 s"))?;
+    let n = n.trim();
+    let steps = n.s.parse().map_err(|_| {
+        let message = format!("steps must be {}", key("steps").about);
+        sh.err(n, message, "e.g. @5x30s: 5 steps of 30 s")
+    })?;
+    Ok(vec![
+        Given::new(key("from"), span(from.0), Value::Number(from.1)),
+        Given::new(key("to"), span(to.0), Value::Number(to.1)),
+        Given::new(key("steps"), span(n), Value::Count(steps)),
+        Given::new(key("hold"), span(hold), Value::Number(sh.secs(hold)?)),
+    ])
+}
+
+fn span(t: Tok) -> Range<usize> {
+    t.at..t.at + t.s.len()
+}
+
+/// The shorthand's side of building a stage: errors point into the `--shape` argument, and
+/// replay paths are relative to the current directory.
+struct ShortStage<'a> {
+    sh: &'a Short<'a>,
+    /// The whole stage, and its spec.
+    stage: Tok<'a>,
+    spec: Tok<'a>,
+}
+
+impl FrontEnd for ShortStage<'_> {
+    fn error(&self, span: Range<usize>, message: String, hint: String) -> ProfileError {
+        self.sh.err_at(span, message, hint)
+    }
+
+    fn missing(&self, shape: &ShapeDef, key: &Key) -> ProfileError {
+        if key.name == "duration" {
+            return self.sh.err(
+                self.spec,
+                format!("a {} stage needs a duration: add @DURATION", shape.name),
+                "e.g. 500/s@30s, 50->1000/s@2m",
+            );
+        }
+        let placeholder = match key.kind {
+            Kind::Rate => "RATE",
+            Kind::Secs => "DURATION",
+            Kind::Rates => "R|R|…",
+            Kind::Count => "N",
+            Kind::Degrees => "DEGREES",
+            Kind::Text => "…",
+        };
+        self.sh.err(
+            self.stage,
+            format!(
+                "a {} stage needs {}={placeholder} ({})",
+                shape.name, key.name, key.about
+            ),
+            format!("e.g. {}", shape.example),
+        )
+    }
+
+    fn replay(&self, file: &str, span: Range<usize>) -> Result<Vec<(f64, f64)>, ProfileError> {
+        let path = Path::new(file);
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            self.sh.err_at(
+                span,
+                format!("cannot read '{file}': {e}"),
+                "replay:PATH names a CSV of time,rate rows",
             )
         })?;
-        let unit = sh.unit_of(b);
-        Ok((sh.rate(a, unit)?, sh.rate(b, unit)?))
-    };
-    let list = |tok: Tok| -> Result<Vec<f64>, ProfileError> {
-        let items = tok.split('|');
-        let unit = sh.unit_of(*items.last().unwrap_or(&tok));
-        items.into_iter().map(|x| sh.rate(x, unit)).collect()
-    };
-    let interpolate = || -> Result<Interpolate, ProfileError> {
-        match get.get("interpolate") {
-            None => Ok(Interpolate::Linear),
-            Some(v) if v.s == "linear" => Ok(Interpolate::Linear),
-            Some(v) if v.s == "step" => Ok(Interpolate::Step),
-            Some(v) => Err(sh.err(
-                *v,
-                "unknown interpolation",
-                "interpolate=linear or interpolate=step",
-            )),
-        }
-    };
-    let kind = match shape {
-        "constant" => StageKind::Constant {
-            rate: sh.rate(body, 1.0)?,
-            duration: duration("constant rate")?,
-        },
-        "ramp" => {
-            let (from, to) = pair("->", "FROM->TO/s@DURATION, e.g. 50->1000/s@2m")?;
-            StageKind::Ramp {
-                from,
-                to,
-                duration: duration("ramp")?,
-            }
-        }
-        "step" => {
-            let d = dur_tok.ok_or_else(|| {
-                sh.err(
-                    spec,
-                    "a step needs @STEPSxHOLD or @HOLD",
-                    "e.g. step:100->500/s@5x30s or step:100|200|400@30s",
-                )
-            })?;
-            if body.s.contains("->") {
-                let (from, to) = pair("->", "FROM->TO/s@STEPSxHOLD, e.g. 100->500/s@5x30s")?;
-                let (n, hold) = d.split_once("x").ok_or_else(|| {
-                    sh.err(d, "expected STEPSxHOLD", "e.g. @5x30s: 5 steps of 30 s")
-                })?;
-                let steps: u32 = n
-                    .trim()
-                    .s
-                    .parse()
-                    .ok()
-                    .filter(|n| (2..=100_000).contains(n))
-                    .ok_or_else(|| {
-                        sh.err(
-                            n,
-                            "steps must be a whole number from 2 to 100000",
-                            "e.g. @5x30s",
-                        )
-                    })?;
-                StageKind::Step {
-                    rates: staircase(from, to, steps),
-                    hold: sh.secs(hold)?,
-                }
-            } else {
-                StageKind::Step {
-                    rates: list(body)?,
-                    hold: sh.secs(d)?,
-                }
-            }
-        }
-        "burst" => {
-            let (base, peak) = pair("->", "BASE->PEAK/s@DURATION,hold=…")?;
-            let rise = opt_secs("rise")?.unwrap_or(0.0);
-            StageKind::Burst {
-                base,
-                peak,
-                hold: opt_secs("hold")?.ok_or_else(|| {
-                    sh.err(
-                        t,
-                        "a burst needs hold=DURATION (time at the peak)",
-                        "e.g. burst:100->1000/s@5m,hold=30s",
-                    )
-                })?,
-                rise,
-                fall: opt_secs("fall")?.unwrap_or(rise),
-                every: opt_secs("every")?,
-                at: opt_secs("at")?.unwrap_or(0.0),
-                duration: duration("burst")?,
-            }
-        }
-        "sine" => {
-            let (base, amplitude) = if body.s.contains('~') {
-                pair("~", "BASE~AMPLITUDE/s@DURATION")?
-            } else {
-                pair("±", "BASE~AMPLITUDE/s@DURATION")?
-            };
-            let duration = duration("sine")?;
-            let period = opt_secs("period")?.unwrap_or(duration);
-            let phase = match (get.get("phase"), opt_secs("peak_at")?) {
-                (Some(p), None) => degrees(p.s.parse::<f64>().map_err(|_| {
-                    sh.err(
-                        *p,
-                        "phase is in degrees",
-                        "e.g. phase=90 starts at the crest",
-                    )
-                })?),
-                (None, Some(at)) => phase_peaking_at(at, period),
-                (None, None) => 0.0,
-                (Some(p), Some(_)) => {
-                    return Err(sh.err(
-                        *p,
-                        "give phase or peak_at, not both",
-                        "phase=DEGREES or peak_at=TIME",
-                    ))
-                }
-            };
-            StageKind::Sine {
-                base,
-                amplitude,
-                period,
-                phase,
-                duration,
-            }
-        }
-        "table" => {
-            let rates = list(body)?;
-            let every = opt_secs("every")?.ok_or_else(|| {
-                sh.err(
-                    t,
-                    "a table needs every=DURATION (the spacing of its points)",
-                    "e.g. table:120|80|60|90/s,every=6h",
-                )
-            })?;
-            let duration = match (dur_tok, rest) {
-                (Some(d), _) => sh.secs(d)?,
-                (None, Some(r)) => r,
-                (None, None) => rates.len() as f64 * every,
-            };
-            StageKind::Table {
-                rates,
-                every,
-                interpolate: interpolate()?,
-                duration,
-            }
-        }
-        "replay" => {
-            let path = Path::new(body.s);
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                sh.err(
-                    body,
-                    format!("cannot read '{}': {e}", body.s),
-                    "replay:PATH names a CSV of time,rate rows",
-                )
-            })?;
-            StageKind::Replay {
-                points: parse_csv(&text, path)?,
-                interpolate: interpolate()?,
-            }
-        }
-        _ => unreachable!("known shapes"),
-    };
-    Ok(Stage {
-        name: name.unwrap_or_else(|| shape.to_string()),
-        kind,
-    })
+        parse_csv(&text, path)
+    }
 }
 
 #[cfg(test)]

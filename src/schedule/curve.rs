@@ -112,12 +112,29 @@ pub(crate) struct Segment {
     cos_phase: f64,
 }
 
-/// Where the previous solution was, to start the next one close by.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(crate) struct Hint {
+/// A solution inside a segment: area `y` is reached at offset `tau`, where the rate is `rate`.
+/// Newton starts the next solve from it, extrapolated by the rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Solution {
     pub y: f64,
     pub tau: f64,
     pub rate: f64,
+}
+
+/// Where the solver left off: the segment of the previous request and, when it was solved
+/// numerically with a positive rate, its solution there. Requests come in order, so the next
+/// one is almost always in the same segment or the next.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Cursor {
+    seg: usize,
+    prev: Option<Solution>,
+}
+
+impl Cursor {
+    /// A cursor in segment `seg` with no previous solution.
+    pub(crate) fn at(seg: usize) -> Cursor {
+        Cursor { seg, prev: None }
+    }
 }
 
 /// Newton stops once the next correction is below this (seconds).
@@ -172,10 +189,10 @@ impl Segment {
         }
     }
 
-    /// Solves `area(τ) = y` for `τ ∈ [0, len]`; returns `τ` and `r(τ)` (the latter only
-    /// meaningful for sine segments, as a hint for the next solve).
+    /// Solves `area(τ) = y` for `τ ∈ [0, len]`, starting near `prev` when given; returns `τ` and
+    /// `r(τ)` (the latter only meaningful for sine segments, as the start of the next solve).
     #[inline]
-    pub fn solve(&self, y: f64, hint: Option<Hint>) -> (f64, f64) {
+    pub fn solve(&self, y: f64, prev: Option<Solution>) -> (f64, f64) {
         let d = self.len();
         if y <= 0.0 {
             return (0.0, 0.0);
@@ -189,7 +206,7 @@ impl Segment {
             };
             return (tau.min(d), 0.0);
         }
-        self.solve_newton(y, hint)
+        self.solve_newton(y, prev)
     }
 
     #[cold]
@@ -203,11 +220,11 @@ impl Segment {
         }
     }
 
-    fn solve_newton(&self, y: f64, hint: Option<Hint>) -> (f64, f64) {
+    fn solve_newton(&self, y: f64, prev: Option<Solution>) -> (f64, f64) {
         let d = self.len();
         let (mut lo, mut hi) = (0.0, d);
-        let mut tau = match hint {
-            Some(h) if h.rate > 0.0 => h.tau + (y - h.y) / h.rate,
+        let mut tau = match prev {
+            Some(p) if p.rate > 0.0 => p.tau + (y - p.y) / p.rate,
             _ => self.bisect_start(y),
         };
         if !(tau > 0.0 && tau < d) {
@@ -709,29 +726,27 @@ impl Curve {
             .min(self.segs.len() - 1)
     }
 
-    /// The time (s) at which the area reaches `x`, searching from segment `*seg` onwards (the
-    /// schedule's cursor); `None` past the end of the curve.
+    /// The time (s) at which the area reaches `x`, searching from the cursor's segment onwards
+    /// (the schedule's cursor, moved to the solution); `None` past the end of the curve.
     #[inline]
-    pub(crate) fn time_of_area(&self, x: f64, seg: &mut usize, hint: &mut Hint) -> Option<f64> {
+    pub(crate) fn time_of_area(&self, x: f64, cursor: &mut Cursor) -> Option<f64> {
         if x >= self.area {
             return self.extrapolate(x);
         }
         let segs = &self.segs;
-        let mut i = *seg;
+        let i = cursor.seg;
         if segs[i].c1 <= x || segs[i].c0 > x {
-            i = if segs.get(i + 1).is_some_and(|g| g.c1 > x && g.c0 <= x) {
+            let next = if segs.get(i + 1).is_some_and(|g| g.c1 > x && g.c0 <= x) {
                 i + 1
             } else {
                 self.seg_for_area(x)
             };
-            *seg = i;
-            *hint = Hint::default();
+            *cursor = Cursor::at(next);
         }
-        let g = &segs[i];
+        let g = &segs[cursor.seg];
         let y = x - g.c0;
-        let h = (hint.rate > 0.0).then_some(*hint);
-        let (tau, rate) = g.solve(y, h);
-        *hint = Hint { y, tau, rate };
+        let (tau, rate) = g.solve(y, cursor.prev);
+        cursor.prev = (rate > 0.0).then_some(Solution { y, tau, rate });
         Some((g.t0 + tau).min(g.t1))
     }
 

@@ -20,7 +20,7 @@ mod table_tests;
 
 pub use curve::{Arrivals, Curve, StageSpan};
 pub use rng::{fresh_seed, splitmix64, Rng};
-pub use shape::Shape;
+pub use shape::{Shape, ShapeError, ShapeParam};
 pub use stage::{
     degrees, fmt_rate, fmt_secs, phase_peaking_at, staircase, Interpolate, Overlay, Stage,
     StageError, StageKind, StageRef, MAX_DURATION, MAX_PIECES, MAX_RATE,
@@ -29,7 +29,7 @@ pub use stage::{
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use curve::{secs, Hint};
+use curve::{secs, Cursor};
 
 /// One scheduled request: its sequence number, the instant it is due, and which request of the
 /// profile's mix to send.
@@ -101,9 +101,8 @@ pub struct Schedule {
     next: u64,
     /// Offset of ticket `next`, or `None` when the shape has ended.
     due: Option<Duration>,
-    /// Cursor: segment of the last solution and where it was.
-    seg: usize,
-    hint: Hint,
+    /// Where the solver left off, so the next solve starts there.
+    cursor: Cursor,
     /// Last offset (s): times never go backwards, whatever the float noise.
     last: f64,
     /// Poisson: area reached so far and the arrival stream.
@@ -128,8 +127,7 @@ impl Schedule {
             start,
             next: 0,
             due: None,
-            seg: 0,
-            hint: Hint::default(),
+            cursor: Cursor::default(),
             last: 0.0,
             area: 0.0,
             rng,
@@ -190,7 +188,7 @@ impl Schedule {
                 self.area
             }
         };
-        let t = c.time_of_area(x, &mut self.seg, &mut self.hint)?;
+        let t = c.time_of_area(x, &mut self.cursor)?;
         self.last = self.last.max(t);
         Some(secs(self.last))
     }

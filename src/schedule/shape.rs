@@ -10,12 +10,12 @@
 //! long the run; [`super::curve`] documents the closed forms and the numeric inverse for the
 //! other shapes. A constant shape ends after `count = ⌊r · d⌋` requests for a duration `d`.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::curve::{secs, Arrivals, Curve, StageSpan};
-use super::stage::{Overlay, Stage, StageError, StageKind};
-use crate::error::Error;
+use super::curve::{secs, Arrivals, Cursor, Curve, StageSpan};
+use super::stage::{Overlay, Stage, StageError, StageKind, MAX_RATE};
 
 /// A closed set of load shapes.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,45 +34,121 @@ pub enum Shape {
 /// give 2000 requests, not 1999.
 const COUNT_EPSILON: f64 = 1e-6;
 
+/// Why a constant-rate or closed-loop shape was refused. It names the quantity (rate, duration,
+/// request count), never the flag or key it came from: the caller says where it was written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ShapeError {
+    /// The rate is not a finite number of requests per second above zero.
+    RateNotPositive(f64),
+    /// The rate is above [`MAX_RATE`].
+    RateTooHigh(f64),
+    /// The duration is zero.
+    ZeroDuration,
+    /// `rate × duration` is below one request.
+    NoRequest { rate: f64, duration: Duration },
+    /// The request count is zero.
+    ZeroCount,
+    /// The constant stage for this duration was refused (e.g. longer than 366 days).
+    DurationRefused {
+        duration: Duration,
+        cause: StageError,
+    },
+    /// The constant stage for this request count was refused (e.g. longer than 366 days).
+    CountRefused { count: u64, cause: StageError },
+}
+
+/// The quantity a [`ShapeError`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShapeParam {
+    Rate,
+    Duration,
+    Count,
+}
+
+impl ShapeError {
+    /// The quantity that was refused.
+    pub fn param(&self) -> ShapeParam {
+        match self {
+            ShapeError::RateNotPositive(_) | ShapeError::RateTooHigh(_) => ShapeParam::Rate,
+            ShapeError::ZeroDuration
+            | ShapeError::NoRequest { .. }
+            | ShapeError::DurationRefused { .. } => ShapeParam::Duration,
+            ShapeError::ZeroCount | ShapeError::CountRefused { .. } => ShapeParam::Count,
+        }
+    }
+
+    /// The refused value as the user would have written it (`0s`, `1e308`, `5000`).
+    pub fn value(&self) -> String {
+        match self {
+            ShapeError::RateNotPositive(rate) | ShapeError::RateTooHigh(rate) => shown_rate(*rate),
+            ShapeError::ZeroDuration => "0s".to_string(),
+            ShapeError::NoRequest { duration, .. }
+            | ShapeError::DurationRefused { duration, .. } => {
+                humantime::format_duration(*duration).to_string()
+            }
+            ShapeError::ZeroCount => "0".to_string(),
+            ShapeError::CountRefused { count, .. } => count.to_string(),
+        }
+    }
+
+    /// Why it was refused and how to fix it, without naming where the value was written.
+    pub fn reason(&self) -> String {
+        match self {
+            ShapeError::RateNotPositive(_) => {
+                "the rate must be a finite number of requests per second above zero".to_string()
+            }
+            ShapeError::RateTooHigh(_) => {
+                "rates above 10,000,000/s are beyond what one generator can honour; split the load"
+                    .to_string()
+            }
+            ShapeError::ZeroDuration => "the run must last longer than zero".to_string(),
+            ShapeError::NoRequest { rate, .. } => format!(
+                "at {rate}/s this schedules no request at all; raise the rate or the duration"
+            ),
+            ShapeError::ZeroCount => "give at least one request".to_string(),
+            ShapeError::DurationRefused { cause, .. } | ShapeError::CountRefused { cause, .. } => {
+                cause.to_string()
+            }
+        }
+    }
+}
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.param() {
+            ShapeParam::Rate => "rate",
+            ShapeParam::Duration => "duration",
+            ShapeParam::Count => "request count",
+        };
+        write!(f, "{what} {}: {}", self.value(), self.reason())
+    }
+}
+
+impl std::error::Error for ShapeError {}
+
 impl Shape {
     /// A constant rate for a duration: `⌊rate · duration⌋` requests.
-    pub fn constant(rate: f64, duration: Duration) -> Result<Shape, Error> {
+    pub fn constant(rate: f64, duration: Duration) -> Result<Shape, ShapeError> {
         check_rate(rate)?;
         if duration.is_zero() {
-            return Err(Error::invalid(
-                "--duration",
-                "0s",
-                "the run must last longer than zero (e.g. -d 10s)",
-            ));
+            return Err(ShapeError::ZeroDuration);
         }
         let count = (rate * duration.as_secs_f64() + COUNT_EPSILON).floor();
         if count < 1.0 {
-            return Err(Error::invalid(
-                "--duration",
-                humantime::format_duration(duration).to_string(),
-                format!(
-                    "at {rate}/s this schedules no request at all; raise the rate or the duration"
-                ),
-            ));
+            return Err(ShapeError::NoRequest { rate, duration });
         }
-        // Blame --duration (not the count derived from it) if the stage is refused.
-        let given = humantime::format_duration(duration).to_string();
+        // Blame the duration (not the count derived from it) if the stage is refused.
         constant_stage(rate, count as u64)
-            .map_err(|e| Error::invalid("--duration", given, e.to_string()))
+            .map_err(|cause| ShapeError::DurationRefused { duration, cause })
     }
 
     /// A constant rate for an exact number of requests.
-    pub fn constant_count(rate: f64, count: u64) -> Result<Shape, Error> {
+    pub fn constant_count(rate: f64, count: u64) -> Result<Shape, ShapeError> {
         check_rate(rate)?;
         if count == 0 {
-            return Err(Error::invalid(
-                "--requests",
-                "0",
-                "give at least one request (e.g. -n 1000)",
-            ));
+            return Err(ShapeError::ZeroCount);
         }
-        constant_stage(rate, count)
-            .map_err(|e| Error::invalid("--requests", count.to_string(), e.to_string()))
+        constant_stage(rate, count).map_err(|cause| ShapeError::CountRefused { count, cause })
     }
 
     /// Stages in sequence with overlays on top (uniform arrivals, seed 0, no scaling; see
@@ -81,20 +157,12 @@ impl Shape {
         Curve::new(stages, overlays).map(|c| Shape::Curve(Arc::new(c)))
     }
 
-    /// Closed-loop saturation for a duration or a request count.
-    pub fn max(duration: Option<Duration>, count: Option<u64>) -> Result<Shape, Error> {
+    /// Closed-loop saturation for a duration or a request count (10 s when neither is given).
+    pub fn max(duration: Option<Duration>, count: Option<u64>) -> Result<Shape, ShapeError> {
         match (duration, count) {
-            (_, Some(0)) => Err(Error::invalid(
-                "--requests",
-                "0",
-                "give at least one request (e.g. -n 1000)",
-            )),
+            (_, Some(0)) => Err(ShapeError::ZeroCount),
             (_, Some(n)) => Ok(Shape::MaxCount(n)),
-            (Some(d), None) if d.is_zero() => Err(Error::invalid(
-                "--duration",
-                "0s",
-                "the run must last longer than zero (e.g. -d 10s)",
-            )),
+            (Some(d), None) if d.is_zero() => Err(ShapeError::ZeroDuration),
             (Some(d), None) => Ok(Shape::MaxFor(d)),
             (None, None) => Ok(Shape::MaxFor(Duration::from_secs(10))),
         }
@@ -160,9 +228,8 @@ impl Shape {
             return None;
         }
         let x = n as f64;
-        let mut seg = c.seg_for_area(x);
-        let mut hint = Default::default();
-        c.time_of_area(x, &mut seg, &mut hint).map(secs)
+        let mut cursor = Cursor::at(c.seg_for_area(x));
+        c.time_of_area(x, &mut cursor).map(secs)
     }
 
     /// Requests in the whole shape (0 when unknown in advance). For Poisson arrivals this is the
@@ -261,27 +328,23 @@ fn constant_stage(rate: f64, count: u64) -> Result<Shape, StageError> {
         .map(|c| Shape::Curve(Arc::new(c)))
 }
 
-fn check_rate(rate: f64) -> Result<(), Error> {
-    let shown = if rate.abs() < 1e15 {
+fn check_rate(rate: f64) -> Result<(), ShapeError> {
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err(ShapeError::RateNotPositive(rate));
+    }
+    if rate > MAX_RATE {
+        return Err(ShapeError::RateTooHigh(rate));
+    }
+    Ok(())
+}
+
+/// A rate as the user wrote it: `5000`, `0.5`, or `1e308` for huge ones.
+fn shown_rate(rate: f64) -> String {
+    if rate.abs() < 1e15 {
         trim_float(rate)
     } else {
         format!("{rate:e}")
-    };
-    if !rate.is_finite() || rate <= 0.0 {
-        return Err(Error::invalid(
-            "--rate",
-            shown,
-            "the rate must be a finite number of requests per second above zero (e.g. -r 500)",
-        ));
     }
-    if rate > 10_000_000.0 {
-        return Err(Error::invalid(
-            "--rate",
-            shown,
-            "rates above 10,000,000/s are beyond what one generator can honour; split the load",
-        ));
-    }
-    Ok(())
 }
 
 /// Formats `5000.0` as `5000` and `0.5` as `0.5`.
@@ -365,9 +428,15 @@ mod tests {
                 "{rate}"
             );
         }
-        assert!(Shape::constant(10.0, Duration::ZERO).is_err());
-        assert!(Shape::constant(0.5, Duration::from_secs(1)).is_err());
-        assert!(Shape::constant_count(10.0, 0).is_err());
+        assert_eq!(
+            Shape::constant(10.0, Duration::ZERO),
+            Err(ShapeError::ZeroDuration)
+        );
+        let e = Shape::constant(0.5, Duration::from_secs(1)).unwrap_err();
+        assert_eq!((e.param(), e.value()), (ShapeParam::Duration, "1s".into()));
+        assert_eq!(Shape::constant_count(10.0, 0), Err(ShapeError::ZeroCount));
+        let e = Shape::constant(1e308, Duration::from_secs(1)).unwrap_err();
+        assert_eq!(e.to_string(), "rate 1e308: rates above 10,000,000/s are beyond what one generator can honour; split the load");
     }
 
     #[test]
