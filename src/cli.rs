@@ -321,7 +321,9 @@ impl RunArgs {
                 backlog: self.backlog,
                 timeout: self.timeout,
                 connect_timeout: self.connect_timeout,
-                grace: self.grace.unwrap_or(self.timeout + DEFAULT_GRACE_MARGIN),
+                grace: self
+                    .grace
+                    .unwrap_or(self.timeout.saturating_add(DEFAULT_GRACE_MARGIN)),
             },
             tls: TlsOptions {
                 insecure: self.insecure,

@@ -419,27 +419,30 @@ impl Plan {
                 return Err(Error::invalid(flag, "0", "must be at least 1"));
             }
         }
-        if l.connections > 100_000 {
+        for (flag, v, cap) in [
+            ("--connections", l.connections, MAX_CONNECTIONS),
+            ("--max-in-flight", l.max_in_flight, MAX_IN_FLIGHT),
+            ("--backlog", l.backlog, MAX_BACKLOG),
+        ] {
+            if v > cap {
+                return Err(Error::invalid(
+                    flag,
+                    v.to_string(),
+                    format!("at most {cap} (each one is preallocated memory; lower it)"),
+                ));
+            }
+        }
+        let streams = l.connections.saturating_mul(l.max_streams);
+        if self.protocol == Protocol::Http2 && streams > MAX_STREAMS_TOTAL {
             return Err(Error::invalid(
-                "--connections",
-                l.connections.to_string(),
-                "at most 100000 connections",
+                "--max-streams",
+                l.max_streams.to_string(),
+                format!(
+                    "--connections × --max-streams is {streams}, above the limit of {MAX_STREAMS_TOTAL} HTTP/2 streams; lower either"
+                ),
             ));
         }
-        if l.timeout.is_zero() {
-            return Err(Error::invalid(
-                "--timeout",
-                "0s",
-                "must be above zero (e.g. --timeout 10s)",
-            ));
-        }
-        if l.connect_timeout.is_zero() {
-            return Err(Error::invalid(
-                "--connect-timeout",
-                "0s",
-                "must be above zero (e.g. --connect-timeout 3s)",
-            ));
-        }
+        self.validate_times()?;
         if !self.target.tls && (self.tls.insecure || self.tls.ca_file.is_some()) {
             return Err(Error::invalid(
                 "--insecure/--cacert",
@@ -453,6 +456,105 @@ impl Plan {
         Ok(())
     }
 }
+
+impl Plan {
+    /// Every duration is bounded: above its cap it could overflow `Instant + Duration` (a
+    /// panic in a worker, a lost ticket) or make a run that never ends, and none of them has a
+    /// use there (latency histograms hold at most 1 h; see docs/engine.md, "Input limits").
+    fn validate_times(&self) -> Result<(), Error> {
+        let l = &self.limits;
+        for (flag, v, cap, example) in [
+            ("--timeout", l.timeout, MAX_TIMEOUT, "--timeout 10s"),
+            (
+                "--connect-timeout",
+                l.connect_timeout,
+                MAX_TIMEOUT,
+                "--connect-timeout 3s",
+            ),
+            ("--grace", l.grace, MAX_GRACE, "--grace 30s"),
+            (
+                "--max-send-lag",
+                self.max_send_lag,
+                MAX_TIMEOUT,
+                "--max-send-lag 5ms",
+            ),
+        ] {
+            if v > cap {
+                return Err(Error::invalid(
+                    flag,
+                    fmt_duration(v),
+                    format!("at most {} (e.g. {example})", fmt_duration(cap)),
+                ));
+            }
+        }
+        for (flag, v) in [
+            ("--timeout", l.timeout),
+            ("--connect-timeout", l.connect_timeout),
+        ] {
+            if v.is_zero() {
+                return Err(Error::invalid(
+                    flag,
+                    "0s",
+                    format!("must be above zero (e.g. {flag} 3s)"),
+                ));
+            }
+        }
+        let run = self.shape.duration();
+        if run > MAX_RUN {
+            return Err(Error::invalid(
+                "--duration",
+                fmt_duration(run),
+                "a run lasts at most 366 days; shorten it",
+            ));
+        }
+        let q = self.pacer_quantum;
+        if !q.is_zero() && !self.shape.is_closed_loop() {
+            if q > self.max_send_lag {
+                return Err(Error::invalid(
+                    "--pacer-quantum",
+                    fmt_duration(q),
+                    format!(
+                        "above --max-send-lag {}: batching wake-ups adds up to one quantum of send lag, so the run would be marked untrustworthy by design; lower the quantum or raise --max-send-lag",
+                        fmt_duration(self.max_send_lag)
+                    ),
+                ));
+            }
+            if q >= run {
+                return Err(Error::invalid(
+                    "--pacer-quantum",
+                    fmt_duration(q),
+                    format!(
+                        "not shorter than the run ({}): the pacer would release the whole schedule in one late batch; use a quantum well below the run's length (e.g. 1ms)",
+                        fmt_duration(run)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `1h 30m`-style text for a duration in an error message.
+fn fmt_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// The longest `--timeout`, `--connect-timeout` and `--max-send-lag`: 1 h, the latency
+/// histograms' ceiling (a longer timeout could not be recorded as such).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The longest `--grace`: one day. Longer has no use and only risks overflowing a deadline.
+pub const MAX_GRACE: Duration = Duration::from_secs(86_400);
+/// The longest run (`-d`, including `--rate max`): 366 days, as for profiles.
+pub const MAX_RUN: Duration = Duration::from_secs(366 * 86_400);
+/// At most this many connections.
+pub const MAX_CONNECTIONS: usize = 100_000;
+/// At most this many requests on the wire (one worker and its state each).
+pub const MAX_IN_FLIGHT: usize = 100_000;
+/// At most this many waiting requests: the backlog channel is preallocated, so
+/// `--backlog 10000000000` would abort the process on allocation instead of refusing.
+pub const MAX_BACKLOG: usize = 10_000_000;
+/// At most this many HTTP/2 streams in all (`--connections × --max-streams`).
+pub const MAX_STREAMS_TOTAL: usize = 10_000_000;
 
 fn check_readable(path: &Path) -> Result<(), Error> {
     std::fs::metadata(path)

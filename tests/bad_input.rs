@@ -130,6 +130,111 @@ async fn bad_input_exits_2_and_sends_nothing() {
         ),
         (vec!["run", &good, "-r", "10", "--grace", "-1s"], "--grace"),
         (vec!["profile", "check", &typo_profile], typo_at.as_str()),
+        // Durations and sizes above their caps (docs/engine.md, "Input limits"): refused, never
+        // an overflow panic or an allocation abort.
+        (
+            vec![
+                "run",
+                &good,
+                "-r",
+                "10",
+                "--timeout",
+                "18446744073709551615s",
+            ],
+            "--timeout",
+        ),
+        (
+            vec![
+                "run",
+                &good,
+                "-r",
+                "10",
+                "--timeout",
+                "18446744073709551614s",
+            ],
+            "at most 1h",
+        ),
+        (
+            vec!["run", &good, "-r", "10", "--timeout", "2h"],
+            "at most 1h",
+        ),
+        (
+            vec![
+                "run",
+                &good,
+                "-r",
+                "10",
+                "--connect-timeout",
+                "9999999999999s",
+            ],
+            "--connect-timeout",
+        ),
+        (
+            vec!["run", &good, "-r", "10", "--grace", "18446744073709551614s"],
+            "--grace",
+        ),
+        (
+            vec![
+                "run",
+                &good,
+                "-r",
+                "10",
+                "--max-send-lag",
+                "18446744073709551614s",
+            ],
+            "--max-send-lag",
+        ),
+        (vec!["run", &good, "-r", "max", "-d", "100000d"], "366 days"),
+        (
+            vec![
+                "run",
+                &good,
+                "-r",
+                "10",
+                "-d",
+                "1s",
+                "--pacer-quantum",
+                "10ms",
+            ],
+            "above --max-send-lag",
+        ),
+        (
+            vec![
+                "run",
+                &good,
+                "-r",
+                "10",
+                "-d",
+                "1s",
+                "--pacer-quantum",
+                "2s",
+                "--max-send-lag",
+                "1h",
+            ],
+            "not shorter than the run",
+        ),
+        (
+            vec!["run", &good, "-r", "10", "--backlog", "10000000000"],
+            "at most 10000000",
+        ),
+        (
+            vec!["run", &good, "-r", "10", "--max-in-flight", "100000000"],
+            "--max-in-flight",
+        ),
+        (
+            vec![
+                "run",
+                &good,
+                "-r",
+                "10",
+                "--http2",
+                "-c",
+                "100000",
+                "--max-streams",
+                "1000",
+            ],
+            "--max-streams",
+        ),
     ];
     for (args, needle) in cases {
         let out = metronome(&args);
