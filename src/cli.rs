@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::error::Error;
+use crate::error::{clip, Error};
 use crate::plan::{self, Limits, Plan, Protocol, RequestSpec, Target, TlsOptions};
 use crate::profile::{self, Profile};
 use crate::schedule::{fresh_seed, Arrivals, Shape};
@@ -56,11 +56,11 @@ pub struct ShowArgs {
     pub shape: Option<String>,
 
     /// As for `run`: show the shape this many times faster.
-    #[arg(long, value_parser = scale)]
+    #[arg(long, value_parser = Clipped(scale))]
     pub time_scale: Option<f64>,
 
     /// As for `run`: multiply every rate.
-    #[arg(long, value_parser = scale)]
+    #[arg(long, value_parser = Clipped(scale))]
     pub rate_scale: Option<f64>,
 
     /// Plot width in columns.
@@ -126,6 +126,42 @@ fn apply_scales(shape: Shape, time: Option<f64>, rate: Option<f64>) -> Result<Sh
 /// late at the very end of the schedule still gets its whole timeout before the run stops waiting.
 pub const DEFAULT_GRACE_MARGIN: Duration = Duration::from_secs(1);
 
+/// One of our value parsers, with clap's error message but the echoed value cut to
+/// [`crate::error::ECHO_LIMIT`] characters (clap would echo a 100 KB argument whole).
+#[derive(Clone, Copy)]
+pub struct Clipped<T>(fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Clipped<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let text = value.to_string_lossy();
+        (self.0)(&text).map_err(|reason| {
+            let name = arg.map_or("...".to_string(), |a| a.to_string());
+            let message = format!(
+                "invalid value '{}' for '{name}': {}\n\nFor more information, try '--help'.\n",
+                clip(&text),
+                clip_reason(&reason)
+            );
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).with_cmd(cmd)
+        })
+    }
+}
+
+/// A reason may quote the value itself (humantime does): cut it as a whole at a generous length.
+fn clip_reason(reason: &str) -> std::borrow::Cow<'_, str> {
+    if reason.len() <= 4 * crate::error::ECHO_LIMIT {
+        std::borrow::Cow::Borrowed(reason)
+    } else {
+        clip(reason)
+    }
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{e} (use a duration such as 500ms, 10s, 2m or 1h30m)"))
@@ -166,7 +202,7 @@ pub struct RunArgs {
     /// Requests per second: 500, 500/s, 1200/m or 100/h; or `max` for a closed-loop throughput
     /// test (each slot sends as soon as its previous response arrived; latency is then service
     /// time and hides queueing).
-    #[arg(short, long, value_parser = rate_or_max, allow_negative_numbers = true)]
+    #[arg(short, long, value_parser = Clipped(rate_or_max), allow_negative_numbers = true)]
     pub rate: Option<RateArg>,
 
     /// A load shape in one line instead of --rate, e.g. '50->1000/s@2m' (a ramp) or
@@ -190,16 +226,16 @@ pub struct RunArgs {
 
     /// Run the shape this many times faster (60: a 24 h profile in 24 min). Replaces the
     /// profile's time_scale.
-    #[arg(long, value_parser = scale, allow_negative_numbers = true)]
+    #[arg(long, value_parser = Clipped(scale), allow_negative_numbers = true)]
     pub time_scale: Option<f64>,
 
     /// Multiply every rate of the shape (0.3: the production shape at 30 %). Replaces the
     /// profile's rate_scale.
-    #[arg(long, value_parser = scale, allow_negative_numbers = true)]
+    #[arg(long, value_parser = Clipped(scale), allow_negative_numbers = true)]
     pub rate_scale: Option<f64>,
 
     /// How long to send for (humantime: 30s, 5m, 1h). Default 10s. With --rate only.
-    #[arg(short, long, value_parser = duration, allow_hyphen_values = true, conflicts_with_all = ["requests", "shape", "profile"])]
+    #[arg(short, long, value_parser = Clipped(duration), allow_hyphen_values = true, conflicts_with_all = ["requests", "shape", "profile"])]
     pub duration: Option<Duration>,
 
     /// Send exactly this many requests (at --rate) instead of for a duration.
@@ -241,17 +277,17 @@ pub struct RunArgs {
 
     /// Give up on a request after this long (it is counted as a timeout and enters the latency
     /// figures at that moment).
-    #[arg(long, value_parser = duration, default_value = "10s", allow_hyphen_values = true)]
+    #[arg(long, value_parser = Clipped(duration), default_value = "10s", allow_hyphen_values = true)]
     pub timeout: Duration,
 
     /// Give up on a TCP/TLS/HTTP connection attempt after this long.
-    #[arg(long, value_parser = duration, default_value = "3s", allow_hyphen_values = true)]
+    #[arg(long, value_parser = Clipped(duration), default_value = "3s", allow_hyphen_values = true)]
     pub connect_timeout: Duration,
 
     /// How long to keep measuring in-flight requests after the schedule ends or the first
     /// Ctrl-C. Default: the request timeout plus 1 s, so a request sent at the very end still
     /// gets its whole timeout.
-    #[arg(long, value_parser = duration, allow_hyphen_values = true)]
+    #[arg(long, value_parser = Clipped(duration), allow_hyphen_values = true)]
     pub grace: Option<Duration>,
 
     /// Statuses counted as rejections (load shedding) rather than errors; empty for none.
@@ -259,7 +295,7 @@ pub struct RunArgs {
     pub rejected: String,
 
     /// Send-lag p99 above this marks the measurement untrustworthy (exit 3).
-    #[arg(long, value_parser = duration, default_value = "5ms", allow_hyphen_values = true)]
+    #[arg(long, value_parser = Clipped(duration), default_value = "5ms", allow_hyphen_values = true)]
     pub max_send_lag: Duration,
 
     /// Skip TLS certificate verification (the connection is still encrypted).
@@ -277,7 +313,7 @@ pub struct RunArgs {
     /// Batch the pacer's wake-ups at most this often (e.g. 1ms): less CPU per request at the
     /// price of up to this much send lag, which is measured and reported. Default 0: wake at
     /// every request's due instant.
-    #[arg(long, value_parser = duration, default_value = "0s", allow_hyphen_values = true)]
+    #[arg(long, value_parser = Clipped(duration), default_value = "0s", allow_hyphen_values = true)]
     pub pacer_quantum: Duration,
 
     /// No per-second progress lines on stderr.
@@ -448,7 +484,7 @@ pub struct ServeArgs {
     pub queue: usize,
 
     /// Token-bucket limit in requests per second; over it, 429 with Retry-After.
-    #[arg(long, value_parser = rate)]
+    #[arg(long, value_parser = Clipped(rate))]
     pub rate_limit: Option<f64>,
 
     /// Token-bucket size (burst), with --rate-limit.
@@ -464,7 +500,7 @@ pub struct ServeArgs {
     pub error_rate: f64,
 
     /// Stop by itself after this long (default: run until Ctrl-C).
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = Clipped(duration))]
     pub duration: Option<Duration>,
 
     /// Seed for random service times and errors.
@@ -496,6 +532,6 @@ pub struct DemoArgs {
     pub json: Option<PathBuf>,
 
     /// How long the demo sends load.
-    #[arg(short, long, value_parser = duration, default_value = "8s")]
+    #[arg(short, long, value_parser = Clipped(duration), default_value = "8s")]
     pub duration: Duration,
 }

@@ -57,7 +57,8 @@ impl Target {
             Some("https") => true,
             Some(other) => {
                 return Err(bad(&format!(
-                    "unsupported scheme '{other}', only http and https are supported"
+                    "unsupported scheme '{}', only http and https are supported",
+                    crate::error::clip(other)
                 )))
             }
             None => return Err(bad("missing scheme")),

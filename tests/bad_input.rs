@@ -269,3 +269,33 @@ fn unreachable_target_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("unreachable"), "{stderr}");
 }
+
+/// A 100 KB URL or a 300-digit number is quoted in the error, but cut short: the reason stays
+/// readable.
+#[test]
+fn long_inputs_are_not_echoed_whole() {
+    let long_url = format!("ftp://{}/", "a".repeat(100_000));
+    let digits = "9".repeat(300);
+    let long_header = format!("X-{}", "b".repeat(10_000));
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["run", &long_url, "-r", "10"],
+        vec!["run", "http://127.0.0.1:9/", "-r", &digits],
+        vec!["run", "http://127.0.0.1:9/", "-r", "10", "-d", &digits],
+        vec!["run", "http://127.0.0.1:9/", "-r", "10", "-H", &long_header],
+        vec![
+            "run",
+            "http://127.0.0.1:9/",
+            "--shape",
+            "1/s@1s",
+            "--time-scale",
+            &digits,
+        ],
+    ];
+    for args in cases {
+        let out = metronome(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.len() < 600, "{} bytes: {stderr}", stderr.len());
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
