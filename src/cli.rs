@@ -199,9 +199,9 @@ pub struct RunArgs {
     /// Target URL (http:// or https://). Optional with --profile when its requests give a `url`.
     pub url: Option<String>,
 
-    /// Requests per second: 500, 500/s, 1200/m or 100/h; or `max` for a closed-loop throughput
-    /// test (each slot sends as soon as its previous response arrived; latency is then service
-    /// time and hides queueing).
+    /// Requests per second: 500, 500/s, 1200/m, 100/h or 100/d (the profiles' rate syntax); or
+    /// `max` for a closed-loop throughput test (each slot sends as soon as its previous response
+    /// arrived; latency is then service time and hides queueing).
     #[arg(short, long, value_parser = Clipped(rate_or_max), allow_negative_numbers = true)]
     pub rate: Option<RateArg>,
 

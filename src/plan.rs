@@ -279,31 +279,21 @@ pub fn parse_body(raw: &str) -> Result<Bytes, Error> {
     }
 }
 
-/// `500`, `500/s`, `30000/m` or `100/h` → requests per second.
+/// `500`, `500/s`, `30000/m`, `100/h` or `2/d` → requests per second, for `-r` and
+/// `serve --rate-limit`. The grammar is the profiles' and `--shape`'s
+/// ([`crate::profile::parse_rate`]), so a rate written one way is accepted everywhere; only
+/// the bounds differ: a flag's rate must be above zero (a profile's 0 is a pause).
 pub fn parse_rate(raw: &str) -> Result<f64, Error> {
-    let bad = || {
+    let bad = |why: &str| {
         Error::invalid(
             "--rate",
             raw,
-            "expected requests per second as a number above zero, optionally with /s, /m or /h (e.g. 500, 500/s, 1200/m)",
+            format!("{why}expected requests per second as a number above zero, optionally with /s, /m, /h or /d (e.g. 500, 500/s, 1200/m)"),
         )
     };
-    let (num, per) = match raw.split_once('/') {
-        Some((n, unit)) => {
-            let secs = match unit.trim() {
-                "s" | "sec" => 1.0,
-                "m" | "min" => 60.0,
-                "h" | "hour" => 3600.0,
-                _ => return Err(bad()),
-            };
-            (n, secs)
-        }
-        None => (raw, 1.0),
-    };
-    let n: f64 = num.trim().parse().map_err(|_| bad())?;
-    let rate = n / per;
+    let rate = crate::profile::parse_rate(raw).map_err(|_| bad(""))?;
     if !rate.is_finite() || rate <= 0.0 {
-        return Err(bad());
+        return Err(bad(""));
     }
     Ok(rate)
 }
@@ -630,12 +620,40 @@ mod tests {
             ("120/m", 2.0),
             ("3600/h", 1.0),
             ("0.5", 0.5),
+            ("86400/d", 1.0),
+            (" 60 / min ", 1.0),
         ];
         for (raw, want) in table {
             assert_eq!(parse_rate(raw).unwrap(), want, "{raw}");
         }
-        for bad in ["0", "-5", "NaN", "inf", "x", "5/d", "", "1e400"] {
+        for bad in ["0", "-5", "NaN", "inf", "x", "5/y", "", "1e400", "0/s"] {
             assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// One grammar: every rate `-r` accepts means the same in a profile and in `--shape`.
+    #[test]
+    fn rates_mean_the_same_everywhere() {
+        for raw in [
+            "500",
+            "500/s",
+            "500/sec",
+            "500/second",
+            "120/m",
+            "120/min",
+            "120/minute",
+            "3600/h",
+            "3600/hour",
+            "100/d",
+            "100/day",
+            "0.5",
+            "1e3/m",
+        ] {
+            let flag = parse_rate(raw).unwrap();
+            assert_eq!(crate::profile::parse_rate(raw).unwrap(), flag, "{raw}");
+            let shape = crate::profile::parse_shorthand(&format!("{raw}@1h")).unwrap();
+            let at = shape.rate_at(Duration::from_secs(60));
+            assert!((at - flag).abs() <= 1e-9 * flag, "{raw}: {at} vs {flag}");
         }
     }
 
