@@ -109,7 +109,13 @@ pub struct CheckArgs {
 fn apply_scales(shape: Shape, time: Option<f64>, rate: Option<f64>) -> Result<Shape, Error> {
     let err = |flag: &'static str, v: f64| {
         move |e: crate::schedule::StageError| {
-            Error::invalid(flag, v.to_string(), format!("{} ({})", e.reason, e.hint))
+            // 1e-30 as written, not as thirty zeros.
+            let shown = if (1e-3..1e7).contains(&v) {
+                v.to_string()
+            } else {
+                format!("{v:e}")
+            };
+            Error::invalid(flag, shown, format!("{} ({})", e.reason, e.hint))
         }
     };
     let shape = match time {
@@ -225,12 +231,12 @@ pub struct RunArgs {
     pub seed: Option<u64>,
 
     /// Run the shape this many times faster (60: a 24 h profile in 24 min). Replaces the
-    /// profile's time_scale.
+    /// profile's time_scale. With --shape or --profile only.
     #[arg(long, value_parser = Clipped(scale), allow_negative_numbers = true)]
     pub time_scale: Option<f64>,
 
     /// Multiply every rate of the shape (0.3: the production shape at 30 %). Replaces the
-    /// profile's rate_scale.
+    /// profile's rate_scale. With --shape or --profile only.
     #[arg(long, value_parser = Clipped(scale), allow_negative_numbers = true)]
     pub rate_scale: Option<f64>,
 
@@ -430,6 +436,21 @@ impl RunArgs {
                     ));
                 }
                 return Shape::max(self.duration, self.requests);
+            }
+            (Some(RateArg::PerSecond(_)), ..)
+                if self.time_scale.is_some() || self.rate_scale.is_some() =>
+            {
+                // -r -d / -r -n say exactly what to send; a scale would either change that
+                // silently or make the report disagree with what was sent.
+                return Err(Error::invalid(
+                    if self.time_scale.is_some() {
+                        "--time-scale"
+                    } else {
+                        "--rate-scale"
+                    },
+                    self.time_scale.or(self.rate_scale).unwrap_or(1.0).to_string(),
+                    "scales apply to --shape and --profile only; with --rate, give the rate and -d/-n you mean",
+                ));
             }
             (Some(RateArg::PerSecond(r)), ..) => match self.requests {
                 Some(n) => Shape::constant_count(r, n)?,

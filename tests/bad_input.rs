@@ -29,6 +29,9 @@ async fn bad_input_exits_2_and_sends_nothing() {
     )
     .unwrap();
     let other_origin = other.display().to_string();
+    let tiny_scale = dir.join("tiny-scale.toml");
+    std::fs::write(&tiny_scale, format!("time_scale = 1e-300\n{stage}")).unwrap();
+    let tiny_scale = tiny_scale.display().to_string();
     let no_dir_json = dir.join("no-such-dir").join("r.json").display().to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["run", "not a url", "-r", "10"], "invalid URL"),
@@ -130,6 +133,47 @@ async fn bad_input_exits_2_and_sends_nothing() {
         ),
         (vec!["run", &good, "-r", "10", "--grace", "-1s"], "--grace"),
         (vec!["profile", "check", &typo_profile], typo_at.as_str()),
+        // Scales: with -r they would make the report disagree with what is sent; the scaled
+        // curve is bounded like a written one, the same way in check, show and run.
+        (
+            vec!["run", &good, "-r", "10", "-d", "2s", "--time-scale", "0.5"],
+            "--shape and --profile only",
+        ),
+        (
+            vec!["run", &good, "-r", "10", "-n", "20", "--rate-scale", "2"],
+            "--shape and --profile only",
+        ),
+        (
+            vec!["run", &good, "--shape", "10/s@1s", "--time-scale", "1e-300"],
+            "longer than 366",
+        ),
+        (
+            vec!["run", &good, "--profile", &tiny_scale],
+            "longer than 366",
+        ),
+        (vec!["profile", "check", &tiny_scale], "longer than 366"),
+        (
+            vec![
+                "profile",
+                "show",
+                "--shape",
+                "10/s@1s",
+                "--time-scale",
+                "1e-30",
+            ],
+            "longer than 366",
+        ),
+        (
+            vec![
+                "profile",
+                "show",
+                "--shape",
+                "1000/s@300d",
+                "--rate-scale",
+                "10000",
+            ],
+            "requests",
+        ),
         // Durations and sizes above their caps (docs/engine.md, "Input limits"): refused, never
         // an overflow panic or an allocation abort.
         (
