@@ -18,7 +18,7 @@ pub enum Error {
     #[error("cannot read body file '{}': {cause} (use -b @FILE with a readable file, or -b 'literal text')", clip_path(path))]
     BodyFile {
         path: PathBuf,
-        cause: std::io::Error,
+        cause: crate::input::InputError,
     },
 
     #[error("invalid {flag} '{}': {reason}", clip(value))]

@@ -266,15 +266,17 @@ pub fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), Error> {
     Ok((name, value))
 }
 
-/// A literal body, or `@path` to read it from a file.
+/// A literal body, or `@path` to read it from a file (at most [`crate::input::MAX_BODY`]).
 pub fn parse_body(raw: &str) -> Result<Bytes, Error> {
     match raw.strip_prefix('@') {
-        Some(path) => std::fs::read(path)
-            .map(Bytes::from)
-            .map_err(|cause| Error::BodyFile {
-                path: PathBuf::from(path),
-                cause,
-            }),
+        Some(path) => {
+            crate::input::read_bounded(Path::new(path), crate::input::MAX_BODY, "a request body")
+                .map(Bytes::from)
+                .map_err(|cause| Error::BodyFile {
+                    path: PathBuf::from(path),
+                    cause,
+                })
+        }
         None => Ok(Bytes::copy_from_slice(raw.as_bytes())),
     }
 }
@@ -547,8 +549,10 @@ pub const MAX_BACKLOG: usize = 10_000_000;
 /// At most this many HTTP/2 streams in all (`--connections × --max-streams`).
 pub const MAX_STREAMS_TOTAL: usize = 10_000_000;
 
+/// Reads the `--cacert` file once up front (bounded), so that a missing, endless or huge file is
+/// bad input before the run rather than a failure at the first connection.
 fn check_readable(path: &Path) -> Result<(), Error> {
-    std::fs::metadata(path)
+    crate::input::read_bounded(path, crate::input::MAX_CACERT, "a CA file")
         .map(|_| ())
         .map_err(|e| Error::CaCert {
             path: path.to_path_buf(),

@@ -32,6 +32,27 @@ async fn bad_input_exits_2_and_sends_nothing() {
     let tiny_scale = dir.join("tiny-scale.toml");
     std::fs::write(&tiny_scale, format!("time_scale = 1e-300\n{stage}")).unwrap();
     let tiny_scale = tiny_scale.display().to_string();
+    // Input files: bounded and regular (or a pipe); never read until memory runs out.
+    let big = dir.join("big.bin");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(100 << 20)
+        .unwrap();
+    let big_body = format!("@{}", big.display());
+    let big_profile = dir.join("big-body.toml");
+    std::fs::write(
+        &big_profile,
+        format!("{stage}[[request]]\nbody_file = \"big.bin\"\n"),
+    )
+    .unwrap();
+    let big_profile = big_profile.display().to_string();
+    let zero_replay = dir.join("zero-replay.toml");
+    std::fs::write(
+        &zero_replay,
+        "[[stage]]\nshape = \"replay\"\nfile = \"/dev/zero\"\n",
+    )
+    .unwrap();
+    let zero_replay = zero_replay.display().to_string();
     let no_dir_json = dir.join("no-such-dir").join("r.json").display().to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["run", "not a url", "-r", "10"], "invalid URL"),
@@ -133,6 +154,33 @@ async fn bad_input_exits_2_and_sends_nothing() {
         ),
         (vec!["run", &good, "-r", "10", "--grace", "-1s"], "--grace"),
         (vec!["profile", "check", &typo_profile], typo_at.as_str()),
+        (
+            vec!["run", &good, "-r", "10", "-b", "@/dev/zero"],
+            "character device",
+        ),
+        (
+            vec!["run", &good, "-r", "10", "-b", &big_body],
+            "it is 100 MiB, above 64 MiB",
+        ),
+        (
+            vec!["run", &good, "--profile", "/dev/zero"],
+            "character device",
+        ),
+        (vec!["profile", "check", "/dev/zero"], "character device"),
+        (vec!["profile", "show", "/dev/zero"], "character device"),
+        (vec!["profile", "check", &big_profile], "above 64 MiB"),
+        (vec!["profile", "check", &zero_replay], "character device"),
+        (
+            vec![
+                "run",
+                "https://127.0.0.1:9/",
+                "-r",
+                "10",
+                "--cacert",
+                "/dev/zero",
+            ],
+            "character device",
+        ),
         // Scales: with -r they would make the report disagree with what is sent; the scaled
         // curve is bounded like a written one, the same way in check, show and run.
         (
@@ -341,5 +389,33 @@ fn long_inputs_are_not_echoed_whole() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.len() < 600, "{} bytes: {stderr}", stderr.len());
         assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// A body file named by many requests of a mix is read once and shared.
+#[test]
+fn a_body_file_named_twice_is_read_once() {
+    let dir = tempdir();
+    std::fs::write(dir.join("body.json"), "{}").unwrap();
+    let p = dir.join("mix.toml");
+    let req = "[[request]]\nmethod = \"POST\"\nbody_file = \"body.json\"\n";
+    std::fs::write(
+        &p,
+        format!("[[stage]]\nshape = \"constant\"\nrate = 10\nduration = \"1s\"\n{req}{req}{req}"),
+    )
+    .unwrap();
+    let profile = metronome::profile::check(&p).unwrap();
+    let bodies: Vec<_> = profile
+        .requests
+        .iter()
+        .map(|r| r.body.clone().unwrap())
+        .collect();
+    assert_eq!(bodies[0], "{}");
+    for b in &bodies[1..] {
+        assert_eq!(
+            b.as_ptr(),
+            bodies[0].as_ptr(),
+            "one buffer, not one per request"
+        );
     }
 }

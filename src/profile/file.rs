@@ -1,9 +1,10 @@
 //! The TOML profile file: its raw serde model, the rate/duration/header value readers, and the
 //! validation that compiles it into a [`Profile`] with errors pointing at the offending key.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -15,6 +16,7 @@ use super::error::{stage_message, suggest, Ctx, ProfileError};
 use super::shapes::{resolve_shape, shapes_hint};
 use super::units::{parse_rate, parse_secs};
 use super::{Profile, RequestDef};
+use crate::input::{read_bounded, read_text, MAX_BODY, MAX_CSV};
 use crate::schedule::{
     degrees, fmt_secs, fresh_seed, phase_peaking_at, staircase, Arrivals, Interpolate, Overlay,
     Shape, Stage, StageError, StageKind, StageRef,
@@ -353,9 +355,11 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
         .with_arrivals(arrivals, seed.unwrap_or_else(fresh_seed))
         .with_label(Some(name.clone()));
 
+    // Body files already read, by canonical path.
+    let mut bodies = HashMap::new();
     let mut requests = Vec::with_capacity(raw.request.len());
     for r in &raw.request {
-        requests.push(build_request(&ctx, r, dir)?);
+        requests.push(build_request(&ctx, r, dir, &mut bodies)?);
     }
     Ok(Profile {
         name,
@@ -593,7 +597,7 @@ fn build_stage(
                 .as_ref()
                 .ok_or_else(|| missing("file", "\"traffic.csv\""))?;
             let csv_path = dir.join(file.get_ref());
-            let text = std::fs::read_to_string(&csv_path).map_err(|e| {
+            let text = read_text(&csv_path, MAX_CSV, "a replay file").map_err(|e| {
                 ctx.at(
                     file.span(),
                     format!("cannot read the replay file '{}': {e}", csv_path.display()),
@@ -618,6 +622,7 @@ fn build_request(
     ctx: &Ctx,
     spanned: &Spanned<RequestToml>,
     dir: &Path,
+    bodies: &mut HashMap<PathBuf, Bytes>,
 ) -> Result<RequestDef, ProfileError> {
     let r = spanned.get_ref();
     let weight = match &r.weight {
@@ -698,14 +703,26 @@ fn build_request(
         (Some(b), None) => (Some(Bytes::from(b.get_ref().clone())), None),
         (None, Some(f)) => {
             let p = dir.join(f.get_ref());
-            let data = std::fs::read(&p).map_err(|e| {
+            let cannot = |e: &dyn std::fmt::Display| {
                 ctx.at(
                     f.span(),
                     format!("cannot read the body file '{}': {e}", p.display()),
                     "the path is relative to the profile's directory",
                 )
-            })?;
-            (Some(Bytes::from(data)), Some(p))
+            };
+            // One read per file, however many requests of the mix name it.
+            let key = p.canonicalize().map_err(|e| cannot(&e))?;
+            let data = match bodies.get(&key) {
+                Some(data) => data.clone(),
+                None => {
+                    let data = Bytes::from(
+                        read_bounded(&key, MAX_BODY, "a request body").map_err(|e| cannot(&e))?,
+                    );
+                    bodies.insert(key, data.clone());
+                    data
+                }
+            };
+            (Some(data), Some(p))
         }
         (None, None) => (None, None),
     };

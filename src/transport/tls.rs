@@ -30,8 +30,9 @@ pub fn client_config(opts: &TlsOptions, protocol: Protocol) -> Result<Arc<Client
                 path: path.clone(),
                 reason,
             };
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| ca_err(e.to_string()))?
+            let pem = crate::input::read_bounded(path, crate::input::MAX_CACERT, "a CA file")
+                .map_err(|e| ca_err(e.to_string()))?;
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
                 .collect::<Result<_, _>>()
                 .map_err(|e| ca_err(e.to_string()))?;
             if certs.is_empty() {
