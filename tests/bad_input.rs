@@ -419,3 +419,72 @@ fn a_body_file_named_twice_is_read_once() {
         );
     }
 }
+
+/// Runs the binary with stdout connected to `stdout` (a closed pipe, /dev/full).
+fn metronome_to(args: &[&str], stdout: std::process::Stdio) -> std::process::Output {
+    std::process::Command::new(bin())
+        .args(args)
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("the metronome binary runs")
+}
+
+/// A pipe whose reader is already gone: every write to it fails with EPIPE.
+fn closed_pipe() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    writer.into()
+}
+
+fn dev_full() -> std::process::Stdio {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full opens for writing")
+        .into()
+}
+
+/// `metronome ... | head` and `> /dev/full` end quietly with the command's own exit code, never
+/// a panic (exit 101).
+#[test]
+fn a_closed_or_full_stdout_is_not_a_panic() {
+    let ramp = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/ramp.toml");
+    for args in [
+        vec!["profile", "show", ramp],
+        vec!["profile", "check", ramp],
+    ] {
+        let out = metronome_to(&args, closed_pipe());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?} | closed: {stderr}");
+        assert!(stderr.is_empty(), "a closed pipe is a quiet end: {stderr}");
+        let out = metronome_to(&args, dev_full());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?} > /dev/full: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains("No space left"), "{stderr}");
+    }
+}
+
+/// A run whose stdout is closed still writes its JSON report and exits with its own code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_never_loses_the_json_report() {
+    let server = serve_default().await;
+    let target = url(&server);
+    let dir = tempdir();
+    for (name, stdout) in [("closed.json", closed_pipe()), ("full.json", dev_full())] {
+        let json = dir.join(name);
+        let json_arg = json.display().to_string();
+        let args = [
+            "run", &target, "-r", "50", "-n", "5", "-q", "--json", &json_arg,
+        ];
+        let out = tokio::task::block_in_place(|| metronome_to(&args, stdout));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_ne!(out.status.code(), Some(101), "{stderr}");
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert_eq!(read_json(&json)["counts"]["scheduled"], 5, "{name}");
+    }
+    server.shutdown().await;
+}
