@@ -380,6 +380,20 @@ impl RunArgs {
         Ok(plan)
     }
 
+    /// The files this run reads (the profile and its body files, `-b @FILE`, `--cacert`): the
+    /// JSON report must not overwrite any of them.
+    pub fn inputs(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self.profile.iter().cloned().collect();
+        if let Some(p) = self.profile.as_deref().and_then(|p| profile::load(p).ok()) {
+            files.extend(p.requests.iter().filter_map(|r| r.body_file.clone()));
+        }
+        if let Some(b) = self.body.as_deref().and_then(|b| b.strip_prefix('@')) {
+            files.push(PathBuf::from(b));
+        }
+        files.extend(self.cacert.iter().cloned());
+        files
+    }
+
     /// The URL on the command line, else the first `url` among the profile's requests.
     fn target(&self, profile: Option<&Profile>) -> Result<Target, Error> {
         if let Some(url) = &self.url {

@@ -120,7 +120,11 @@ fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
 fn run(args: RunArgs) -> anyhow::Result<u8> {
     let plan = args.plan()?;
     // Claimed before anything is sent: an unwritable path is bad input, not a lost report.
-    let json = args.json.as_deref().map(JsonOut::claim).transpose()?;
+    let json = args
+        .json
+        .as_deref()
+        .map(|path| JsonOut::claim(path, &args.inputs()))
+        .transpose()?;
     let rt = runtime(args.threads.map(usize::from))?;
     let report = rt.block_on(async {
         let stop = Stop::new();
@@ -213,7 +217,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<u8> {
 }
 
 fn demo(args: DemoArgs) -> anyhow::Result<u8> {
-    let json = args.json.as_deref().map(JsonOut::claim).transpose()?;
+    let json = args
+        .json
+        .as_deref()
+        .map(|path| JsonOut::claim(path, &[]))
+        .transpose()?;
     let rt = runtime(None)?;
     let report = rt.block_on(async {
         let server = Server::start(demo::target_config()).await?;

@@ -22,6 +22,7 @@ async fn bad_input_exits_2_and_sends_nothing() {
     let mix = dir.join("mix.toml");
     std::fs::write(&mix, format!("{stage}[[request]]\npath = \"/x\"\n")).unwrap();
     let mix_profile = mix.display().to_string();
+    let mix_body = format!("@{mix_profile}");
     let other = dir.join("other.toml");
     std::fs::write(
         &other,
@@ -180,6 +181,31 @@ async fn bad_input_exits_2_and_sends_nothing() {
                 "/dev/zero",
             ],
             "character device",
+        ),
+        // The report never overwrites an input of the run.
+        (
+            vec![
+                "run",
+                &good,
+                "--profile",
+                &mix_profile,
+                "--json",
+                &mix_profile,
+            ],
+            "input of this run",
+        ),
+        (
+            vec![
+                "run",
+                &good,
+                "-r",
+                "10",
+                "-b",
+                &mix_body,
+                "--json",
+                &mix_profile,
+            ],
+            "input of this run",
         ),
         // Scales: with -r they would make the report disagree with what is sent; the scaled
         // curve is bounded like a written one, the same way in check, show and run.
@@ -486,5 +512,64 @@ async fn a_closed_stdout_never_loses_the_json_report() {
         assert_eq!(out.status.code(), Some(0), "{stderr}");
         assert_eq!(read_json(&json)["counts"]["scheduled"], 5, "{name}");
     }
+    server.shutdown().await;
+}
+
+/// `--json` into a FIFO is written straight through (a rename would replace the FIFO with a
+/// file), and `/dev/null` stays a device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_into_a_fifo_or_dev_null() {
+    use std::os::unix::fs::FileTypeExt;
+    let server = serve_default().await;
+    let target = url(&server);
+    let dir = tempdir();
+    let fifo = dir.join("report.fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(&fifo).expect("the FIFO reads"))
+    };
+    let fifo_arg = fifo.display().to_string();
+    let args = [
+        "run", &target, "-r", "50", "-n", "5", "-q", "--json", &fifo_arg,
+    ];
+    let out = tokio::task::block_in_place(|| metronome(&args));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = reader.join().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).expect("the FIFO got the report");
+    assert_eq!(v["counts"]["scheduled"], 5);
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "no temporary file"
+    );
+
+    let args = [
+        "run",
+        &target,
+        "-r",
+        "50",
+        "-n",
+        "5",
+        "-q",
+        "--json",
+        "/dev/null",
+    ];
+    let out = tokio::task::block_in_place(|| metronome(&args));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
     server.shutdown().await;
 }
