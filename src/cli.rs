@@ -273,7 +273,9 @@ pub struct RunArgs {
     pub method: Option<String>,
 
     /// Request header 'Name: value' (repeatable). With a profile's requests, added to each one
-    /// that does not set the same header.
+    /// that does not set the same header. Host replaces the URL's on HTTP/1.1 (refused with
+    /// --http2, where the URL's host is the :authority); Content-Length and Transfer-Encoding
+    /// are refused (set from the body).
     #[arg(short = 'H', long = "header")]
     pub headers: Vec<String>,
 

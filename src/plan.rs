@@ -175,6 +175,12 @@ impl RequestSpec {
         let mut map = HeaderMap::new();
         for h in headers {
             let (name, value) = parse_header(h)?;
+            if let Some(reason) = reserved_header(name.as_str()) {
+                return Err(Error::Header {
+                    header: h.clone(),
+                    reason: reason.to_string(),
+                });
+            }
             map.append(name, value);
         }
         let body = match body {
@@ -225,6 +231,9 @@ impl RequestSpec {
         for (k, v) in &def.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| bad(format!("invalid header name '{k}'")))?;
+            if let Some(reason) = reserved_header(name.as_str()) {
+                return Err(bad(format!("header '{k}': {reason}")));
+            }
             let value = HeaderValue::from_str(v)
                 .map_err(|_| bad(format!("invalid value for header '{k}'")))?;
             own.append(name, value);
@@ -243,6 +252,18 @@ impl RequestSpec {
             headers,
             body: def.body.clone().unwrap_or_default(),
         })
+    }
+}
+
+/// Why a header a user gives would break the request, if it would: metronome frames the body
+/// itself, so a user `Content-Length` would truncate the body or make the server wait for bytes
+/// that never come, and a `Transfer-Encoding` would contradict the framing hyper chooses.
+pub fn reserved_header(name: &str) -> Option<&'static str> {
+    if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
+    {
+        Some("metronome sets Content-Length and Transfer-Encoding from the body; drop the header (give the body with -b, or body/body_file in a profile)")
+    } else {
+        None
     }
 }
 
@@ -436,6 +457,7 @@ impl Plan {
             ));
         }
         self.validate_times()?;
+        self.validate_host_headers()?;
         if !self.target.tls && (self.tls.insecure || self.tls.ca_file.is_some()) {
             return Err(Error::invalid(
                 "--insecure/--cacert",
@@ -521,6 +543,38 @@ impl Plan {
                         fmt_duration(run)
                     ),
                 ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// A user `Host` header replaces the URL's on HTTP/1.1. On HTTP/2 the URL's host is sent as
+    /// `:authority`, and a `Host` header beside it would be a second, conflicting name for the
+    /// origin, so it is refused there; so are two `Host` headers anywhere.
+    fn validate_host_headers(&self) -> Result<(), Error> {
+        for spec in &self.requests {
+            let hosts: Vec<&HeaderValue> = spec.headers.get_all(HOST).iter().collect();
+            let shown = || {
+                let v = hosts
+                    .iter()
+                    .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("Host: {v}")
+            };
+            if hosts.len() > 1 {
+                return Err(Error::Header {
+                    header: shown(),
+                    reason: "more than one Host header; give one".to_string(),
+                });
+            }
+            if !hosts.is_empty() && self.protocol == Protocol::Http2 {
+                return Err(Error::Header {
+                    header: shown(),
+                    reason: "on HTTP/2 the URL's host is sent as :authority and a Host header is not sent; put the host in the URL, or drop --http2 to send Host on HTTP/1.1".to_string(),
+                });
             }
         }
         Ok(())
@@ -659,6 +713,22 @@ mod tests {
             let at = shape.rate_at(Duration::from_secs(60));
             assert!((at - flag).abs() <= 1e-9 * flag, "{raw}: {at} vs {flag}");
         }
+    }
+
+    #[test]
+    fn framing_headers_are_ours_and_host_overrides_on_http1() {
+        for h in ["Content-Length: 5", "transfer-encoding: chunked"] {
+            let e = RequestSpec::parse("POST", &[h.to_string()], Some("x")).unwrap_err();
+            assert!(e.to_string().contains("from the body"), "{e}");
+        }
+        let t = Target::parse("http://127.0.0.1:8080/").unwrap();
+        let spec = RequestSpec::parse("GET", &["Host: example.test".to_string()], None).unwrap();
+        let sent = with_host(&spec.headers, &t);
+        assert_eq!(
+            sent.get_all(HOST).iter().collect::<Vec<_>>(),
+            ["example.test"]
+        );
+        assert_eq!(with_host(&HeaderMap::new(), &t)[HOST], "127.0.0.1:8080");
     }
 
     #[test]

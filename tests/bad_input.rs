@@ -23,6 +23,13 @@ async fn bad_input_exits_2_and_sends_nothing() {
     std::fs::write(&mix, format!("{stage}[[request]]\npath = \"/x\"\n")).unwrap();
     let mix_profile = mix.display().to_string();
     let mix_body = format!("@{mix_profile}");
+    let length_profile = dir.join("length.toml");
+    std::fs::write(
+        &length_profile,
+        format!("{stage}[[request]]\nheaders = {{ Content-Length = \"5\" }}\n"),
+    )
+    .unwrap();
+    let length_profile = length_profile.display().to_string();
     let other = dir.join("other.toml");
     std::fs::write(
         &other,
@@ -181,6 +188,38 @@ async fn bad_input_exits_2_and_sends_nothing() {
                 "/dev/zero",
             ],
             "character device",
+        ),
+        // Framing headers are metronome's; Host is the URL's on HTTP/2.
+        (
+            vec!["run", &good, "-r", "10", "-H", "Content-Length: 5"],
+            "sets Content-Length",
+        ),
+        (
+            vec!["run", &good, "-r", "10", "-H", "transfer-encoding: chunked"],
+            "sets Content-Length and Transfer-Encoding",
+        ),
+        (
+            vec!["run", &good, "-r", "10", "--http2", "-H", "Host: x"],
+            ":authority",
+        ),
+        (
+            vec!["run", &good, "-r", "10", "-H", "Host: x", "-H", "Host: y"],
+            "more than one Host",
+        ),
+        (
+            vec!["profile", "check", &length_profile],
+            "header 'Content-Length' is set by metronome",
+        ),
+        (
+            vec![
+                "run",
+                &good,
+                "--profile",
+                &mix_profile,
+                "-H",
+                "Content-Length: 1",
+            ],
+            "sets Content-Length",
         ),
         // The report never overwrites an input of the run.
         (
@@ -508,8 +547,12 @@ async fn a_closed_stdout_never_loses_the_json_report() {
         let out = tokio::task::block_in_place(|| metronome_to(&args, stdout));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{stderr}");
-        assert_ne!(out.status.code(), Some(101), "{stderr}");
-        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        // 0, or 3 when the machine is too busy to keep the schedule: the run's own code.
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "{:?}: {stderr}",
+            out.status
+        );
         assert_eq!(read_json(&json)["counts"]["scheduled"], 5, "{name}");
     }
     server.shutdown().await;
@@ -538,9 +581,8 @@ async fn json_into_a_fifo_or_dev_null() {
         "run", &target, "-r", "50", "-n", "5", "-q", "--json", &fifo_arg,
     ];
     let out = tokio::task::block_in_place(|| metronome(&args));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -566,7 +608,7 @@ async fn json_into_a_fifo_or_dev_null() {
         "/dev/null",
     ];
     let out = tokio::task::block_in_place(|| metronome(&args));
-    assert_eq!(out.status.code(), Some(0));
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{:?}", out.status);
     assert!(std::fs::metadata("/dev/null")
         .unwrap()
         .file_type()

@@ -680,6 +680,13 @@ fn build_request(
     let mut headers = Vec::new();
     if let Some(h) = &r.headers {
         for (k, v) in &h.get_ref().0 {
+            if let Some(reason) = crate::plan::reserved_header(k) {
+                return Err(ctx.at(
+                    h.span(),
+                    format!("header '{k}' is set by metronome"),
+                    reason,
+                ));
+            }
             let bad = http::HeaderName::from_bytes(k.as_bytes()).is_err()
                 || http::HeaderValue::from_str(v).is_err();
             if bad {
