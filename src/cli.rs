@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::error::Error;
+use crate::error::{clip, Error};
 use crate::plan::{self, Limits, Plan, Protocol, RequestSpec, Target, TlsOptions};
 use crate::profile::{self, Profile};
 use crate::schedule::{fresh_seed, Arrivals, Shape, ShapeError, ShapeParam};
@@ -56,11 +56,11 @@ pub struct ShowArgs {
     pub shape: Option<String>,
 
     /// As for `run`: show the shape this many times faster.
-    #[arg(long, value_parser = scale)]
+    #[arg(long, value_parser = Clipped(scale))]
     pub time_scale: Option<f64>,
 
     /// As for `run`: multiply every rate.
-    #[arg(long, value_parser = scale)]
+    #[arg(long, value_parser = Clipped(scale))]
     pub rate_scale: Option<f64>,
 
     /// Plot width in columns.
@@ -109,7 +109,13 @@ pub struct CheckArgs {
 fn apply_scales(shape: Shape, time: Option<f64>, rate: Option<f64>) -> Result<Shape, Error> {
     let err = |flag: &'static str, v: f64| {
         move |e: crate::schedule::StageError| {
-            Error::invalid(flag, v.to_string(), format!("{} ({})", e.reason, e.hint))
+            // 1e-30 as written, not as thirty zeros.
+            let shown = if (1e-3..1e7).contains(&v) {
+                v.to_string()
+            } else {
+                format!("{v:e}")
+            };
+            Error::invalid(flag, shown, format!("{} ({})", e.reason, e.hint))
         }
     };
     let shape = match time {
@@ -125,6 +131,42 @@ fn apply_scales(shape: Shape, time: Option<f64>, rate: Option<f64>) -> Result<Sh
 /// Added to the request timeout for the default grace period, so that a request sent a little
 /// late at the very end of the schedule still gets its whole timeout before the run stops waiting.
 pub const DEFAULT_GRACE_MARGIN: Duration = Duration::from_secs(1);
+
+/// One of our value parsers, with clap's error message but the echoed value cut to
+/// [`crate::error::ECHO_LIMIT`] characters (clap would echo a 100 KB argument whole).
+#[derive(Clone, Copy)]
+pub struct Clipped<T>(fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Clipped<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let text = value.to_string_lossy();
+        (self.0)(&text).map_err(|reason| {
+            let name = arg.map_or("...".to_string(), |a| a.to_string());
+            let message = format!(
+                "invalid value '{}' for '{name}': {}\n\nFor more information, try '--help'.\n",
+                clip(&text),
+                clip_reason(&reason)
+            );
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).with_cmd(cmd)
+        })
+    }
+}
+
+/// A reason may quote the value itself (humantime does): cut it as a whole at a generous length.
+fn clip_reason(reason: &str) -> std::borrow::Cow<'_, str> {
+    if reason.len() <= 4 * crate::error::ECHO_LIMIT {
+        std::borrow::Cow::Borrowed(reason)
+    } else {
+        clip(reason)
+    }
+}
 
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
@@ -163,10 +205,10 @@ pub struct RunArgs {
     /// Target URL (http:// or https://). Optional with --profile when its requests give a `url`.
     pub url: Option<String>,
 
-    /// Requests per second: 500, 500/s, 1200/m or 100/h; or `max` for a closed-loop throughput
-    /// test (each slot sends as soon as its previous response arrived; latency is then service
-    /// time and hides queueing).
-    #[arg(short, long, value_parser = rate_or_max, allow_negative_numbers = true)]
+    /// Requests per second: 500, 500/s, 1200/m, 100/h or 100/d (the profiles' rate syntax); or
+    /// `max` for a closed-loop throughput test (each slot sends as soon as its previous response
+    /// arrived; latency is then service time and hides queueing).
+    #[arg(short, long, value_parser = Clipped(rate_or_max), allow_negative_numbers = true)]
     pub rate: Option<RateArg>,
 
     /// A load shape in one line instead of --rate, e.g. '50->1000/s@2m' (a ramp) or
@@ -189,17 +231,17 @@ pub struct RunArgs {
     pub seed: Option<u64>,
 
     /// Run the shape this many times faster (60: a 24 h profile in 24 min). Replaces the
-    /// profile's time_scale.
-    #[arg(long, value_parser = scale, allow_negative_numbers = true)]
+    /// profile's time_scale. With --shape or --profile only.
+    #[arg(long, value_parser = Clipped(scale), allow_negative_numbers = true)]
     pub time_scale: Option<f64>,
 
     /// Multiply every rate of the shape (0.3: the production shape at 30 %). Replaces the
-    /// profile's rate_scale.
-    #[arg(long, value_parser = scale, allow_negative_numbers = true)]
+    /// profile's rate_scale. With --shape or --profile only.
+    #[arg(long, value_parser = Clipped(scale), allow_negative_numbers = true)]
     pub rate_scale: Option<f64>,
 
     /// How long to send for (humantime: 30s, 5m, 1h). Default 10s. With --rate only.
-    #[arg(short, long, value_parser = duration, allow_hyphen_values = true, conflicts_with_all = ["requests", "shape", "profile"])]
+    #[arg(short, long, value_parser = Clipped(duration), allow_hyphen_values = true, conflicts_with_all = ["requests", "shape", "profile"])]
     pub duration: Option<Duration>,
 
     /// Send exactly this many requests (at --rate) instead of for a duration.
@@ -231,7 +273,9 @@ pub struct RunArgs {
     pub method: Option<String>,
 
     /// Request header 'Name: value' (repeatable). With a profile's requests, added to each one
-    /// that does not set the same header.
+    /// that does not set the same header. Host replaces the URL's on HTTP/1.1 (refused with
+    /// --http2, where the URL's host is the :authority); Content-Length and Transfer-Encoding
+    /// are refused (set from the body).
     #[arg(short = 'H', long = "header")]
     pub headers: Vec<String>,
 
@@ -241,17 +285,17 @@ pub struct RunArgs {
 
     /// Give up on a request after this long (it is counted as a timeout and enters the latency
     /// figures at that moment).
-    #[arg(long, value_parser = duration, default_value = "10s", allow_hyphen_values = true)]
+    #[arg(long, value_parser = Clipped(duration), default_value = "10s", allow_hyphen_values = true)]
     pub timeout: Duration,
 
     /// Give up on a TCP/TLS/HTTP connection attempt after this long.
-    #[arg(long, value_parser = duration, default_value = "3s", allow_hyphen_values = true)]
+    #[arg(long, value_parser = Clipped(duration), default_value = "3s", allow_hyphen_values = true)]
     pub connect_timeout: Duration,
 
     /// How long to keep measuring in-flight requests after the schedule ends or the first
     /// Ctrl-C. Default: the request timeout plus 1 s, so a request sent at the very end still
     /// gets its whole timeout.
-    #[arg(long, value_parser = duration, allow_hyphen_values = true)]
+    #[arg(long, value_parser = Clipped(duration), allow_hyphen_values = true)]
     pub grace: Option<Duration>,
 
     /// Statuses counted as rejections (load shedding) rather than errors; empty for none.
@@ -259,7 +303,7 @@ pub struct RunArgs {
     pub rejected: String,
 
     /// Send-lag p99 above this marks the measurement untrustworthy (exit 3).
-    #[arg(long, value_parser = duration, default_value = "5ms", allow_hyphen_values = true)]
+    #[arg(long, value_parser = Clipped(duration), default_value = "5ms", allow_hyphen_values = true)]
     pub max_send_lag: Duration,
 
     /// Skip TLS certificate verification (the connection is still encrypted).
@@ -277,7 +321,7 @@ pub struct RunArgs {
     /// Batch the pacer's wake-ups at most this often (e.g. 1ms): less CPU per request at the
     /// price of up to this much send lag, which is measured and reported. Default 0: wake at
     /// every request's due instant.
-    #[arg(long, value_parser = duration, default_value = "0s", allow_hyphen_values = true)]
+    #[arg(long, value_parser = Clipped(duration), default_value = "0s", allow_hyphen_values = true)]
     pub pacer_quantum: Duration,
 
     /// No per-second progress lines on stderr.
@@ -321,7 +365,9 @@ impl RunArgs {
                 backlog: self.backlog,
                 timeout: self.timeout,
                 connect_timeout: self.connect_timeout,
-                grace: self.grace.unwrap_or(self.timeout + DEFAULT_GRACE_MARGIN),
+                grace: self
+                    .grace
+                    .unwrap_or(self.timeout.saturating_add(DEFAULT_GRACE_MARGIN)),
             },
             tls: TlsOptions {
                 insecure: self.insecure,
@@ -334,6 +380,20 @@ impl RunArgs {
         };
         plan.validate()?;
         Ok(plan)
+    }
+
+    /// The files this run reads (the profile and its body files, `-b @FILE`, `--cacert`): the
+    /// JSON report must not overwrite any of them.
+    pub fn inputs(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self.profile.iter().cloned().collect();
+        if let Some(p) = self.profile.as_deref().and_then(|p| profile::load(p).ok()) {
+            files.extend(p.requests.iter().filter_map(|r| r.body_file.clone()));
+        }
+        if let Some(b) = self.body.as_deref().and_then(|b| b.strip_prefix('@')) {
+            files.push(PathBuf::from(b));
+        }
+        files.extend(self.cacert.iter().cloned());
+        files
     }
 
     /// The URL on the command line, else the first `url` among the profile's requests.
@@ -392,6 +452,21 @@ impl RunArgs {
                     ));
                 }
                 return Shape::max(self.duration, self.requests).map_err(flag_error);
+            }
+            (Some(RateArg::PerSecond(_)), ..)
+                if self.time_scale.is_some() || self.rate_scale.is_some() =>
+            {
+                // -r -d / -r -n say exactly what to send; a scale would either change that
+                // silently or make the report disagree with what was sent.
+                return Err(Error::invalid(
+                    if self.time_scale.is_some() {
+                        "--time-scale"
+                    } else {
+                        "--rate-scale"
+                    },
+                    self.time_scale.or(self.rate_scale).unwrap_or(1.0).to_string(),
+                    "scales apply to --shape and --profile only; with --rate, give the rate and -d/-n you mean",
+                ));
             }
             (Some(RateArg::PerSecond(r)), ..) => match self.requests {
                 Some(n) => Shape::constant_count(r, n),
@@ -463,7 +538,7 @@ pub struct ServeArgs {
     pub queue: usize,
 
     /// Token-bucket limit in requests per second (1/h to 1e9/s); over it, 429 with Retry-After.
-    #[arg(long, value_parser = rate, allow_negative_numbers = true)]
+    #[arg(long, value_parser = Clipped(rate), allow_negative_numbers = true)]
     pub rate_limit: Option<f64>,
 
     /// Token-bucket size (burst, 1 to 1e9), with --rate-limit.
@@ -480,7 +555,7 @@ pub struct ServeArgs {
     pub error_rate: f64,
 
     /// Stop by itself after this long (default: run until Ctrl-C).
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = Clipped(duration))]
     pub duration: Option<Duration>,
 
     /// Seed for random service times and errors.
@@ -530,6 +605,6 @@ pub struct DemoArgs {
     pub json: Option<PathBuf>,
 
     /// How long the demo sends load.
-    #[arg(short, long, value_parser = duration, default_value = "8s")]
+    #[arg(short, long, value_parser = Clipped(duration), default_value = "8s")]
     pub duration: Duration,
 }

@@ -28,6 +28,7 @@ pub mod cli;
 pub mod demo;
 pub mod dispatch;
 pub mod error;
+pub mod input;
 pub mod plan;
 pub mod profile;
 pub mod record;

@@ -2,6 +2,7 @@
 //! Exit codes: 0 ok, 2 bad input or target unreachable before the start, 3 untrustworthy
 //! measurement. (1 is reserved for breached thresholds.)
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -20,10 +21,28 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say(&format!("error: {e:#}\n"));
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }
+}
+
+/// Writes to stdout without `print!`, which panics (exit 101) when stdout is closed or full. A
+/// closed pipe (`metronome ... | head`) is a quiet end: the reader has what it wanted. Any other
+/// failure (`> /dev/full`: no space) is one line on stderr; either way the exit code stays the
+/// command's own, since what was measured or checked does not change with where it is printed.
+fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => say(&format!("error: cannot write to stdout: {e}\n")),
+    }
+}
+
+/// Writes to stderr, ignoring failure: there is nowhere left to report it.
+fn say(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
@@ -40,19 +59,20 @@ fn profile(cmd: ProfileCommand) -> anyhow::Result<u8> {
     match cmd {
         ProfileCommand::Show(args) => {
             let p = args.profile()?;
-            print!(
-                "{}",
-                metronome::profile::show(&p, args.width.into(), args.height.into())
-            );
+            emit(&metronome::profile::show(
+                &p,
+                args.width.into(),
+                args.height.into(),
+            ));
             Ok(0)
         }
         ProfileCommand::Check(args) => {
             let mut bad = 0;
             for file in &args.files {
                 match metronome::profile::check(file) {
-                    Ok(p) => println!("{}: ok ({})", file.display(), check_line(&p)),
+                    Ok(p) => emit(&format!("{}: ok ({})\n", file.display(), check_line(&p))),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        say(&format!("error: {e}\n"));
                         bad += 1;
                     }
                 }
@@ -100,7 +120,11 @@ fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
 fn run(args: RunArgs) -> anyhow::Result<u8> {
     let plan = args.plan()?;
     // Claimed before anything is sent: an unwritable path is bad input, not a lost report.
-    let json = args.json.as_deref().map(JsonOut::claim).transpose()?;
+    let json = args
+        .json
+        .as_deref()
+        .map(|path| JsonOut::claim(path, &args.inputs()))
+        .transpose()?;
     let rt = runtime(args.threads.map(usize::from))?;
     let report = rt.block_on(async {
         let stop = Stop::new();
@@ -110,16 +134,23 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     finish(&report, json)
 }
 
-/// Prints the text report (on stderr when the JSON goes to stdout), then writes the JSON.
+/// Writes the JSON report file first, so that nothing that happens to stdout can lose it, then
+/// prints the text report (on stderr when the JSON goes to stdout).
 fn finish(report: &Report, json: Option<JsonOut>) -> anyhow::Result<u8> {
     let text = report.to_text();
-    if json.as_ref().is_some_and(JsonOut::is_stdout) {
-        eprint!("{text}");
-    } else {
-        print!("{text}");
-    }
-    if let Some(out) = json {
-        out.write(report)?;
+    match json {
+        Some(JsonOut::Stdout) => {
+            say(&text);
+            let mut json = report.to_json();
+            json.push('\n');
+            emit(&json);
+        }
+        Some(file) => {
+            let written = file.write(report);
+            emit(&text);
+            written?;
+        }
+        None => emit(&text),
     }
     Ok(report.exit_code())
 }
@@ -186,7 +217,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<u8> {
 }
 
 fn demo(args: DemoArgs) -> anyhow::Result<u8> {
-    let json = args.json.as_deref().map(JsonOut::claim).transpose()?;
+    let json = args
+        .json
+        .as_deref()
+        .map(|path| JsonOut::claim(path, &[]))
+        .transpose()?;
     let rt = runtime(None)?;
     let report = rt.block_on(async {
         let server = Server::start(demo::target_config()).await?;

@@ -57,7 +57,8 @@ impl Target {
             Some("https") => true,
             Some(other) => {
                 return Err(bad(&format!(
-                    "unsupported scheme '{other}', only http and https are supported"
+                    "unsupported scheme '{}', only http and https are supported",
+                    crate::error::clip(other)
                 )))
             }
             None => return Err(bad("missing scheme")),
@@ -174,6 +175,12 @@ impl RequestSpec {
         let mut map = HeaderMap::new();
         for h in headers {
             let (name, value) = parse_header(h)?;
+            if let Some(reason) = reserved_header(name.as_str()) {
+                return Err(Error::Header {
+                    header: h.clone(),
+                    reason: reason.to_string(),
+                });
+            }
             map.append(name, value);
         }
         let body = match body {
@@ -224,6 +231,9 @@ impl RequestSpec {
         for (k, v) in &def.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| bad(format!("invalid header name '{k}'")))?;
+            if let Some(reason) = reserved_header(name.as_str()) {
+                return Err(bad(format!("header '{k}': {reason}")));
+            }
             let value = HeaderValue::from_str(v)
                 .map_err(|_| bad(format!("invalid value for header '{k}'")))?;
             own.append(name, value);
@@ -242,6 +252,18 @@ impl RequestSpec {
             headers,
             body: def.body.clone().unwrap_or_default(),
         })
+    }
+}
+
+/// Why a header a user gives would break the request, if it would: metronome frames the body
+/// itself, so a user `Content-Length` would truncate the body or make the server wait for bytes
+/// that never come, and a `Transfer-Encoding` would contradict the framing hyper chooses.
+pub fn reserved_header(name: &str) -> Option<&'static str> {
+    if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
+    {
+        Some("metronome sets Content-Length and Transfer-Encoding from the body; drop the header (give the body with -b, or body/body_file in a profile)")
+    } else {
+        None
     }
 }
 
@@ -265,44 +287,36 @@ pub fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), Error> {
     Ok((name, value))
 }
 
-/// A literal body, or `@path` to read it from a file.
+/// A literal body, or `@path` to read it from a file (at most [`crate::input::MAX_BODY`]).
 pub fn parse_body(raw: &str) -> Result<Bytes, Error> {
     match raw.strip_prefix('@') {
-        Some(path) => std::fs::read(path)
-            .map(Bytes::from)
-            .map_err(|cause| Error::BodyFile {
-                path: PathBuf::from(path),
-                cause,
-            }),
+        Some(path) => {
+            crate::input::read_bounded(Path::new(path), crate::input::MAX_BODY, "a request body")
+                .map(Bytes::from)
+                .map_err(|cause| Error::BodyFile {
+                    path: PathBuf::from(path),
+                    cause,
+                })
+        }
         None => Ok(Bytes::copy_from_slice(raw.as_bytes())),
     }
 }
 
-/// `500`, `500/s`, `30000/m` or `100/h` → requests per second.
+/// `500`, `500/s`, `30000/m`, `100/h` or `2/d` → requests per second, for `-r` and
+/// `serve --rate-limit`. The grammar is the profiles' and `--shape`'s
+/// ([`crate::profile::parse_rate`]), so a rate written one way is accepted everywhere; only
+/// the bounds differ: a flag's rate must be above zero (a profile's 0 is a pause).
 pub fn parse_rate(raw: &str) -> Result<f64, Error> {
-    let bad = || {
+    let bad = |why: &str| {
         Error::invalid(
             "--rate",
             raw,
-            "expected requests per second as a number above zero, optionally with /s, /m or /h (e.g. 500, 500/s, 1200/m)",
+            format!("{why}expected requests per second as a number above zero, optionally with /s, /m, /h or /d (e.g. 500, 500/s, 1200/m)"),
         )
     };
-    let (num, per) = match raw.split_once('/') {
-        Some((n, unit)) => {
-            let secs = match unit.trim() {
-                "s" | "sec" => 1.0,
-                "m" | "min" => 60.0,
-                "h" | "hour" => 3600.0,
-                _ => return Err(bad()),
-            };
-            (n, secs)
-        }
-        None => (raw, 1.0),
-    };
-    let n: f64 = num.trim().parse().map_err(|_| bad())?;
-    let rate = n / per;
+    let rate = crate::profile::parse_rate(raw).map_err(|_| bad(""))?;
     if !rate.is_finite() || rate <= 0.0 {
-        return Err(bad());
+        return Err(bad(""));
     }
     Ok(rate)
 }
@@ -419,27 +433,31 @@ impl Plan {
                 return Err(Error::invalid(flag, "0", "must be at least 1"));
             }
         }
-        if l.connections > 100_000 {
+        for (flag, v, cap) in [
+            ("--connections", l.connections, MAX_CONNECTIONS),
+            ("--max-in-flight", l.max_in_flight, MAX_IN_FLIGHT),
+            ("--backlog", l.backlog, MAX_BACKLOG),
+        ] {
+            if v > cap {
+                return Err(Error::invalid(
+                    flag,
+                    v.to_string(),
+                    format!("at most {cap} (each one is preallocated memory; lower it)"),
+                ));
+            }
+        }
+        let streams = l.connections.saturating_mul(l.max_streams);
+        if self.protocol == Protocol::Http2 && streams > MAX_STREAMS_TOTAL {
             return Err(Error::invalid(
-                "--connections",
-                l.connections.to_string(),
-                "at most 100000 connections",
+                "--max-streams",
+                l.max_streams.to_string(),
+                format!(
+                    "--connections × --max-streams is {streams}, above the limit of {MAX_STREAMS_TOTAL} HTTP/2 streams; lower either"
+                ),
             ));
         }
-        if l.timeout.is_zero() {
-            return Err(Error::invalid(
-                "--timeout",
-                "0s",
-                "must be above zero (e.g. --timeout 10s)",
-            ));
-        }
-        if l.connect_timeout.is_zero() {
-            return Err(Error::invalid(
-                "--connect-timeout",
-                "0s",
-                "must be above zero (e.g. --connect-timeout 3s)",
-            ));
-        }
+        self.validate_times()?;
+        self.validate_host_headers()?;
         if !self.target.tls && (self.tls.insecure || self.tls.ca_file.is_some()) {
             return Err(Error::invalid(
                 "--insecure/--cacert",
@@ -454,8 +472,141 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Every duration is bounded: above its cap it could overflow `Instant + Duration` (a
+    /// panic in a worker, a lost ticket) or make a run that never ends, and none of them has a
+    /// use there (latency histograms hold at most 1 h; see docs/engine.md, "Input limits").
+    fn validate_times(&self) -> Result<(), Error> {
+        let l = &self.limits;
+        for (flag, v, cap, example) in [
+            ("--timeout", l.timeout, MAX_TIMEOUT, "--timeout 10s"),
+            (
+                "--connect-timeout",
+                l.connect_timeout,
+                MAX_TIMEOUT,
+                "--connect-timeout 3s",
+            ),
+            ("--grace", l.grace, MAX_GRACE, "--grace 30s"),
+            (
+                "--max-send-lag",
+                self.max_send_lag,
+                MAX_TIMEOUT,
+                "--max-send-lag 5ms",
+            ),
+        ] {
+            if v > cap {
+                return Err(Error::invalid(
+                    flag,
+                    fmt_duration(v),
+                    format!("at most {} (e.g. {example})", fmt_duration(cap)),
+                ));
+            }
+        }
+        for (flag, v) in [
+            ("--timeout", l.timeout),
+            ("--connect-timeout", l.connect_timeout),
+        ] {
+            if v.is_zero() {
+                return Err(Error::invalid(
+                    flag,
+                    "0s",
+                    format!("must be above zero (e.g. {flag} 3s)"),
+                ));
+            }
+        }
+        let run = self.shape.duration();
+        if run > MAX_RUN {
+            return Err(Error::invalid(
+                "--duration",
+                fmt_duration(run),
+                "a run lasts at most 366 days; shorten it",
+            ));
+        }
+        let q = self.pacer_quantum;
+        if !q.is_zero() && !self.shape.is_closed_loop() {
+            if q > self.max_send_lag {
+                return Err(Error::invalid(
+                    "--pacer-quantum",
+                    fmt_duration(q),
+                    format!(
+                        "above --max-send-lag {}: batching wake-ups adds up to one quantum of send lag, so the run would be marked untrustworthy by design; lower the quantum or raise --max-send-lag",
+                        fmt_duration(self.max_send_lag)
+                    ),
+                ));
+            }
+            if q >= run {
+                return Err(Error::invalid(
+                    "--pacer-quantum",
+                    fmt_duration(q),
+                    format!(
+                        "not shorter than the run ({}): the pacer would release the whole schedule in one late batch; use a quantum well below the run's length (e.g. 1ms)",
+                        fmt_duration(run)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// A user `Host` header replaces the URL's on HTTP/1.1. On HTTP/2 the URL's host is sent as
+    /// `:authority`, and a `Host` header beside it would be a second, conflicting name for the
+    /// origin, so it is refused there; so are two `Host` headers anywhere.
+    fn validate_host_headers(&self) -> Result<(), Error> {
+        for spec in &self.requests {
+            let hosts: Vec<&HeaderValue> = spec.headers.get_all(HOST).iter().collect();
+            let shown = || {
+                let v = hosts
+                    .iter()
+                    .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("Host: {v}")
+            };
+            if hosts.len() > 1 {
+                return Err(Error::Header {
+                    header: shown(),
+                    reason: "more than one Host header; give one".to_string(),
+                });
+            }
+            if !hosts.is_empty() && self.protocol == Protocol::Http2 {
+                return Err(Error::Header {
+                    header: shown(),
+                    reason: "on HTTP/2 the URL's host is sent as :authority and a Host header is not sent; put the host in the URL, or drop --http2 to send Host on HTTP/1.1".to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `1h 30m`-style text for a duration in an error message.
+fn fmt_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// The longest `--timeout`, `--connect-timeout` and `--max-send-lag`: 1 h, the latency
+/// histograms' ceiling (a longer timeout could not be recorded as such).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The longest `--grace`: one day. Longer has no use and only risks overflowing a deadline.
+pub const MAX_GRACE: Duration = Duration::from_secs(86_400);
+/// The longest run (`-d`, including `--rate max`): 366 days, as for profiles.
+pub const MAX_RUN: Duration = Duration::from_secs(366 * 86_400);
+/// At most this many connections.
+pub const MAX_CONNECTIONS: usize = 100_000;
+/// At most this many requests on the wire (one worker and its state each).
+pub const MAX_IN_FLIGHT: usize = 100_000;
+/// At most this many waiting requests: the backlog channel is preallocated, so
+/// `--backlog 10000000000` would abort the process on allocation instead of refusing.
+pub const MAX_BACKLOG: usize = 10_000_000;
+/// At most this many HTTP/2 streams in all (`--connections × --max-streams`).
+pub const MAX_STREAMS_TOTAL: usize = 10_000_000;
+
+/// Reads the `--cacert` file once up front (bounded), so that a missing, endless or huge file is
+/// bad input before the run rather than a failure at the first connection.
 fn check_readable(path: &Path) -> Result<(), Error> {
-    std::fs::metadata(path)
+    crate::input::read_bounded(path, crate::input::MAX_CACERT, "a CA file")
         .map(|_| ())
         .map_err(|e| Error::CaCert {
             path: path.to_path_buf(),
@@ -527,13 +678,57 @@ mod tests {
             ("120/m", 2.0),
             ("3600/h", 1.0),
             ("0.5", 0.5),
+            ("86400/d", 1.0),
+            (" 60 / min ", 1.0),
         ];
         for (raw, want) in table {
             assert_eq!(parse_rate(raw).unwrap(), want, "{raw}");
         }
-        for bad in ["0", "-5", "NaN", "inf", "x", "5/d", "", "1e400"] {
+        for bad in ["0", "-5", "NaN", "inf", "x", "5/y", "", "1e400", "0/s"] {
             assert!(parse_rate(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// One grammar: every rate `-r` accepts means the same in a profile and in `--shape`.
+    #[test]
+    fn rates_mean_the_same_everywhere() {
+        for raw in [
+            "500",
+            "500/s",
+            "500/sec",
+            "500/second",
+            "120/m",
+            "120/min",
+            "120/minute",
+            "3600/h",
+            "3600/hour",
+            "100/d",
+            "100/day",
+            "0.5",
+            "1e3/m",
+        ] {
+            let flag = parse_rate(raw).unwrap();
+            assert_eq!(crate::profile::parse_rate(raw).unwrap(), flag, "{raw}");
+            let shape = crate::profile::parse_shorthand(&format!("{raw}@1h")).unwrap();
+            let at = shape.rate_at(Duration::from_secs(60));
+            assert!((at - flag).abs() <= 1e-9 * flag, "{raw}: {at} vs {flag}");
+        }
+    }
+
+    #[test]
+    fn framing_headers_are_ours_and_host_overrides_on_http1() {
+        for h in ["Content-Length: 5", "transfer-encoding: chunked"] {
+            let e = RequestSpec::parse("POST", &[h.to_string()], Some("x")).unwrap_err();
+            assert!(e.to_string().contains("from the body"), "{e}");
+        }
+        let t = Target::parse("http://127.0.0.1:8080/").unwrap();
+        let spec = RequestSpec::parse("GET", &["Host: example.test".to_string()], None).unwrap();
+        let sent = with_host(&spec.headers, &t);
+        assert_eq!(
+            sent.get_all(HOST).iter().collect::<Vec<_>>(),
+            ["example.test"]
+        );
+        assert_eq!(with_host(&HeaderMap::new(), &t)[HOST], "127.0.0.1:8080");
     }
 
     #[test]

@@ -22,8 +22,21 @@ struct TlsServer {
 
 async fn start_tls_server() -> TlsServer {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert = CertificateDer::from(ck.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    start_tls_server_with(ck.cert, ck.signing_key).await
+}
+
+/// A self-signed certificate with `CA:TRUE`, as `openssl req -x509` makes by default.
+fn ca_as_leaf() -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    (params.self_signed(&key).unwrap(), key)
+}
+
+async fn start_tls_server_with(cert: rcgen::Certificate, signing_key: rcgen::KeyPair) -> TlsServer {
+    let pem = cert.pem();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(signing_key.serialize_der()));
+    let cert = CertificateDer::from(cert.der().to_vec());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -69,7 +82,7 @@ async fn start_tls_server() -> TlsServer {
     });
     TlsServer {
         port,
-        cert_pem: ck.cert.pem(),
+        cert_pem: pem,
         h1,
         h2,
     }
@@ -110,8 +123,14 @@ async fn unverified_certificate_is_refused_unless_insecure() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(
-        msg.contains("unreachable") && msg.contains("certificate"),
+        msg.contains("unreachable")
+            && msg.contains("not signed by a trusted CA: use --cacert CA.pem")
+            && msg.contains("--insecure"),
         "{msg}"
+    );
+    assert!(
+        !msg.contains("InvalidCertificate"),
+        "words, not debug text: {msg}"
     );
     assert_eq!(server.h1.load(Ordering::Relaxed), 0, "nothing sent");
 
@@ -127,4 +146,52 @@ async fn unverified_certificate_is_refused_unless_insecure() {
     ]))
     .await;
     assert_eq!(r.counts.ok, 10);
+}
+
+/// The message for a failed TLS handshake of `args` (which must fail before sending).
+async fn handshake_error(args: &[&str]) -> String {
+    let p = plan(args);
+    metronome::run(&p, metronome::Stop::new())
+        .await
+        .unwrap_err()
+        .to_string()
+}
+
+/// Handshake failures say what is wrong in words and how to fix it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_failures_are_explained() {
+    let dir = tempdir();
+
+    // A certificate for "localhost", reached as 127.0.0.1.
+    let server = start_tls_server().await;
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &server.cert_pem).unwrap();
+    let ca = ca.to_str().unwrap();
+    let by_ip = format!("https://127.0.0.1:{}/", server.port);
+    let msg = handshake_error(&[&by_ip, "-r", "10", "-n", "1", "-c", "1", "--cacert", ca]).await;
+    assert!(
+        msg.contains("not valid for the host in the URL (it names localhost)"),
+        "{msg}"
+    );
+
+    // A CA certificate used as the server's own, trusted with --cacert: webpki refuses it.
+    let (cert, key) = ca_as_leaf();
+    let server = start_tls_server_with(cert, key).await;
+    let ca2 = dir.join("ca-leaf.pem");
+    std::fs::write(&ca2, &server.cert_pem).unwrap();
+    let url = format!("https://localhost:{}/", server.port);
+    let ca2 = ca2.to_str().unwrap();
+    let msg = handshake_error(&[&url, "-r", "10", "-n", "1", "-c", "1", "--cacert", ca2]).await;
+    assert!(
+        msg.contains("CA certificate (basicConstraints CA:TRUE)"),
+        "{msg}"
+    );
+    assert!(!msg.contains("OtherError"), "{msg}");
+
+    // A plain-HTTP server behind an https:// URL.
+    let plain = serve_default().await;
+    let url = format!("https://{}/", plain.local_addr());
+    let msg = handshake_error(&[&url, "-r", "10", "-n", "1", "-c", "1"]).await;
+    assert!(msg.contains("does not speak TLS: use http://"), "{msg}");
+    plain.shutdown().await;
 }

@@ -2,9 +2,10 @@
 //! and parsed against the shape table in `shapes`), the rate/duration/header value readers, and
 //! the validation that compiles it into a [`Profile`] with errors pointing at the offending key.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -19,6 +20,7 @@ use super::shapes::{
 };
 use super::units::{parse_rate, parse_secs};
 use super::{Profile, RequestDef};
+use crate::input::{read_bounded, read_text, MAX_BODY, MAX_CSV};
 use crate::schedule::{
     fmt_secs, fresh_seed, Arrivals, Overlay, Shape, Stage, StageError, StageRef,
 };
@@ -269,9 +271,11 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
         .with_arrivals(arrivals, seed.unwrap_or_else(fresh_seed))
         .with_label(Some(name.clone()));
 
+    // Body files already read, by canonical path.
+    let mut bodies = HashMap::new();
     let mut requests = Vec::with_capacity(raw.request.len());
     for r in &raw.request {
-        requests.push(build_request(&ctx, r, dir)?);
+        requests.push(build_request(&ctx, r, dir, &mut bodies)?);
     }
     Ok(Profile {
         name,
@@ -545,7 +549,7 @@ fn read_replay(
     csv_path: &Path,
     span: Range<usize>,
 ) -> Result<Vec<(f64, f64)>, ProfileError> {
-    let text = std::fs::read_to_string(csv_path).map_err(|e| {
+    let text = read_text(csv_path, MAX_CSV, "a replay file").map_err(|e| {
         ctx.at(
             span,
             format!("cannot read the replay file '{}': {e}", csv_path.display()),
@@ -559,6 +563,7 @@ fn build_request(
     ctx: &Ctx,
     spanned: &Spanned<RequestToml>,
     dir: &Path,
+    bodies: &mut HashMap<PathBuf, Bytes>,
 ) -> Result<RequestDef, ProfileError> {
     let r = spanned.get_ref();
     let weight = match &r.weight {
@@ -616,6 +621,13 @@ fn build_request(
     let mut headers = Vec::new();
     if let Some(h) = &r.headers {
         for (k, v) in &h.get_ref().0 {
+            if let Some(reason) = crate::plan::reserved_header(k) {
+                return Err(ctx.at(
+                    h.span(),
+                    format!("header '{k}' is set by metronome"),
+                    reason,
+                ));
+            }
             let bad = http::HeaderName::from_bytes(k.as_bytes()).is_err()
                 || http::HeaderValue::from_str(v).is_err();
             if bad {
@@ -639,14 +651,26 @@ fn build_request(
         (Some(b), None) => (Some(Bytes::from(b.get_ref().clone())), None),
         (None, Some(f)) => {
             let p = dir.join(f.get_ref());
-            let data = std::fs::read(&p).map_err(|e| {
+            let cannot = |e: &dyn std::fmt::Display| {
                 ctx.at(
                     f.span(),
                     format!("cannot read the body file '{}': {e}", p.display()),
                     "the path is relative to the profile's directory",
                 )
-            })?;
-            (Some(Bytes::from(data)), Some(p))
+            };
+            // One read per file, however many requests of the mix name it.
+            let key = p.canonicalize().map_err(|e| cannot(&e))?;
+            let data = match bodies.get(&key) {
+                Some(data) => data.clone(),
+                None => {
+                    let data = Bytes::from(
+                        read_bounded(&key, MAX_BODY, "a request body").map_err(|e| cannot(&e))?,
+                    );
+                    bodies.insert(key, data.clone());
+                    data
+                }
+            };
+            (Some(data), Some(p))
         }
         (None, None) => (None, None),
     };

@@ -97,13 +97,14 @@ pub fn check(path: impl AsRef<Path>) -> Result<Profile, ProfileError> {
 
 /// Reads and validates a profile file.
 pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        ProfileError::plain(
-            Some(path),
-            format!("cannot read the profile: {e}"),
-            "give the path of a readable TOML profile, e.g. profiles/ramp.toml",
-        )
-    })?;
+    let bytes =
+        crate::input::read_bounded(path, crate::input::MAX_PROFILE, "a profile").map_err(|e| {
+            ProfileError::plain(
+                Some(path),
+                format!("cannot read the profile: {e}"),
+                "give the path of a readable TOML profile, e.g. profiles/ramp.toml",
+            )
+        })?;
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {

@@ -60,7 +60,7 @@ use std::time::Duration;
 
 use super::stage::{
     err, fmt_rate, Overlay, Piece, Stage, StageError, StageKind, StageRef, MAX_DURATION,
-    MAX_PIECES, MAX_RATE,
+    MAX_PIECES, MAX_RATE, MAX_REQUESTS,
 };
 
 /// How requests are spread under the rate curve.
@@ -328,6 +328,16 @@ pub struct StageSpan {
 
 /// Slack for float noise when turning an area into a whole count: 1000/s for 2 s must give 2000
 /// requests, not 1999. Grows with the count, whose float error grows with it.
+/// A scale for a message: plain when ordinary, in exponent form when tiny or huge (`1e-30`, not
+/// `0`).
+fn fmt_scale(x: f64) -> String {
+    if (1e-3..1e7).contains(&x) {
+        fmt_rate(x)
+    } else {
+        format!("{x:e}")
+    }
+}
+
 fn count_epsilon(area: f64) -> f64 {
     1e-6 + area.abs() * 1e-12
 }
@@ -513,8 +523,20 @@ impl Curve {
         } else {
             merge(&base, &layers)?
         };
-        // Scale and accumulate.
+        // Scale and accumulate. The scaled curve is bounded like the written one, so that no
+        // scale can make a run that never ends or a count that overflows.
         let (k, s) = (self.time_scale, self.rate_scale);
+        if profile_len / k > MAX_DURATION {
+            return Err(err(
+                "time_scale",
+                format!(
+                    "at time_scale {} the profile would last {:.3e} days, longer than 366",
+                    fmt_scale(k),
+                    profile_len / k / 86_400.0
+                ),
+                "raise time_scale (below 1 stretches the profile) or shorten the stages",
+            ));
+        }
         let mut sum = Sum::default();
         let mut segs: Vec<Segment> = pieces
             .iter()
@@ -551,6 +573,16 @@ impl Curve {
                 "rate_scale",
                 format!("the peak rate {}/s is above the limit", fmt_rate(self.peak)),
                 "one generator honours at most 10,000,000/s; lower rate_scale or split the load",
+            ));
+        }
+        if self.area > MAX_REQUESTS {
+            return Err(err(
+                "rate_scale",
+                format!(
+                    "the profile schedules {:.3e} requests, more than the limit of {MAX_REQUESTS:.0e}",
+                    self.area
+                ),
+                "lower rate_scale or the rates, or shorten the stages",
             ));
         }
         let uniform = (self.area + count_epsilon(self.area)).floor() as u64;

@@ -23,7 +23,7 @@ pub use rng::{fresh_seed, splitmix64, Rng};
 pub use shape::{Shape, ShapeError, ShapeParam};
 pub use stage::{
     degrees, fmt_rate, fmt_secs, phase_peaking_at, staircase, Interpolate, Overlay, Stage,
-    StageError, StageKind, StageRef, MAX_DURATION, MAX_PIECES, MAX_RATE,
+    StageError, StageKind, StageRef, MAX_DURATION, MAX_PIECES, MAX_RATE, MAX_REQUESTS,
 };
 
 use std::sync::Arc;

@@ -22,6 +22,10 @@ use super::shape::trim_float;
 pub const MAX_RATE: f64 = 10_000_000.0;
 /// The longest profile accepted: 366 days.
 pub const MAX_DURATION: f64 = 366.0 * 86_400.0;
+/// The most requests one schedule may hold: a trillion (a year at about 32 000/s). Together with
+/// [`MAX_RATE`] and [`MAX_DURATION`], which the *scaled* curve must also respect, this keeps every
+/// count and instant far from overflow, whatever `time_scale` and `rate_scale` say.
+pub const MAX_REQUESTS: f64 = 1e12;
 /// The most pieces a compiled curve may hold (periodic bursts and tables make one to four per
 /// period); beyond this the profile is refused rather than eating memory.
 pub const MAX_PIECES: usize = 500_000;

@@ -474,6 +474,23 @@ fn time_and_rate_scales() {
         day.clone().with_scales(1.0, 1e5).unwrap_err().field,
         "rate_scale"
     );
+    // The scaled curve is bounded like a written one: no scale makes a run that never ends or a
+    // count that overflows, and a refused scale leaves the shape as it was.
+    for tiny in [1e-300, 1e-30, 1e-3] {
+        let e = day.clone().with_scales(tiny, 1.0).unwrap_err();
+        assert_eq!(e.field, "time_scale", "{tiny}");
+        assert!(e.reason.contains("366"), "{}", e.reason);
+    }
+    assert!(day.clone().with_scales(1.0 / 365.0, 1.0).is_ok());
+    let year = Shape::from_stages(
+        vec![st("year", constant(10_000.0, 300.0 * 86_400.0))],
+        Vec::new(),
+    )
+    .unwrap();
+    let e = year.clone().with_scales(1.0, 1000.0).unwrap_err();
+    assert_eq!(e.field, "rate_scale");
+    assert!(e.reason.contains("requests"), "{}", e.reason);
+    assert_eq!(year.total(), 259_200_000_000);
 }
 
 #[test]

@@ -104,7 +104,7 @@ impl Shared {
                     let tls = connector
                         .connect(name.clone(), tcp)
                         .await
-                        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+                        .map_err(|e| super::tls::describe(&e))?;
                     if self.protocol == Protocol::Http2
                         && tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice())
                     {
