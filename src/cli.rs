@@ -128,6 +128,9 @@ fn apply_scales(shape: Shape, time: Option<f64>, rate: Option<f64>) -> Result<Sh
     }
 }
 
+/// Default in-flight cap: a 2 s stall at 1 000/s puts 2 000 requests in flight, twice over.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4000;
+
 /// Added to the request timeout for the default grace period, so that a request sent a little
 /// late at the very end of the schedule still gets its whole timeout before the run stops waiting.
 pub const DEFAULT_GRACE_MARGIN: Duration = Duration::from_secs(1);
@@ -248,9 +251,16 @@ pub struct RunArgs {
     #[arg(short = 'n', long, conflicts_with_all = ["shape", "profile"])]
     pub requests: Option<u64>,
 
-    /// TCP connections. On HTTP/1.1 each carries one request at a time.
+    /// TCP connections opened before the clock starts. On HTTP/1.1 each carries one request at a
+    /// time. More are opened on demand, up to --max-connections, when every one is busy.
     #[arg(short, long, default_value_t = 50)]
     pub connections: usize,
+
+    /// Most connections open at once (default: --max-in-flight, within the file-descriptor
+    /// limit). Equal to -c for a fixed pool: waiting for a free connection then counts as the
+    /// generator's send lag.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
 
     /// Speak HTTP/2: prior knowledge (h2c) on http://, ALPN h2 on https://.
     #[arg(long)]
@@ -260,8 +270,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 100)]
     pub max_streams: usize,
 
-    /// Requests allowed on the wire at once (also capped by connections × streams).
-    #[arg(long, default_value_t = 1000)]
+    /// Requests allowed on the wire at once. The default lets a 2 s stall at 1 000/s stay
+    /// open-loop; beyond it, due requests wait in the backlog (send lag).
+    #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
 
     /// Due requests allowed to wait for an in-flight slot; beyond that they are dropped and counted.
@@ -360,6 +371,7 @@ impl RunArgs {
             profile_file: self.profile.clone(),
             limits: Limits {
                 connections: self.connections,
+                max_connections: self.max_connections,
                 max_streams: self.max_streams,
                 max_in_flight: self.max_in_flight,
                 backlog: self.backlog,

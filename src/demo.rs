@@ -62,6 +62,7 @@ pub fn plan(url: &str, duration: Duration) -> Result<Plan, Error> {
         profile_file: None,
         limits: Limits {
             connections: 64,
+            max_connections: None,
             max_streams: 1,
             max_in_flight: 64,
             backlog: 10_000,

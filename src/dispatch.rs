@@ -2,35 +2,45 @@
 //! waiting on a response.
 //!
 //! ```text
-//! Schedule ──► pacer ──try_send──► backlog (bounded) ──► workers (one per slot) ──► Recorder
+//! Schedule ──► pacer ──try_send──► backlog (bounded) ──► crew of workers ──► Client ──► Recorder
 //!                 └── backlog full: ticket dropped and counted
 //! ```
 //!
-//! The in-flight limit is the number of workers (one slot each). A ticket that is due while every
-//! worker is busy waits in the backlog; when the backlog is full the ticket is **dropped** and
-//! counted. Lateness is never hidden: a worker stamps `sent_at` when it starts on a ticket, so
-//! time spent in the backlog shows up as send lag and, because latency is measured from the
-//! intended start, in the latency too.
+//! The in-flight limit is the number of workers (`--max-in-flight`). Workers are spawned on
+//! demand: when a ticket is queued and no worker is idle, the pacer adds one, up to the limit, so
+//! a stalled target meets the pile-up real arrivals would cause (each worker then leases a
+//! connection, opened on demand by the transport). A ticket that is due while every worker is
+//! busy waits in the backlog; when the backlog is full the ticket is **dropped** and counted.
+//! Lateness is never hidden: a worker stamps `sent_at` once it holds a connection lease, so time
+//! spent in the backlog or waiting at the connection cap shows up as send lag and, because latency
+//! is measured from the intended start, in the latency too.
+//!
+//! Stops: the first stop (`stop_sending`) ends scheduling and sending; tickets due but unsent are
+//! counted as `unsent_at_stop`. The abort (end of grace, or a second stop) cuts what is in flight:
+//! those requests are censored into the tail at the cut and counted as cancelled.
 //!
 //! ## Pacing below tokio's 1 ms timer
 //! tokio's timer wheel has 1 ms resolution, which alone puts ~0.6–1 ms of lateness on every
 //! request. On Linux the pacer instead arms a `timerfd` (CLOCK_MONOTONIC, absolute, nanosecond
 //! resolution) registered with tokio's reactor: the epoll wake-up happens at the due instant and
 //! the pacer runs as an ordinary task, so releasing a ticket to a worker is a local task wake-up
-//! rather than a cross-thread hand-off. At each wake-up it releases *every* ticket already due;
-//! it never sleeps once per ticket when behind. Elsewhere it falls back to tokio's timer.
+//! rather than a cross-thread hand-off. At each wake-up it releases *every* ticket already due (in
+//! batches, yielding to the runtime between them so workers and signals are never starved); it
+//! never sleeps once per ticket when behind. Elsewhere it falls back to tokio's timer, and the
+//! verdict says so.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender, TrySendError};
+use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::record::{Class, Completion, Outcome, Recorder};
 use crate::schedule::{Schedule, Ticket};
-use crate::transport::Slot;
+use crate::transport::Client;
 
 /// Why the pacer stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,8 +51,137 @@ pub enum PaceEnd {
     Stopped,
 }
 
+/// A fault injected on purpose, to test that the engine reports its own failures (set with the
+/// `METRONOME_FAULT` environment variable; see docs/engine.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Fault {
+    #[default]
+    None,
+    /// The pacer panics after releasing its first ticket.
+    PacerPanic,
+    /// The first worker to finish a request panics.
+    WorkerPanic,
+    /// The collector panics at its first interval.
+    CollectorPanic,
+    /// The precise timer is reported unavailable.
+    NoPreciseTimer,
+}
+
+impl Fault {
+    /// Reads `METRONOME_FAULT` (`pacer-panic`, `worker-panic`, `collector-panic`,
+    /// `no-precise-timer`); anything else is no fault.
+    pub fn from_env() -> Fault {
+        match std::env::var("METRONOME_FAULT").as_deref() {
+            Ok("pacer-panic") => Fault::PacerPanic,
+            Ok("worker-panic") => Fault::WorkerPanic,
+            Ok("collector-panic") => Fault::CollectorPanic,
+            Ok("no-precise-timer") => Fault::NoPreciseTimer,
+            _ => Fault::None,
+        }
+    }
+}
+
+/// Tickets released per wake-up before the pacer yields to the runtime (so that on one core a
+/// pacer far behind its schedule never starves the workers or the signal handler).
+const RELEASE_BATCH: usize = 1024;
+
+/// The workers of a run and what they share. Workers are spawned on demand, up to `cap`.
+pub struct Crew<C: Client> {
+    client: Arc<C>,
+    backlog: Receiver<Ticket>,
+    recorder: Arc<Recorder>,
+    timeout: Duration,
+    timeout_message: String,
+    /// First stop: take no new tickets.
+    stop_sending: CancellationToken,
+    /// End of grace or second stop: cut what is in flight.
+    abort: CancellationToken,
+    fault: Fault,
+    idle: AtomicUsize,
+    spawned: AtomicUsize,
+    cap: usize,
+    tasks: Mutex<JoinSet<()>>,
+    faulted: AtomicU64,
+}
+
+impl<C: Client> Crew<C> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: Arc<C>,
+        backlog: Receiver<Ticket>,
+        recorder: Arc<Recorder>,
+        timeout: Duration,
+        cap: usize,
+        stop_sending: CancellationToken,
+        abort: CancellationToken,
+        fault: Fault,
+    ) -> Arc<Self> {
+        Arc::new(Crew {
+            client,
+            backlog,
+            recorder,
+            timeout,
+            timeout_message: format!(
+                "no complete response within {} (--timeout)",
+                humantime::format_duration(timeout)
+            ),
+            stop_sending,
+            abort,
+            fault,
+            idle: AtomicUsize::new(0),
+            spawned: AtomicUsize::new(0),
+            cap: cap.max(1),
+            tasks: Mutex::new(JoinSet::new()),
+            faulted: AtomicU64::new(0),
+        })
+    }
+
+    /// Spawns `n` workers now (up to the cap).
+    pub fn start(self: &Arc<Self>, n: usize) {
+        for _ in 0..n.min(self.cap) {
+            self.spawn_one();
+        }
+    }
+
+    fn spawn_one(self: &Arc<Self>) -> bool {
+        let claimed = self
+            .spawned
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.cap).then_some(n + 1)
+            });
+        if claimed.is_err() {
+            return false;
+        }
+        let crew = self.clone();
+        lock(&self.tasks).spawn(work(crew));
+        true
+    }
+
+    /// Adds a worker when tickets are waiting and none is idle.
+    fn grow(self: &Arc<Self>) {
+        if self.backlog.len() > self.idle.load(Ordering::Relaxed) {
+            self.spawn_one();
+        }
+    }
+
+    /// Workers spawned so far.
+    pub fn size(&self) -> usize {
+        self.spawned.load(Ordering::Relaxed)
+    }
+
+    /// Takes the workers' join handles (for the run's drain); spawn no more after this.
+    pub fn take_tasks(&self) -> JoinSet<()> {
+        std::mem::take(&mut *lock(&self.tasks))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Releases every ticket at its intended time into the backlog. Returns when the schedule ends
-/// or `stop` fires, with the instant scheduling ended.
+/// or `stop` fires, with the instant scheduling ended. On a stop, tickets already due but not yet
+/// released are counted as unsent (censored at the stop).
 ///
 /// Spawn it as a task (as [`crate::run::run`] does) rather than awaiting it from `block_on`: on a
 /// runtime worker thread, waking a worker task is a local queue push; from the `block_on` thread
@@ -51,72 +190,101 @@ pub enum PaceEnd {
 /// `quantum` is the shortest time between two wake-ups. Zero (the default) wakes at every due
 /// instant; a larger quantum releases tickets in batches, trading up to `quantum` of send lag
 /// (which is measured and reported) for fewer wake-ups and less CPU.
-pub async fn pace(
+pub async fn pace<C: Client>(
     mut schedule: Schedule,
     backlog: Sender<Ticket>,
-    recorder: Arc<Recorder>,
-    stop: CancellationToken,
+    crew: Arc<Crew<C>>,
     quantum: Duration,
 ) -> (PaceEnd, Instant) {
+    let recorder = crew.recorder.clone();
     let mut timer = match PreciseTimer::new() {
-        Ok(t) => t,
-        Err(_) => PreciseTimer::fallback(),
+        Ok(t) if crew.fault != Fault::NoPreciseTimer => t,
+        _ => PreciseTimer::fallback(),
     };
+    if !timer.is_precise() {
+        recorder.timer_fell_back();
+    }
+    let stop = crew.stop_sending.clone();
     let mut last_wake = schedule.start();
     // One waiter for the whole run, not one per wake-up (see [`Bounds`]).
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
-    loop {
+    let end = loop {
         let Some(due) = schedule.peek() else {
-            return (PaceEnd::Completed, schedule.end());
+            break (PaceEnd::Completed, schedule.end());
         };
         let wake = due.max(last_wake + quantum);
         if wake > Instant::now() {
             tokio::select! {
                 biased;
-                _ = &mut stopped => return (PaceEnd::Stopped, Instant::now()),
+                _ = &mut stopped => break (PaceEnd::Stopped, Instant::now()),
                 _ = timer.sleep_until(wake) => {}
             }
         } else if stop.is_cancelled() {
-            return (PaceEnd::Stopped, Instant::now());
+            break (PaceEnd::Stopped, Instant::now());
         }
         // Release everything that is due now, not one ticket per wake-up.
         let now = Instant::now();
         last_wake = now;
+        let mut released = 0;
         while schedule.peek().is_some_and(|d| d <= now) {
             let Some(ticket) = schedule.next_ticket() else {
                 break;
             };
             recorder.scheduled();
             match backlog.try_send(ticket) {
-                Ok(()) => {}
+                Ok(()) => crew.grow(),
                 Err(TrySendError::Full(t)) | Err(TrySendError::Closed(t)) => recorder.dropped(&t),
             }
+            if crew.fault == Fault::PacerPanic {
+                panic!("injected fault: the pacer panicked (METRONOME_FAULT=pacer-panic)");
+            }
+            released += 1;
+            if released % RELEASE_BATCH == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        if released >= RELEASE_BATCH {
+            // Far behind: let the workers run before the next batch.
+            tokio::task::yield_now().await;
+        }
+    };
+    if !timer.is_precise() {
+        recorder.timer_fell_back();
+    }
+    recorder.window_ends(end.1);
+    if end.0 == PaceEnd::Stopped {
+        // Due before the stop but never released: counted, and their wait is in the tail.
+        while schedule.peek().is_some_and(|d| d <= end.1) {
+            let Some(ticket) = schedule.next_ticket() else {
+                break;
+            };
+            recorder.scheduled();
+            recorder.unsent(&Outcome::cut(ticket, None, end.1));
         }
     }
+    end
 }
 
-/// Takes tickets from the backlog and runs them on its slot until the backlog is closed and
-/// empty, or `cancel` fires (then an in-flight request is counted as cancelled).
-pub async fn work<S: Slot>(
-    mut slot: S,
-    backlog: Receiver<Ticket>,
-    recorder: Arc<Recorder>,
-    timeout: Duration,
-    cancel: CancellationToken,
-) {
-    let mut bounds = Bounds::new(timeout, cancel);
+/// One worker: takes tickets from the backlog and runs them until the backlog is closed and
+/// empty, the first stop, or the abort.
+async fn work<C: Client>(crew: Arc<Crew<C>>) {
+    let mut bounds = Bounds::new(&crew);
     loop {
-        let ticket = tokio::select! {
+        crew.idle.fetch_add(1, Ordering::Relaxed);
+        let next = tokio::select! {
             biased;
-            _ = bounds.cancelled.as_mut() => return,
-            t = backlog.recv() => match t {
-                Ok(t) => t,
-                Err(_) => return,
-            },
+            _ = bounds.aborted.as_mut() => None,
+            _ = bounds.stopped.as_mut() => None,
+            t = crew.backlog.recv() => t.ok(),
         };
-        if !execute(&mut slot, ticket, &recorder, &mut bounds).await {
+        crew.idle.fetch_sub(1, Ordering::Relaxed);
+        let Some(ticket) = next else { return };
+        if !execute(&crew, ticket, &mut bounds).await {
             return;
+        }
+        if crew.fault == Fault::WorkerPanic && crew.faulted.fetch_add(1, Ordering::Relaxed) == 0 {
+            panic!("injected fault: a worker panicked (METRONOME_FAULT=worker-panic)");
         }
     }
 }
@@ -164,65 +332,66 @@ impl Saturation {
 
 /// Closed-loop worker: sends its next request as soon as the previous one completed, until the
 /// budget is spent. No schedule, so latency equals service time (see [`Ticket::unscheduled`]).
-pub async fn saturate<S: Slot>(
-    mut slot: S,
-    budget: Arc<Saturation>,
-    recorder: Arc<Recorder>,
-    timeout: Duration,
-    cancel: CancellationToken,
-) {
-    let mut bounds = Bounds::new(timeout, cancel);
+pub async fn saturate<C: Client>(crew: Arc<Crew<C>>, budget: Arc<Saturation>) {
+    let mut bounds = Bounds::new(&crew);
     while let Some(seq) = budget.take() {
-        recorder.scheduled();
-        if !execute(&mut slot, Ticket::unscheduled(seq), &recorder, &mut bounds).await {
+        crew.recorder.scheduled();
+        if !execute(&crew, Ticket::unscheduled(seq), &mut bounds).await {
             return;
         }
     }
 }
 
-/// What ends a request early: its timeout, and the run's abort. The abort's waiter is made
-/// once per worker: a fresh `cancelled()` per request joined and left the token's waiter list
-/// under its lock every time, ~10 % of metronome's CPU per request at maximum rate. The timeout
-/// stays a fresh `timeout_at` per request: reusing one re-armed `Sleep` per worker measured
-/// slower at 5 000/s (68 vs 55 µs of CPU per request), see docs/performance.md.
+/// What ends a worker's request early: the first stop (before sending) and the abort. The
+/// waiters are made once per worker: a fresh `cancelled()` per request joined and left the
+/// token's waiter list under its lock every time, ~10 % of metronome's CPU per request at maximum
+/// rate. The timeout stays a fresh `timeout_at` per request: reusing one re-armed `Sleep` per
+/// worker measured slower at 5 000/s (68 vs 55 µs of CPU per request), see docs/performance.md.
 struct Bounds {
-    timeout: Duration,
-    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    aborted: Pin<Box<WaitForCancellationFutureOwned>>,
+    stopped: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl Bounds {
-    fn new(timeout: Duration, cancel: CancellationToken) -> Self {
+    fn new<C: Client>(crew: &Crew<C>) -> Self {
         Bounds {
-            timeout,
-            cancelled: Box::pin(cancel.cancelled_owned()),
+            aborted: Box::pin(crew.abort.clone().cancelled_owned()),
+            stopped: Box::pin(crew.stop_sending.clone().cancelled_owned()),
         }
     }
 }
 
-/// Sends one ticket and records its outcome. Returns false if `cancel` fired mid-request (the
-/// request is then counted as cancelled).
-async fn execute<S: Slot>(
-    slot: &mut S,
-    ticket: Ticket,
-    recorder: &Recorder,
-    bounds: &mut Bounds,
-) -> bool {
-    let sent_at = Instant::now();
-    recorder.sent();
-    let deadline = tokio::time::Instant::from_std(sent_at + bounds.timeout);
-    let completion = tokio::select! {
+/// Leases a connection, sends one ticket and records its outcome. Returns false if the worker
+/// must stop (a stop before sending, or the abort: the request is then counted and censored).
+async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, bounds: &mut Bounds) -> bool {
+    let recorder = &*crew.recorder;
+    // Waiting here happens only at the connection cap: it is the generator's, so it is send lag.
+    let lease = tokio::select! {
         biased;
-        _ = bounds.cancelled.as_mut() => {
-            slot.abandon();
-            recorder.cancelled(1);
+        _ = bounds.aborted.as_mut() => {
+            recorder.cut(&Outcome::cut(ticket, None, Instant::now()));
             return false;
         }
-        r = tokio::time::timeout_at(deadline, slot.call(ticket.request())) => match r {
+        _ = bounds.stopped.as_mut() => {
+            recorder.unsent(&Outcome::cut(ticket, None, Instant::now()));
+            return false;
+        }
+        lease = crew.client.lease() => lease,
+    };
+    let sent_at = Instant::now();
+    recorder.sent(sent_at);
+    let deadline = sent_at
+        .checked_add(crew.timeout)
+        .unwrap_or_else(|| sent_at + Duration::from_secs(365 * 86_400));
+    let completion = tokio::select! {
+        biased;
+        _ = bounds.aborted.as_mut() => {
+            recorder.cut(&Outcome::cut(ticket, Some(sent_at), Instant::now()));
+            return false;
+        }
+        r = tokio::time::timeout_at(deadline.into(), crew.client.call(lease, ticket.request())) => match r {
             Ok(c) => c,
-            Err(_) => {
-                slot.abandon();
-                Completion::failed(Class::Timeout)
-            }
+            Err(_) => Completion::failed(Class::Timeout, crew.timeout_message.clone()),
         },
     };
     recorder.record(&Outcome::new(ticket, sent_at, Instant::now(), completion));
@@ -253,6 +422,14 @@ impl PreciseTimer {
             #[cfg(target_os = "linux")]
             fd: None,
         }
+    }
+
+    /// Whether wake-ups are sub-millisecond (false on tokio's 1 ms timer).
+    fn is_precise(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.fd.is_some();
+        #[cfg(not(target_os = "linux"))]
+        false
     }
 
     async fn sleep_until(&mut self, deadline: Instant) {
@@ -383,58 +560,83 @@ mod linux {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Flow;
     use crate::schedule::Shape;
+    use crate::transport::Lease;
+    use tokio::sync::Semaphore;
 
-    /// A slot that "answers" after a fixed delay, to test the dispatcher without a network.
-    struct Delay(Duration);
-    impl Slot for Delay {
-        async fn call(&mut self, _request: u32) -> Completion {
-            tokio::time::sleep(self.0).await;
-            Completion {
-                class: Class::Ok,
-                status: 200,
-            }
-        }
-        fn abandon(&mut self) {}
+    /// A client that "answers" after a fixed delay, to test the dispatcher without a network;
+    /// `conns` plays the connection cap.
+    struct Delay {
+        delay: Duration,
+        conns: Arc<Semaphore>,
     }
 
-    async fn run(
-        rate: f64,
-        ms: u64,
-        workers: usize,
-        backlog: usize,
-        delay_ms: u64,
-    ) -> crate::record::Flow {
+    impl Client for Delay {
+        async fn lease(&self) -> Lease {
+            self.conns.clone().acquire_owned().await.unwrap()
+        }
+        async fn call(&self, _lease: Lease, _request: u32) -> Completion {
+            tokio::time::sleep(self.delay).await;
+            Completion::status(Class::Ok, 200)
+        }
+    }
+
+    struct Rig {
+        recorder: Arc<Recorder>,
+        crew: Arc<Crew<Delay>>,
+        tx: Sender<Ticket>,
+    }
+
+    fn rig(workers: usize, backlog: usize, delay_ms: u64, conns: usize) -> Rig {
         let recorder = Arc::new(Recorder::new());
         let (tx, rx) = async_channel::bounded(backlog);
-        let cancel = CancellationToken::new();
-        let mut handles = Vec::new();
-        for _ in 0..workers {
-            handles.push(tokio::spawn(work(
-                Delay(Duration::from_millis(delay_ms)),
-                rx.clone(),
-                recorder.clone(),
-                Duration::from_secs(10),
-                cancel.clone(),
-            )));
-        }
-        let shape = Shape::constant(rate, Duration::from_millis(ms)).unwrap();
-        let (end, _) = pace(
-            Schedule::new(shape, Instant::now()),
-            tx,
+        let client = Delay {
+            delay: Duration::from_millis(delay_ms),
+            conns: Arc::new(Semaphore::new(conns)),
+        };
+        let crew = Crew::new(
+            Arc::new(client),
+            rx,
             recorder.clone(),
+            Duration::from_secs(10),
+            workers,
             CancellationToken::new(),
-            Duration::ZERO,
-        )
-        .await;
-        assert_eq!(end, PaceEnd::Completed);
-        for h in handles {
-            h.await.unwrap();
-        }
-        recorder.flow()
+            CancellationToken::new(),
+            Fault::None,
+        );
+        crew.start(1);
+        Rig { recorder, crew, tx }
     }
 
-    #[tokio::test]
+    /// Closes the backlog (as the end of pacing does) and waits for the crew.
+    async fn finish(rig: Rig) -> (Flow, Arc<Recorder>, Arc<Crew<Delay>>) {
+        let Rig { recorder, crew, tx } = rig;
+        drop(tx);
+        let mut tasks = crew.take_tasks();
+        while tasks.join_next().await.is_some() {}
+        (recorder.flow(), recorder, crew)
+    }
+
+    async fn pace_constant(r: &Rig, rate: f64, ms: u64) -> PaceEnd {
+        let shape = Shape::constant(rate, Duration::from_millis(ms)).unwrap();
+        pace(
+            Schedule::new(shape, Instant::now()),
+            r.tx.clone(),
+            r.crew.clone(),
+            Duration::ZERO,
+        )
+        .await
+        .0
+    }
+
+    async fn run(rate: f64, ms: u64, workers: usize, backlog: usize, delay_ms: u64) -> Flow {
+        let r = rig(workers, backlog, delay_ms, 10_000);
+        assert_eq!(pace_constant(&r, rate, ms).await, PaceEnd::Completed);
+        finish(r).await.0
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_ticket_is_sent_when_capacity_suffices() {
         let f = run(1000.0, 200, 50, 100, 5).await;
         assert_eq!(f.scheduled, 200);
@@ -442,7 +644,22 @@ mod tests {
         assert_eq!(f.dropped, 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workers_grow_on_demand_up_to_the_cap() {
+        // 100 ms per request at 500/s: ~50 in flight at once, from a crew that started with 1.
+        let r = rig(1000, 1000, 100, 10_000);
+        pace_constant(&r, 500.0, 400).await;
+        let size = r.crew.size();
+        assert!((40..=200).contains(&size), "crew of {size}");
+        let (f, recorder, _) = finish(r).await;
+        assert_eq!(f.sent, 200);
+        let mut w = crate::record::Window::default();
+        recorder.close_interval(&mut w);
+        // Generous for a busy CI host; a missing worker would add ~100 ms.
+        assert!(w.clocks.send_lag.value_at_quantile(0.99) < 50_000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn full_backlog_drops_and_counts() {
         // 1 worker busy 100 ms per request, backlog 2: most of 50 tickets must be dropped.
         let f = run(500.0, 100, 1, 2, 100).await;
@@ -451,24 +668,53 @@ mod tests {
         assert_eq!(f.sent + f.dropped, f.scheduled);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_at_the_connection_cap_is_send_lag() {
+        // 2 connections, 50 ms each, 100/s for 200 ms: requests queue for a connection.
+        let r = rig(100, 100, 50, 2);
+        pace_constant(&r, 100.0, 200).await;
+        let (_, recorder, _) = finish(r).await;
+        let mut w = crate::record::Window::default();
+        recorder.close_interval(&mut w);
+        assert_eq!(w.counts.ok, 20);
+        assert!(
+            w.clocks.send_lag.max() >= 200_000,
+            "20 × 50 ms over 2 connections leaves the last ones waiting: {}",
+            w.clocks.send_lag.max()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_leaves_the_backlog_unsent_and_the_abort_cuts_in_flight() {
+        // One worker, 1 s per request, 100/s: at the stop (0.5 s) one is in flight and ~49 wait.
+        let r = rig(1, 1000, 1000, 10);
+        let stop = r.crew.stop_sending.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            stop.cancel();
+        });
+        assert_eq!(pace_constant(&r, 100.0, 2000).await, PaceEnd::Stopped);
+        r.crew.abort.cancel();
+        let rx = r.crew.backlog.clone();
+        let (f, _, _) = finish(r).await;
+        assert_eq!(f.sent, 1, "{f:?}");
+        assert_eq!(f.cancelled, 1, "the one in flight is cut: {f:?}");
+        let left = rx.len();
+        assert!(left >= 40, "the backlog is not sent after the stop: {left}");
+    }
+
     #[tokio::test]
     async fn saturation_budget_is_exact() {
-        let recorder = Arc::new(Recorder::new());
+        let r = rig(4, 1, 1, 10);
         let budget = Arc::new(Saturation::new(None, Some(37)));
         let mut handles = Vec::new();
         for _ in 0..4 {
-            handles.push(tokio::spawn(saturate(
-                Delay(Duration::from_millis(1)),
-                budget.clone(),
-                recorder.clone(),
-                Duration::from_secs(1),
-                CancellationToken::new(),
-            )));
+            handles.push(tokio::spawn(saturate(r.crew.clone(), budget.clone())));
         }
         for h in handles {
             h.await.unwrap();
         }
-        let f = recorder.flow();
+        let f = r.recorder.flow();
         assert_eq!((f.scheduled, f.sent), (37, 37));
         assert!(budget.done.is_cancelled());
     }

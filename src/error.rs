@@ -43,6 +43,19 @@ pub enum Error {
     )]
     Unreachable { target: String, reason: String },
 
+    #[error("target {target} does not speak the protocol asked for: {reason}")]
+    Protocol { target: String, reason: String },
+
+    #[error("--max-connections needs {wanted} file descriptors but this process may open {limit} (less {reserve} kept for everything else): raise the limit (ulimit -n, or LimitNOFILE= for a service) or lower --max-connections / --max-in-flight")]
+    FdLimit {
+        wanted: usize,
+        limit: u64,
+        reserve: u64,
+    },
+
+    #[error("stopped while connecting to the target; nothing was sent")]
+    Stopped,
+
     #[error("cannot write the report to '{}': {cause} (check that the directory exists and is writable)", clip_path(path))]
     Report {
         path: PathBuf,

@@ -1,6 +1,7 @@
 //! Thin binary: parse flags, build a runtime, run, print, exit with a documented code.
 //! Exit codes: 0 ok, 2 bad input or target unreachable before the start, 3 untrustworthy
-//! measurement. (1 is reserved for breached thresholds.)
+//! measurement, 4 internal error (a panic in the engine; the report is still written), 130
+//! stopped before the start. (1 is reserved for breached thresholds.)
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -15,6 +16,8 @@ use metronome::serve::Server;
 use metronome::{demo, Report, Stop};
 
 const EXIT_BAD_INPUT: u8 = 2;
+/// Stopped by a signal before the clock started (128 + SIGINT, as shells report it).
+const EXIT_STOPPED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,7 +25,15 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             say(&format!("error: {e:#}\n"));
-            ExitCode::from(EXIT_BAD_INPUT)
+            let stopped = matches!(
+                e.downcast_ref::<metronome::Error>(),
+                Some(metronome::Error::Stopped)
+            );
+            ExitCode::from(if stopped {
+                EXIT_STOPPED
+            } else {
+                EXIT_BAD_INPUT
+            })
         }
     }
 }
@@ -172,12 +183,12 @@ fn watch_signals(stop: Stop, grace: std::time::Duration) {
             seen += 1;
             if seen == 1 {
                 eprintln!(
-                    "stopping: no new requests; waiting up to {} for those in flight (signal again to stop now)",
+                    "stopping: nothing more is sent (requests already due but not yet sent are counted as unsent); waiting up to {} for those in flight (signal again to stop now)",
                     humantime::format_duration(grace)
                 );
                 stop.graceful.cancel();
             } else {
-                eprintln!("stopping now; unfinished requests are counted as cancelled");
+                eprintln!("stopping now; unfinished requests are cut (censored into the latency) and counted as cancelled");
                 stop.abort.cancel();
                 return;
             }

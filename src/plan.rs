@@ -346,8 +346,13 @@ pub fn parse_statuses(raw: &str) -> Result<Vec<u16>, Error> {
 /// Concurrency, queueing and time limits.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Limits {
-    /// TCP connections to open (each is one HTTP/1.1 request at a time, or many HTTP/2 streams).
+    /// TCP connections opened before the clock starts (each is one HTTP/1.1 request at a time,
+    /// or many HTTP/2 streams).
     pub connections: usize,
+    /// Most connections open at once; more are opened on demand up to this. `None`: the in-flight
+    /// cap (fitted to the file-descriptor limit). Equal to `connections`: a fixed pool, where
+    /// waiting for a free connection is send lag.
+    pub max_connections: Option<usize>,
     /// Concurrent HTTP/2 streams per connection (ignored for HTTP/1.1).
     pub max_streams: usize,
     /// Requests allowed on the wire at once.
@@ -401,7 +406,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Request slots: how many requests can be on the wire at once.
+    /// Closed-loop workers: one per connection of the pool (per stream on HTTP/2), capped by the
+    /// in-flight limit. (Open-loop runs grow their workers on demand up to `max_in_flight`.)
     pub fn concurrency(&self) -> usize {
         let per_conn = match self.protocol {
             Protocol::Http1 => 1,
@@ -431,6 +437,25 @@ impl Plan {
         ] {
             if v == 0 {
                 return Err(Error::invalid(flag, "0", "must be at least 1"));
+            }
+        }
+        if let Some(max) = l.max_connections {
+            if max == 0 {
+                return Err(Error::invalid(
+                    "--max-connections",
+                    "0",
+                    "must be at least 1",
+                ));
+            }
+            if max < l.connections {
+                return Err(Error::invalid(
+                    "--max-connections",
+                    max.to_string(),
+                    format!(
+                        "is below --connections {}: the warm pool cannot exceed the cap (for a fixed pool give both the same value)",
+                        l.connections
+                    ),
+                ));
             }
         }
         for (flag, v, cap) in [

@@ -1,21 +1,26 @@
 //! The recorder: the sole owner of measurement.
 //!
-//! Workers push [`Outcome`]s into the current window under a short lock (three histogram
-//! increments and a few counters); once a second the collector swaps the window out, folds it into
-//! the whole-run totals and hands a snapshot to the views. Memory is fixed: two windows and one
-//! set of totals (plus, for a multi-stage shape, one small tally per stage, updated under the same
-//! lock), whatever the run length or rate. Values above the histogram range (1 h) are clamped to
-//! it and counted, never dropped.
+//! Workers push [`Outcome`]s into the current window under a short lock (a few histogram
+//! increments and counters); once a second the collector swaps the window out and folds it into
+//! the whole-run totals, which also live here (so a panicking view cannot lose them). Memory is
+//! fixed: two windows and one set of totals (plus, for a multi-stage shape, one small tally per
+//! stage, updated under the same lock, and a bounded sample of error messages), whatever the run
+//! length or rate. Values above the histogram range (1 h) are clamped to it and counted, never
+//! dropped.
 
+mod conns;
+mod errors;
 mod outcome;
 mod stages;
 
-pub use outcome::{Class, Completion, Outcome};
+pub use conns::{ConnStats, Connections};
+pub use errors::{ErrorSample, ErrorSamples, MAX_DISTINCT_ERRORS};
+pub use outcome::{Class, Completion, Group, Outcome};
 pub use stages::{StageBook, StageTally, MAX_STAGES};
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
@@ -23,19 +28,29 @@ use hdrhistogram::Histogram;
 pub const HIGHEST_US: u64 = 3_600_000_000;
 /// Significant digits kept by every histogram.
 pub const SIGFIGS: u8 = 3;
+/// Highest HTTP status code counted per code (hyper accepts 100..=999).
+pub const MAX_STATUS: usize = 999;
 
 fn new_histogram() -> Histogram<u64> {
     // Bounds are constants known to be valid, so this cannot fail.
     Histogram::new_with_bounds(1, HIGHEST_US, SIGFIGS).expect("static histogram bounds are valid")
 }
 
-/// One histogram per clock, all in microseconds.
+/// One histogram per clock, all in microseconds, plus latency per outcome group and the time
+/// taken to open connections.
 #[derive(Clone, Debug)]
 pub struct Clocks {
+    /// Every request that took time: answered, failed, timed out, or censored at the cut.
     pub latency: Histogram<u64>,
+    /// Every sent request (completed, or censored at the cut).
     pub service_time: Histogram<u64>,
+    /// Every sent request.
     pub send_lag: Histogram<u64>,
-    /// Values that exceeded [`HIGHEST_US`] and were clamped, per clock.
+    /// Latency per [`Group`] (indexed by `Group as usize`).
+    pub latency_by_group: [Histogram<u64>; 5],
+    /// Successful connection set-ups (TCP + TLS + HTTP handshake) made during the run.
+    pub connect: Histogram<u64>,
+    /// Values that exceeded [`HIGHEST_US`] and were clamped: latency, service time, send lag.
     pub clamped: [u64; 3],
 }
 
@@ -45,13 +60,19 @@ impl Default for Clocks {
             latency: new_histogram(),
             service_time: new_histogram(),
             send_lag: new_histogram(),
+            latency_by_group: std::array::from_fn(|_| new_histogram()),
+            connect: new_histogram(),
             clamped: [0; 3],
         }
     }
 }
 
+fn us(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 fn record_us(h: &mut Histogram<u64>, clamped: &mut u64, d: Duration) {
-    let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let us = us(d);
     if us > HIGHEST_US {
         *clamped += 1;
     }
@@ -60,14 +81,20 @@ fn record_us(h: &mut Histogram<u64>, clamped: &mut u64, d: Duration) {
 
 impl Clocks {
     fn record(&mut self, o: &Outcome) {
-        record_us(&mut self.send_lag, &mut self.clamped[2], o.send_lag());
-        if o.class().is_timed() {
-            record_us(&mut self.latency, &mut self.clamped[0], o.latency());
+        let latency = o.latency();
+        record_us(&mut self.latency, &mut self.clamped[0], latency);
+        self.latency_by_group[o.class().group() as usize]
+            .saturating_record(us(latency).min(HIGHEST_US));
+        if o.was_sent() {
+            record_us(&mut self.send_lag, &mut self.clamped[2], o.send_lag());
             record_us(
                 &mut self.service_time,
                 &mut self.clamped[1],
                 o.service_time(),
             );
+        }
+        if let Some(c) = o.completion().connect {
+            self.connect.saturating_record(us(c).min(HIGHEST_US));
         }
     }
 
@@ -76,6 +103,14 @@ impl Clocks {
         let _ = self.latency.add(&other.latency);
         let _ = self.service_time.add(&other.service_time);
         let _ = self.send_lag.add(&other.send_lag);
+        let _ = self.connect.add(&other.connect);
+        for (a, b) in self
+            .latency_by_group
+            .iter_mut()
+            .zip(&other.latency_by_group)
+        {
+            let _ = a.add(b);
+        }
         for i in 0..3 {
             self.clamped[i] += other.clamped[i];
         }
@@ -85,6 +120,10 @@ impl Clocks {
         self.latency.reset();
         self.service_time.reset();
         self.send_lag.reset();
+        self.connect.reset();
+        for h in &mut self.latency_by_group {
+            h.reset();
+        }
         self.clamped = [0; 3];
     }
 }
@@ -92,6 +131,7 @@ impl Clocks {
 /// Outcome counts: per class, and per HTTP status code (a fixed array, no allocation).
 #[derive(Clone, Debug)]
 pub struct Counts {
+    /// Requests that ended with an answer or a failure (not cut).
     pub completed: u64,
     pub ok: u64,
     pub rejected: u64,
@@ -99,8 +139,9 @@ pub struct Counts {
     pub timeout: u64,
     pub connect_error: u64,
     pub transport_error: u64,
-    /// Index = status code (100..=599).
-    pub status: Box<[u64; 600]>,
+    pub local_error: u64,
+    /// Index = status code (100..=999).
+    pub status: Box<[u64; MAX_STATUS + 1]>,
 }
 
 impl Default for Counts {
@@ -113,24 +154,30 @@ impl Default for Counts {
             timeout: 0,
             connect_error: 0,
             transport_error: 0,
-            status: Box::new([0; 600]),
+            local_error: 0,
+            status: Box::new([0; MAX_STATUS + 1]),
         }
     }
 }
 
 impl Counts {
     fn record(&mut self, o: &Outcome) {
+        let n = match o.class() {
+            Class::Ok => &mut self.ok,
+            Class::Rejected => &mut self.rejected,
+            Class::HttpError => &mut self.http_error,
+            Class::Timeout => &mut self.timeout,
+            Class::ConnectError => &mut self.connect_error,
+            Class::TransportError => &mut self.transport_error,
+            Class::LocalError => &mut self.local_error,
+            // Cut requests are counted in the flow (`cancelled`), not as completed.
+            Class::Cancelled => return,
+        };
+        *n += 1;
         self.completed += 1;
-        match o.class() {
-            Class::Ok => self.ok += 1,
-            Class::Rejected => self.rejected += 1,
-            Class::HttpError => self.http_error += 1,
-            Class::Timeout => self.timeout += 1,
-            Class::ConnectError => self.connect_error += 1,
-            Class::TransportError => self.transport_error += 1,
-        }
-        if let Some(slot) = self.status.get_mut(usize::from(o.status())) {
-            if o.status() > 0 {
+        let status = usize::from(o.status());
+        if status > 0 {
+            if let Some(slot) = self.status.get_mut(status) {
                 *slot += 1;
             }
         }
@@ -144,6 +191,7 @@ impl Counts {
         self.timeout += other.timeout;
         self.connect_error += other.connect_error;
         self.transport_error += other.transport_error;
+        self.local_error += other.local_error;
         for (a, b) in self.status.iter_mut().zip(other.status.iter()) {
             *a += b;
         }
@@ -158,6 +206,7 @@ impl Counts {
             timeout,
             connect_error,
             transport_error,
+            local_error,
             status,
         } = self;
         for n in [
@@ -168,10 +217,20 @@ impl Counts {
             timeout,
             connect_error,
             transport_error,
+            local_error,
         ] {
             *n = 0;
         }
         status.fill(0);
+    }
+
+    /// Failures of any kind (everything but ok and rejected).
+    pub fn errors(&self) -> u64 {
+        self.http_error
+            + self.timeout
+            + self.connect_error
+            + self.transport_error
+            + self.local_error
     }
 
     /// Non-zero status codes, ascending.
@@ -209,12 +268,25 @@ impl Window {
 pub struct Flow {
     /// Tickets whose intended time was reached while the run was scheduling.
     pub scheduled: u64,
-    /// Tickets a worker started on.
+    /// Tickets that went on the wire.
     pub sent: u64,
+    /// Of `sent`, those sent after the schedule's window had ended (late, during the drain).
+    pub sent_late: u64,
     /// Tickets refused because the backlog was full (never sent).
     pub dropped: u64,
-    /// Tickets still in flight or in the backlog when the run stopped waiting.
+    /// Tickets still in flight or queued when the run stopped waiting: censored into the tail.
     pub cancelled: u64,
+    /// Tickets due but not yet sent when the first stop arrived: never sent, by request.
+    pub unsent_at_stop: u64,
+}
+
+/// Facts about the generator itself that the verdict needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    /// The pacer had to use tokio's 1 ms timer instead of the precise one.
+    pub timer_fallback: bool,
+    /// Engine tasks that panicked, by name (e.g. `pacer`, `worker`).
+    pub panics: Vec<String>,
 }
 
 /// What the workers write under the one lock: the current window and, for multi-stage shapes,
@@ -225,40 +297,109 @@ struct Live {
     stages: Vec<StageTally>,
 }
 
-/// Shared by the pacer, the workers and the collector.
-#[derive(Debug, Default)]
+/// Shared by the pacer, the workers, the transport and the collector.
+#[derive(Debug)]
 pub struct Recorder {
     live: Mutex<Live>,
+    totals: Mutex<Window>,
+    errors: Mutex<ErrorSamples>,
+    health: Mutex<Health>,
     scheduled: AtomicU64,
     sent: AtomicU64,
+    sent_late: AtomicU64,
     dropped: AtomicU64,
     cancelled: AtomicU64,
+    unsent_at_stop: AtomicU64,
+    timer_fallback: AtomicBool,
+    /// Offset from `start` (ns) after which a send counts as late; `u64::MAX` until known.
+    window_end_ns: AtomicU64,
+    start: Instant,
     stages: Option<StageBook>,
+    conns: Arc<ConnStats>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
 }
 
 impl Recorder {
     pub fn new() -> Self {
-        Recorder::default()
+        Recorder::starting_at(Instant::now())
     }
 
-    /// Records one finished request into the current window (and its stage's tally), under one
-    /// short lock.
+    /// A recorder for a run whose schedule starts at `start`.
+    pub fn starting_at(start: Instant) -> Self {
+        Recorder {
+            live: Mutex::default(),
+            totals: Mutex::default(),
+            errors: Mutex::default(),
+            health: Mutex::default(),
+            scheduled: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            sent_late: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            unsent_at_stop: AtomicU64::new(0),
+            timer_fallback: AtomicBool::new(false),
+            window_end_ns: AtomicU64::new(u64::MAX),
+            start,
+            stages: None,
+            conns: Arc::new(ConnStats::default()),
+        }
+    }
+
+    /// Records one finished (or cut) request into the current window (and its stage's tally),
+    /// under one short lock; its error message, if any, goes to the sample under another.
     pub fn record(&self, outcome: &Outcome) {
         let stage = self.stages.as_ref().map(|b| b.index(&outcome.ticket()));
-        let mut live = lock(&self.live);
-        live.window.clocks.record(outcome);
-        live.window.counts.record(outcome);
-        if let Some(t) = stage.and_then(|i| live.stages.get_mut(i)) {
-            t.record(outcome);
+        {
+            let mut live = lock(&self.live);
+            live.window.clocks.record(outcome);
+            live.window.counts.record(outcome);
+            if let Some(t) = stage.and_then(|i| live.stages.get_mut(i)) {
+                t.record(outcome);
+            }
         }
+        if let Some(msg) = &outcome.completion().error {
+            lock(&self.errors).add(outcome.class(), msg);
+        }
+    }
+
+    /// Records a request still unanswered (in flight or queued) when the run stopped waiting:
+    /// censored into the tail at the cut, counted as cancelled.
+    pub fn cut(&self, outcome: &Outcome) {
+        self.record(outcome);
+        self.cancelled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a ticket that was due but is not sent because the run was asked to stop: its wait
+    /// so far is censored into the tail, and it is counted as unsent at stop.
+    pub fn unsent(&self, outcome: &Outcome) {
+        self.record(outcome);
+        self.unsent_at_stop.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn scheduled(&self) {
         self.scheduled.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn sent(&self) {
+    /// A request went on the wire at `at`.
+    pub fn sent(&self, at: Instant) {
         self.sent.fetch_add(1, Ordering::Relaxed);
+        let offset =
+            u64::try_from(at.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX);
+        if offset > self.window_end_ns.load(Ordering::Relaxed) {
+            self.sent_late.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The schedule's window ends at `end`: sends after it are counted as late.
+    pub fn window_ends(&self, end: Instant) {
+        let offset =
+            u64::try_from(end.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX);
+        self.window_end_ns.store(offset, Ordering::Relaxed);
     }
 
     pub fn dropped(&self, ticket: &crate::schedule::Ticket) {
@@ -268,6 +409,28 @@ impl Recorder {
                 t.dropped += 1;
             }
         }
+    }
+
+    /// The pacer fell back to tokio's 1 ms timer.
+    pub fn timer_fell_back(&self) {
+        self.timer_fallback.store(true, Ordering::Relaxed);
+    }
+
+    /// An engine task panicked.
+    pub fn panicked(&self, task: &str) {
+        lock(&self.health).panics.push(task.to_string());
+    }
+
+    pub fn health(&self) -> Health {
+        let mut h = lock(&self.health).clone();
+        h.timer_fallback = self.timer_fallback.load(Ordering::Relaxed);
+        h
+    }
+
+    /// Shares connection counters with the transport that opened the connections.
+    pub fn with_conns(mut self, conns: Arc<ConnStats>) -> Self {
+        self.conns = conns;
+        self
     }
 
     /// Also keeps a tally per stage of a multi-stage shape (see [`StageBook`]).
@@ -285,17 +448,25 @@ impl Recorder {
             .map(|_| lock(&self.live).stages.clone())
     }
 
-    pub fn cancelled(&self, n: u64) {
-        self.cancelled.fetch_add(n, Ordering::Relaxed);
+    /// Connection counters, shared with the transport that opens and closes them.
+    pub fn conns(&self) -> &Arc<ConnStats> {
+        &self.conns
     }
 
     pub fn flow(&self) -> Flow {
         Flow {
             scheduled: self.scheduled.load(Ordering::Relaxed),
             sent: self.sent.load(Ordering::Relaxed),
+            sent_late: self.sent_late.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             cancelled: self.cancelled.load(Ordering::Relaxed),
+            unsent_at_stop: self.unsent_at_stop.load(Ordering::Relaxed),
         }
+    }
+
+    /// The bounded sample of distinct error messages seen so far.
+    pub fn error_samples(&self) -> ErrorSamples {
+        lock(&self.errors).clone()
     }
 
     /// Swaps the current window with `spare` (which must be empty) and returns the filled one in
@@ -303,10 +474,23 @@ impl Recorder {
     pub fn rotate(&self, spare: &mut Window) {
         std::mem::swap(&mut lock(&self.live).window, spare);
     }
+
+    /// Ends an interval: the current window moves into `interval` (which is reset first) and is
+    /// folded into the run's totals.
+    pub fn close_interval(&self, interval: &mut Window) {
+        interval.reset();
+        self.rotate(interval);
+        lock(&self.totals).add(interval);
+    }
+
+    /// The run's totals so far (everything up to the last closed interval).
+    pub fn totals(&self) -> Window {
+        lock(&self.totals).clone()
+    }
 }
 
-/// A poisoned lock only means a worker panicked mid-record; the counts are still usable.
-fn lock(m: &Mutex<Live>) -> std::sync::MutexGuard<'_, Live> {
+/// A poisoned lock only means a task panicked mid-record; the counts are still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -316,54 +500,103 @@ mod tests {
     use crate::schedule::{Schedule, Shape};
     use std::time::Instant;
 
-    fn outcome(lat_ms: u64, class: Class, status: u16) -> Outcome {
+    fn outcome(lat_ms: u64, completion: Completion) -> Outcome {
         let start = Instant::now();
         let t = Schedule::new(Shape::constant(1.0, Duration::from_secs(1)).unwrap(), start)
             .next()
             .unwrap();
-        Outcome::new(
-            t,
-            start,
-            start + Duration::from_millis(lat_ms),
-            Completion { class, status },
-        )
+        Outcome::new(t, start, start + Duration::from_millis(lat_ms), completion)
     }
 
     #[test]
     fn rotate_and_fold() {
         let r = Recorder::new();
-        r.record(&outcome(5, Class::Ok, 200));
-        r.record(&outcome(7, Class::Rejected, 503));
-        r.record(&outcome(0, Class::ConnectError, 0));
+        r.record(&outcome(5, Completion::status(Class::Ok, 200)));
+        r.record(&outcome(7, Completion::status(Class::Rejected, 503)));
+        r.record(&outcome(
+            3000,
+            Completion::failed(Class::ConnectError, "connect timed out"),
+        ));
+        r.record(&outcome(1, Completion::status(Class::HttpError, 799)));
         let mut spare = Window::default();
-        r.rotate(&mut spare);
-        assert_eq!(spare.counts.completed, 3);
+        r.close_interval(&mut spare);
+        assert_eq!(spare.counts.completed, 4);
         assert_eq!(spare.counts.ok, 1);
         assert_eq!(spare.counts.rejected, 1);
         assert_eq!(spare.counts.connect_error, 1);
         assert_eq!(
             spare.clocks.latency.len(),
-            2,
-            "connect errors are not timed"
+            4,
+            "failures are in the tail with their time"
         );
-        assert_eq!(spare.clocks.send_lag.len(), 3);
+        assert!(spare.clocks.latency.max() >= 2_990_000);
+        assert_eq!(
+            spare.clocks.latency_by_group[Group::Error as usize].len(),
+            2
+        );
+        assert_eq!(spare.clocks.latency_by_group[Group::Ok as usize].len(), 1);
+        assert_eq!(spare.clocks.send_lag.len(), 4);
         assert_eq!(
             spare.counts.statuses().collect::<Vec<_>>(),
-            vec![(200, 1), (503, 1)]
+            vec![(200, 1), (503, 1), (799, 1)],
+            "codes up to 999 are counted"
         );
-        let mut total = Window::default();
-        total.add(&spare);
+        let totals = r.totals();
+        assert_eq!(totals.counts.completed, 4);
+        let samples = r.error_samples().samples();
+        assert_eq!(samples.len(), 1);
+        assert_eq!(samples[0].message, "connect timed out");
         spare.reset();
         assert_eq!(spare.counts.completed, 0);
         assert_eq!(spare.clocks.latency.len(), 0);
-        assert_eq!(total.counts.completed, 3);
-        assert!(total.clocks.latency.max() >= 7000);
+    }
+
+    #[test]
+    fn cut_requests_are_censored_not_completed() {
+        let r = Recorder::new();
+        let start = Instant::now();
+        let t = Schedule::new(Shape::constant(1.0, Duration::from_secs(1)).unwrap(), start)
+            .next()
+            .unwrap();
+        r.cut(&Outcome::cut(t, None, start + Duration::from_secs(4)));
+        r.cut(&Outcome::cut(
+            t,
+            Some(start),
+            start + Duration::from_secs(4),
+        ));
+        let mut w = Window::default();
+        r.close_interval(&mut w);
+        assert_eq!(w.counts.completed, 0);
+        assert_eq!(r.flow().cancelled, 2);
+        assert_eq!(w.clocks.latency.len(), 2);
+        assert!(w.clocks.latency.min() >= 3_990_000);
+        assert_eq!(
+            w.clocks.send_lag.len(),
+            1,
+            "only the sent one has a send lag"
+        );
+        assert_eq!(w.clocks.service_time.len(), 1);
+    }
+
+    #[test]
+    fn sends_after_the_window_are_late() {
+        let start = Instant::now();
+        let r = Recorder::starting_at(start);
+        r.sent(start + Duration::from_secs(5));
+        r.window_ends(start + Duration::from_secs(3));
+        r.sent(start + Duration::from_secs(2));
+        r.sent(start + Duration::from_secs(4));
+        let f = r.flow();
+        assert_eq!((f.sent, f.sent_late), (3, 1));
     }
 
     #[test]
     fn values_beyond_an_hour_are_clamped_and_counted() {
         let mut c = Clocks::default();
-        c.record(&outcome(2 * 3_600_000, Class::Timeout, 0));
+        c.record(&outcome(
+            2 * 3_600_000,
+            Completion::failed(Class::Timeout, "timed out"),
+        ));
         assert_eq!(c.clamped[0], 1);
         assert_eq!(c.latency.len(), 1);
         assert!(c.latency.max() <= HIGHEST_US + HIGHEST_US / 1000);

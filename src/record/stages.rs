@@ -22,10 +22,11 @@ pub struct StageTally {
     pub completed: u64,
     pub ok: u64,
     pub rejected: u64,
-    /// HTTP errors, timeouts, connect and transport errors.
+    /// HTTP errors, timeouts, connect, transport and local errors.
     pub errors: u64,
     pub dropped: u64,
-    /// Latency of timed outcomes (µs), 2 significant digits.
+    /// Latency of every request of the stage that took time, cut ones included (µs), 2
+    /// significant digits.
     pub latency: Histogram<u64>,
     /// Send lag of every sent request (µs), 2 significant digits.
     pub send_lag: Histogram<u64>,
@@ -49,21 +50,23 @@ impl StageTally {
     }
 
     pub(super) fn record(&mut self, o: &Outcome) {
-        self.completed += 1;
-        match o.class() {
-            Class::Ok => self.ok += 1,
-            Class::Rejected => self.rejected += 1,
-            _ => self.errors += 1,
-        }
         let us = |d: std::time::Duration| {
             u64::try_from(d.as_micros())
                 .unwrap_or(u64::MAX)
                 .min(HIGHEST_US)
         };
-        self.send_lag.saturating_record(us(o.send_lag()));
-        if o.class().is_timed() {
-            self.latency.saturating_record(us(o.latency()));
+        // Every request that took time is in the stage's tail, cut ones included.
+        self.latency.saturating_record(us(o.latency()));
+        if o.was_sent() {
+            self.send_lag.saturating_record(us(o.send_lag()));
         }
+        match o.class() {
+            Class::Cancelled => return,
+            Class::Ok => self.ok += 1,
+            Class::Rejected => self.rejected += 1,
+            _ => self.errors += 1,
+        }
+        self.completed += 1;
     }
 }
 

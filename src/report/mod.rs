@@ -15,15 +15,27 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::plan::{Plan, Protocol};
-use crate::record::StageTally;
+use crate::record::{ErrorSample, Group, StageTally};
 use crate::run::{Ending, Measured};
 use crate::schedule::Arrivals;
 
 /// Bumped on any incompatible change to the JSON layout.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// Exit code of an untrustworthy measurement.
+pub const EXIT_UNTRUSTWORTHY: u8 = 3;
+/// Exit code of a run whose engine failed (a panic): the report is written but incomplete.
+pub const EXIT_INTERNAL_ERROR: u8 = 4;
 
 /// The achieved rate must reach this share of the target for a trustworthy run.
 pub const MIN_RATE_SHARE: f64 = 0.99;
+
+/// At most this share of sent requests may have a send lag above `--max-send-lag`.
+pub const MAX_LATE_SHARE: f64 = 0.01;
+
+/// No request may have a send lag above this many times `--max-send-lag` (500 ms by default): a
+/// generator stall that hits fewer than 1 % of requests still fails the run.
+pub const SEND_LAG_CEILING_FACTOR: u64 = 100;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -52,8 +64,50 @@ pub struct Report {
     pub latency_us: Stats,
     pub service_time_us: Stats,
     pub send_lag_us: Stats,
+    /// Latency per outcome group, so "latency of successful requests" can be read directly.
+    pub latency_by_outcome_us: ByOutcome,
+    /// Connection set-ups made during the run (TCP + TLS + HTTP handshake), µs.
+    pub connect_us: Stats,
+    pub connections: ConnectionsReport,
+    /// The first distinct error messages per class, most frequent first.
+    pub errors: Vec<ErrorSample>,
+    /// Failures whose message was beyond the sample, per class.
+    pub errors_unsampled: BTreeMap<String, u64>,
     pub settings: Settings,
     pub verdict: Verdict,
+}
+
+/// Latency (from intended start) per outcome group.
+#[derive(Clone, Debug, Serialize)]
+pub struct ByOutcome {
+    pub ok: Stats,
+    pub rejected: Stats,
+    /// HTTP errors, connect, transport and local errors.
+    pub error: Stats,
+    pub timeout: Stats,
+    /// Requests cut at the end of the run or unsent at a stop: censored at that moment.
+    pub cancelled: Stats,
+}
+
+/// Connections the run opened and lost.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectionsReport {
+    /// Opened before the clock started (`--connections`, those that succeeded).
+    pub warm: u64,
+    /// Opened in all, warm-up included.
+    pub opened: u64,
+    /// Most open at once.
+    pub peak_open: u64,
+    /// Still open at the end.
+    pub open_at_end: u64,
+    /// Closed or broken by the peer.
+    pub closed_by_peer: u64,
+    /// Opened to replace a connection the peer closed or broke.
+    pub reconnects: u64,
+    /// Attempts that failed.
+    pub failed: u64,
+    /// The cap in force (`--max-connections`, or the default fitted to the fd limit).
+    pub max: usize,
 }
 
 /// The load shape as run.
@@ -146,7 +200,11 @@ pub struct Tool {
 pub struct Rate {
     /// `None` in closed-loop mode, which has no target.
     pub target: Option<f64>,
+    /// Requests sent inside the schedule's window ÷ its length.
     pub achieved: f64,
+    /// Requests sent after the schedule's window had ended (late, during the drain); not in
+    /// `achieved`.
+    pub sent_after_schedule: u64,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -155,13 +213,18 @@ pub struct Counts {
     pub sent: u64,
     pub completed: u64,
     pub dropped: u64,
+    /// Still in flight or queued when the run stopped waiting; censored into the latency.
     pub cancelled: u64,
+    /// Due but not sent because of a stop; their wait so far is censored into the latency.
+    pub unsent_at_stop: u64,
     pub ok: u64,
     pub rejected: u64,
     pub http_error: u64,
     pub timeout: u64,
     pub connect_error: u64,
     pub transport_error: u64,
+    /// The generator's own host ran out of a resource (file descriptors, ports, buffers).
+    pub local_error: u64,
 }
 
 /// Summary of one clock, in microseconds.
@@ -182,7 +245,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn of(h: &Histogram<u64>, clamped: u64) -> Stats {
+    pub fn of(h: &Histogram<u64>, clamped: u64) -> Stats {
         if h.is_empty() {
             return Stats {
                 count: 0,
@@ -217,9 +280,11 @@ impl Stats {
 #[derive(Clone, Debug, Serialize)]
 pub struct Settings {
     pub connections: usize,
+    /// The connection cap in force (see `connections.max`); `None` when left to the default.
+    pub max_connections: Option<usize>,
     pub max_streams: usize,
     pub max_in_flight: usize,
-    /// Requests that could actually be on the wire at once (slots).
+    /// Most workers the run used (requests that could be on the wire at once).
     pub concurrency: usize,
     pub backlog: usize,
     pub timeout_ms: f64,
@@ -227,6 +292,9 @@ pub struct Settings {
     pub grace_ms: f64,
     pub rejected_statuses: Vec<u16>,
     pub max_send_lag_us: u64,
+    /// No request may have a send lag above this.
+    pub send_lag_ceiling_us: u64,
+    pub pacer_quantum_us: u64,
 }
 
 /// Whether the generator kept its own schedule, and if not, why.
@@ -234,7 +302,7 @@ pub struct Settings {
 pub struct Verdict {
     pub trustworthy: bool,
     pub reasons: Vec<String>,
-    /// `scheduled == completed + dropped + cancelled`.
+    /// `scheduled == completed + dropped + cancelled + unsent_at_stop`.
     pub accounting_ok: bool,
 }
 
@@ -247,31 +315,70 @@ impl Report {
             completed: c.completed,
             dropped: m.flow.dropped,
             cancelled: m.flow.cancelled,
+            unsent_at_stop: m.flow.unsent_at_stop,
             ok: c.ok,
             rejected: c.rejected,
             http_error: c.http_error,
             timeout: c.timeout,
             connect_error: c.connect_error,
             transport_error: c.transport_error,
+            local_error: c.local_error,
         };
         let clocks = &m.totals.clocks;
         let span = m.schedule_span.as_secs_f64();
-        // The rate the schedule asked for over the span actually run (a stopped ramp is judged
-        // on the part it ran).
-        let target_rate = if plan.shape.is_closed_loop() {
+        let closed_loop = plan.shape.is_closed_loop();
+        // What the schedule asked for over the span actually run (a stopped ramp is judged on
+        // the part it ran).
+        let due = if closed_loop {
+            None
+        } else if matches!(m.ending, Ending::Completed) {
+            Some(plan.shape.total())
+        } else {
+            Some(plan.shape.due_before(m.schedule_span))
+        };
+        let target_rate = if closed_loop {
             None
         } else if m.ending == Ending::Completed || span <= 0.0 {
             plan.shape.mean_rate()
         } else {
-            Some(plan.shape.due_before(m.schedule_span) as f64 / span)
+            due.map(|d| d as f64 / span)
         };
+        let in_window = counts.sent.saturating_sub(m.flow.sent_late);
         let achieved = if span > 0.0 {
-            counts.sent as f64 / span
+            in_window as f64 / span
         } else {
             0.0
         };
         let send_lag = Stats::of(&clocks.send_lag, clocks.clamped[2]);
-        let verdict = verdict(plan, &counts, target_rate, achieved, span, &send_lag);
+        let limit = duration_us(plan.max_send_lag);
+        let ceiling = limit.saturating_mul(SEND_LAG_CEILING_FACTOR);
+        let sent_lag_count = clocks.send_lag.len();
+        let late = sent_lag_count.saturating_sub(clocks.send_lag.count_between(0, limit));
+        let by_group = |g: Group| Stats::of(&clocks.latency_by_group[g as usize], 0);
+        let verdict = verdict(&VerdictInputs {
+            counts: &counts,
+            ending: m.ending,
+            closed_loop,
+            poisson: plan.shape.arrivals() == Arrivals::Poisson,
+            target_rate,
+            due,
+            achieved,
+            span,
+            lag_p99: send_lag.p99,
+            lag_max: send_lag.max,
+            late,
+            lag_count: sent_lag_count,
+            limit,
+            ceiling,
+            quantum: plan.pacer_quantum,
+            timer_fallback: m.health.timer_fallback,
+            panics: &m.health.panics,
+            pool_full: m.connections.peak_open >= m.pooling.max_connections as u64,
+            max_connections: m.pooling.max_connections,
+            workers_full: m.concurrency >= plan.limits.max_in_flight,
+            max_in_flight: plan.limits.max_in_flight,
+            local_errors: first_message(&m.errors.samples(), "local_error"),
+        });
         Report {
             schema_version: SCHEMA_VERSION,
             tool: Tool {
@@ -282,7 +389,7 @@ impl Report {
             protocol: plan.protocol,
             method: method(plan),
             profile: profile_report(plan, m),
-            mode: if plan.shape.is_closed_loop() {
+            mode: if closed_loop {
                 Mode::ClosedLoop
             } else {
                 Mode::OpenLoop
@@ -294,14 +401,41 @@ impl Report {
             rate: Rate {
                 target: target_rate.map(round3),
                 achieved: round3(achieved),
+                sent_after_schedule: m.flow.sent_late,
             },
             status_codes: c.statuses().map(|(k, v)| (k.to_string(), v)).collect(),
             latency_us: Stats::of(&clocks.latency, clocks.clamped[0]),
             service_time_us: Stats::of(&clocks.service_time, clocks.clamped[1]),
             send_lag_us: send_lag,
+            latency_by_outcome_us: ByOutcome {
+                ok: by_group(Group::Ok),
+                rejected: by_group(Group::Rejected),
+                error: by_group(Group::Error),
+                timeout: by_group(Group::Timeout),
+                cancelled: by_group(Group::Cancelled),
+            },
+            connect_us: Stats::of(&clocks.connect, 0),
+            connections: ConnectionsReport {
+                warm: m.connections.opened.min(m.pooling.warm as u64),
+                opened: m.connections.opened,
+                peak_open: m.connections.peak_open,
+                open_at_end: m.connections.open,
+                closed_by_peer: m.connections.closed_by_peer,
+                reconnects: m.connections.reconnects,
+                failed: m.connections.failed,
+                max: m.pooling.max_connections,
+            },
+            errors: m.errors.samples(),
+            errors_unsampled: m
+                .errors
+                .other()
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
             counts,
             settings: Settings {
                 connections: plan.limits.connections,
+                max_connections: plan.limits.max_connections,
                 max_streams: plan.limits.max_streams,
                 max_in_flight: plan.limits.max_in_flight,
                 concurrency: m.concurrency,
@@ -310,18 +444,23 @@ impl Report {
                 connect_timeout_ms: plan.limits.connect_timeout.as_secs_f64() * 1000.0,
                 grace_ms: plan.limits.grace.as_secs_f64() * 1000.0,
                 rejected_statuses: plan.rejected.clone(),
-                max_send_lag_us: duration_us(plan.max_send_lag),
+                max_send_lag_us: limit,
+                send_lag_ceiling_us: ceiling,
+                pacer_quantum_us: duration_us(plan.pacer_quantum),
             },
             verdict,
         }
     }
 
-    /// The process exit code this report calls for: 0 trustworthy, 3 untrustworthy.
+    /// The process exit code this report calls for: 0 trustworthy, 3 untrustworthy, 4 an
+    /// internal error (a panic in the engine; takes precedence).
     pub fn exit_code(&self) -> u8 {
-        if self.verdict.trustworthy {
+        if self.ending == Ending::InternalError {
+            EXIT_INTERNAL_ERROR
+        } else if self.verdict.trustworthy {
             0
         } else {
-            3
+            EXIT_UNTRUSTWORTHY
         }
     }
 
@@ -330,7 +469,7 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Writes the JSON report to `path`, or to stdout for `-`.
+    /// The human-readable summary.
     pub fn to_text(&self) -> String {
         text::render(self)
     }
@@ -428,56 +567,163 @@ fn stage_results(t: &StageTally) -> StageResults {
     }
 }
 
-fn verdict(
-    plan: &Plan,
-    c: &Counts,
-    target: Option<f64>,
-    achieved: f64,
-    span: f64,
-    lag: &Stats,
-) -> Verdict {
+/// Everything the verdict looks at, so it can be tested as a table.
+pub struct VerdictInputs<'a> {
+    pub counts: &'a Counts,
+    pub ending: Ending,
+    pub closed_loop: bool,
+    pub poisson: bool,
+    pub target_rate: Option<f64>,
+    /// Requests the schedule had due by its end (or the stop).
+    pub due: Option<u64>,
+    pub achieved: f64,
+    pub span: f64,
+    pub lag_p99: u64,
+    pub lag_max: u64,
+    /// Sent requests whose send lag was above `limit`.
+    pub late: u64,
+    /// Sent requests with a send lag recorded.
+    pub lag_count: u64,
+    pub limit: u64,
+    pub ceiling: u64,
+    pub quantum: Duration,
+    pub timer_fallback: bool,
+    pub panics: &'a [String],
+    /// Every connection allowed was open at some point.
+    pub pool_full: bool,
+    pub max_connections: usize,
+    /// Every in-flight slot was used at some point.
+    pub workers_full: bool,
+    pub max_in_flight: usize,
+    /// The most frequent local error, if any.
+    pub local_errors: Option<String>,
+}
+
+/// Whether the generator kept its own schedule, and if not, why and what to change.
+pub fn verdict(v: &VerdictInputs) -> Verdict {
+    let c = v.counts;
     let mut reasons = Vec::new();
-    let accounting_ok = c.scheduled == c.completed + c.dropped + c.cancelled;
-    if !accounting_ok {
+    for task in v.panics {
         reasons.push(format!(
-            "accounting mismatch: scheduled {} != completed {} + dropped {} + cancelled {} (a bug in metronome; please report it)",
-            c.scheduled, c.completed, c.dropped, c.cancelled
+            "internal error: the {task} panicked (a bug in metronome; please report it with the message above); the figures are incomplete"
+        ));
+    }
+    let accounting_ok = c.scheduled == c.completed + c.dropped + c.cancelled + c.unsent_at_stop;
+    if !accounting_ok && v.panics.is_empty() {
+        reasons.push(format!(
+            "accounting mismatch: scheduled {} != completed {} + dropped {} + cancelled {} + unsent {} (a bug in metronome; please report it)",
+            c.scheduled, c.completed, c.dropped, c.cancelled, c.unsent_at_stop
+        ));
+    }
+    if let Some(message) = &v.local_errors {
+        reasons.push(format!(
+            "{} requests failed on the generator's own host, not the target: {message}",
+            c.local_error
         ));
     }
     if c.dropped > 0 {
         reasons.push(format!(
-            "the generator dropped {} of {} scheduled requests because its backlog was full (raise --max-in-flight, --connections or --backlog)",
-            c.dropped, c.scheduled
+            "the generator dropped {} of {} scheduled requests because its backlog was full ({})",
+            c.dropped,
+            c.scheduled,
+            capacity_hint(v)
         ));
     }
-    // Poisson counts vary by about √N around the mean: allow four standard deviations so a
-    // fair draw is not called a generator failure.
-    let noise = if plan.shape.arrivals() == Arrivals::Poisson && span > 0.0 {
-        4.0 * (target.unwrap_or(0.0) * span).sqrt() / span
-    } else {
-        0.0
-    };
-    if let Some(target) =
-        target.filter(|&t| c.scheduled > 0 && achieved < t * MIN_RATE_SHARE - noise)
-    {
+    if v.ending == Ending::Completed && c.cancelled > 0 {
         reasons.push(format!(
-            "achieved rate {achieved:.1}/s is below {:.0}% of the target {target:.1}/s",
-            MIN_RATE_SHARE * 100.0
+            "{} requests were still unanswered when the grace period ended and were cut (censored into the latency at the cut): raise --grace or --timeout to see them finish",
+            c.cancelled
         ));
     }
-    let limit = duration_us(plan.max_send_lag);
-    if lag.p99 > limit {
-        reasons.push(format!(
-            "send-lag p99 {} exceeds the limit {} (--max-send-lag): the generator could not keep its schedule (busy host, or too few connections for the target's latency)",
-            format_us(lag.p99),
-            format_us(limit)
-        ));
+    if !v.closed_loop {
+        rate_reasons(v, &mut reasons);
+        lag_reasons(v, &mut reasons);
+        if v.timer_fallback && v.quantum < Duration::from_millis(1) {
+            reasons.push("the precise timer (timerfd) was unavailable, so requests were released on tokio's 1 ms timer: send lag of up to 1 ms is the timer's, not the target's (run on Linux, or pass --pacer-quantum 1ms to accept it)".to_string());
+        }
     }
     Verdict {
         trustworthy: reasons.is_empty(),
         reasons,
         accounting_ok,
     }
+}
+
+/// What to change when requests waited for capacity inside the generator.
+fn capacity_hint(v: &VerdictInputs) -> String {
+    if v.pool_full {
+        format!(
+            "every one of the {} connections allowed was busy: raise --max-connections, or leave it unset so connections grow with the load",
+            v.max_connections
+        )
+    } else if v.workers_full {
+        format!(
+            "all {} in-flight slots were busy: raise --max-in-flight",
+            v.max_in_flight
+        )
+    } else {
+        "the generator's host was too busy: fewer connections per core, a quieter host, or --pacer-quantum".to_string()
+    }
+}
+
+fn rate_reasons(v: &VerdictInputs, reasons: &mut Vec<String>) {
+    let c = v.counts;
+    if let Some(due) = v.due.filter(|&d| d > 0 && c.sent == 0) {
+        reasons.push(format!(
+            "nothing was sent although {due} requests were due: the generator never kept its schedule"
+        ));
+        return;
+    }
+    let Some(target) = v.target_rate.filter(|&t| t > 0.0) else {
+        return;
+    };
+    // Poisson counts vary by about √N around the mean: allow four standard deviations so a
+    // fair draw is not called a generator failure.
+    let noise = if v.poisson && v.span > 0.0 {
+        4.0 * (target * v.span).sqrt() / v.span
+    } else {
+        0.0
+    };
+    if v.achieved < target * MIN_RATE_SHARE - noise {
+        reasons.push(format!(
+            "achieved rate {:.1}/s (sent inside the schedule's window) is below {:.0}% of the target {target:.1}/s ({})",
+            v.achieved,
+            MIN_RATE_SHARE * 100.0,
+            capacity_hint(v)
+        ));
+    }
+}
+
+fn lag_reasons(v: &VerdictInputs, reasons: &mut Vec<String>) {
+    if v.lag_count == 0 {
+        return;
+    }
+    let share = v.late as f64 / v.lag_count as f64;
+    if share > MAX_LATE_SHARE || v.lag_p99 > v.limit {
+        reasons.push(format!(
+            "{:.1}% of requests were sent more than {} late (--max-send-lag; at most {:.0}% may be), send-lag p99 {}: requests waited inside the generator ({})",
+            share * 100.0,
+            format_us(v.limit),
+            MAX_LATE_SHARE * 100.0,
+            format_us(v.lag_p99),
+            capacity_hint(v)
+        ));
+    } else if v.lag_max > v.ceiling {
+        reasons.push(format!(
+            "a request was sent {} late, above the ceiling of {} ({}× --max-send-lag): the generator stalled ({})",
+            format_us(v.lag_max),
+            format_us(v.ceiling),
+            SEND_LAG_CEILING_FACTOR,
+            capacity_hint(v)
+        ));
+    }
+}
+
+fn first_message(samples: &[ErrorSample], class: &str) -> Option<String> {
+    samples
+        .iter()
+        .find(|s| s.class == class)
+        .map(|s| s.message.clone())
 }
 
 fn duration_us(d: Duration) -> u64 {

@@ -25,6 +25,7 @@ pub fn progress_line(
     prev: &Flow,
     target_rate: f64,
     stage: Option<&str>,
+    open_conns: u64,
 ) -> String {
     let c = &w.counts;
     let rej = if c.completed > 0 {
@@ -39,7 +40,7 @@ pub fn progress_line(
             format_us(h.value_at_quantile(p))
         }
     };
-    let errors = c.http_error + c.timeout + c.connect_error + c.transport_error;
+    let errors = c.errors();
     let target = if target_rate.is_finite() {
         format!("{target_rate:.0}/s")
     } else {
@@ -47,9 +48,9 @@ pub fn progress_line(
     };
     let stage = stage.map(|s| format!("{s} ")).unwrap_or_default();
     let mut line = format!(
-        "[{:>4}s] {stage}target {target} sent {}/s ok {} rej {:.1}% err {} | latency p50 {} p99 {} | send-lag p99 {}",
+        "[{:>4}s] {stage}target {target} sent {}/s ok {} rej {:.1}% err {} | latency p50 {} p99 {} | send-lag p99 {} | conns {open_conns}",
         at.as_secs(),
-        flow.sent - prev.sent,
+        flow.sent.saturating_sub(prev.sent),
         c.ok,
         rej,
         errors,
@@ -57,7 +58,7 @@ pub fn progress_line(
         q(&w.clocks.latency, 0.99),
         q(&w.clocks.send_lag, 0.99),
     );
-    let dropped = flow.dropped - prev.dropped;
+    let dropped = flow.dropped.saturating_sub(prev.dropped);
     if dropped > 0 {
         let _ = write!(line, " | DROPPED {dropped}");
     }
@@ -69,6 +70,38 @@ fn pct(n: u64, of: u64) -> String {
         "0.0%".into()
     } else {
         format!("{:.1}%", 100.0 * n as f64 / of as f64)
+    }
+}
+
+/// Latency p50/p99/max per outcome group, when there is more than one group.
+fn by_outcome(s: &mut String, r: &Report) {
+    let b = &r.latency_by_outcome_us;
+    let groups = [
+        ("ok", &b.ok),
+        ("rejected", &b.rejected),
+        ("error", &b.error),
+        ("timeout", &b.timeout),
+        ("cancelled", &b.cancelled),
+    ];
+    if groups.iter().filter(|(_, st)| st.count > 0).count() < 2 {
+        return;
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "  {:<10} {:>9} {:>10} {:>10} {:>10}   latency by outcome",
+        "outcome", "count", "p50", "p99", "max"
+    );
+    for (name, st) in groups.iter().filter(|(_, st)| st.count > 0) {
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>9} {:>10} {:>10} {:>10}",
+            name,
+            st.count,
+            format_us(st.p50),
+            format_us(st.p99),
+            format_us(st.max)
+        );
     }
 }
 
@@ -117,14 +150,31 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s);
     }
     let c = &r.counts;
+    if r.ending == crate::run::Ending::InternalError {
+        let _ = writeln!(
+            s,
+            "!! INTERNAL ERROR: a task of metronome panicked; the report below is incomplete !!"
+        );
+    }
+    if c.completed > 0 && c.ok + c.rejected + c.http_error == 0 {
+        let top = r
+            .errors
+            .first()
+            .map(|e| format!(": {} ×{}", e.message, e.count))
+            .unwrap_or_default();
+        let _ = writeln!(s, "!! EVERY REQUEST FAILED{top}");
+        let _ = writeln!(s);
+    }
+    let k = &r.connections;
     let _ = writeln!(
         s,
-        "metronome {}: {} {} ({}, {} connections, {} in flight max)",
+        "metronome {}: {} {} ({}, {} connections warm, up to {}; {} in flight max)",
         r.tool.version,
         r.method,
         r.target,
         r.protocol.name(),
-        r.settings.connections,
+        k.warm,
+        k.max,
         r.settings.concurrency
     );
     let p = &r.profile;
@@ -171,12 +221,19 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "  requests   scheduled {}, sent {}, completed {}, dropped {}, cancelled {}",
-        c.scheduled, c.sent, c.completed, c.dropped, c.cancelled
+        "  requests   scheduled {}, sent {}, completed {}, dropped {}, cancelled {}, unsent at stop {}",
+        c.scheduled, c.sent, c.completed, c.dropped, c.cancelled, c.unsent_at_stop
     );
+    if r.rate.sent_after_schedule > 0 {
+        let _ = writeln!(
+            s,
+            "             {} sent after the schedule's window (late; not in the achieved rate)",
+            r.rate.sent_after_schedule
+        );
+    }
     let _ = writeln!(
         s,
-        "  outcomes   ok {} ({}), rejected {} ({}), http errors {}, timeouts {}, connect errors {}, transport errors {}",
+        "  outcomes   ok {} ({}), rejected {} ({}), http errors {}, timeouts {}, connect errors {}, transport errors {}, local errors {}",
         c.ok,
         pct(c.ok, c.completed),
         c.rejected,
@@ -184,8 +241,24 @@ pub fn render(r: &Report) -> String {
         c.http_error,
         c.timeout,
         c.connect_error,
-        c.transport_error
+        c.transport_error,
+        c.local_error
     );
+    let _ = writeln!(
+        s,
+        "  conns      opened {} (peak {} open, cap {}), closed by peer {}, reconnects {}, failed {}; connect p50 {} p99 {}",
+        k.opened,
+        k.peak_open,
+        k.max,
+        k.closed_by_peer,
+        k.reconnects,
+        k.failed,
+        format_us(r.connect_us.p50),
+        format_us(r.connect_us.p99)
+    );
+    for e in &r.errors {
+        let _ = writeln!(s, "  error      {} ×{}: {}", e.class, e.count, e.message);
+    }
     if !r.status_codes.is_empty() {
         let codes: Vec<String> = r
             .status_codes
@@ -229,16 +302,24 @@ pub fn render(r: &Report) -> String {
         format_us(r.service_time_us.mean as u64),
         format_us(r.send_lag_us.mean as u64)
     );
+    by_outcome(&mut s, r);
     stages(&mut s, r);
     let _ = writeln!(s);
     let _ = writeln!(
         s,
         "  latency = completion - intended start; service time = completion - send; send lag = send - intended start."
     );
-    if c.timeout > 0 {
+    if c.timeout + c.connect_error + c.transport_error + c.local_error > 0 {
         let _ = writeln!(
             s,
-            "  timeouts enter latency and service time at the moment they were given up."
+            "  failures and timeouts enter latency and service time at the moment they were known."
+        );
+    }
+    if c.cancelled + c.unsent_at_stop > 0 {
+        let _ = writeln!(
+            s,
+            "  {} requests unanswered at the end are censored into the latency at the cut (they took at least that long).",
+            c.cancelled + c.unsent_at_stop
         );
     }
     if v.trustworthy && r.mode == super::Mode::ClosedLoop {

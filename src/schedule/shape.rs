@@ -8,7 +8,8 @@
 //! `t_n = N⁻¹(n)` where `N(t) = ∫₀ᵗ r(s) ds`. For a constant rate `r` this is `t_n = n / r`,
 //! computed directly from `n` (never by accumulating intervals), so there is no drift however
 //! long the run; [`super::curve`] documents the closed forms and the numeric inverse for the
-//! other shapes. A constant shape ends after `count = ⌊r · d⌋` requests for a duration `d`.
+//! other shapes. A constant shape ends after `count = ⌊r · d⌋` requests for a duration `d` (uniform
+//! arrivals; Poisson arrivals on the same window give a random count).
 
 use std::fmt;
 use std::sync::Arc;
@@ -137,8 +138,18 @@ impl Shape {
         if count < 1.0 {
             return Err(ShapeError::NoRequest { rate, duration });
         }
+        // A duration-limited run is the rate over that window: uniform arrivals give exactly
+        // ⌊rate · duration⌋ requests, Poisson arrivals a random count (only `-n` fixes it).
         // Blame the duration (not the count derived from it) if the stage is refused.
-        constant_stage(rate, count as u64)
+        let stage = Stage {
+            name: "constant".to_string(),
+            kind: StageKind::Constant {
+                rate,
+                duration: duration.as_secs_f64(),
+            },
+        };
+        Curve::new(vec![stage], Vec::new())
+            .map(|c| Shape::Curve(Arc::new(c)))
             .map_err(|cause| ShapeError::DurationRefused { duration, cause })
     }
 
@@ -456,7 +467,7 @@ mod tests {
     #[test]
     fn describe_is_short() {
         let s = Shape::constant(5000.0, Duration::from_secs(1)).unwrap();
-        assert_eq!(s.describe(), "constant 5000/s");
+        assert_eq!(s.describe(), "constant 5000/s for 1s");
         assert_eq!(s.duration(), Duration::from_secs(1));
         assert_eq!(s.rate_at(Duration::from_millis(500)), 5000.0);
         assert_eq!(s.rate_at(Duration::from_secs(2)), 0.0);

@@ -1,13 +1,17 @@
-//! HTTP/1.1 and HTTP/2 over connections we own (`hyper::client::conn`), never a pool: the
-//! number of connections is exactly what the user asked for, and a reconnect is a visible event.
+//! HTTP/1.1 and HTTP/2 over connections we own (`hyper::client::conn`), opened on demand.
 //!
-//! HTTP/1.1: one slot per connection (hyper has no pipelining). HTTP/2: each connection is
-//! shared by several slots, one stream each; the connection is re-established by whichever slot
-//! first finds it closed.
+//! HTTP/1.1: one request at a time per connection (hyper has no pipelining); idle connections wait
+//! in a LIFO stack, and a request that finds none opens a new one. HTTP/2: each connection carries
+//! up to `--max-streams` requests; a request that finds every connection full opens a new one
+//! (which later requests may share while it is still being set up). Either way at most
+//! `--max-connections` are open at once, enforced by the lease semaphore: at that cap a request
+//! waits for a free connection, which is send lag. `-c` connections are opened before the clock
+//! starts so that set-up is not charged to the first requests.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Uri, Version};
@@ -15,24 +19,19 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Mutex;
+use tokio::sync::{OnceCell, Semaphore};
 use tokio_rustls::TlsConnector;
 
-use super::{Classifier, Slot};
+use super::{Classifier, Client, Lease};
 use crate::error::Error;
 use crate::plan::{with_host, Plan, Protocol, RequestSpec, Target};
-use crate::record::{Class, Completion};
+use crate::record::{Class, Completion, ConnStats};
 
 type Body = Full<Bytes>;
 
-enum Sender {
-    H1(http1::SendRequest<Body>),
-    H2(http2::SendRequest<Body>),
-}
-
-/// Everything a slot needs to connect and build a request, shared read-only.
+/// Everything needed to connect and build a request, shared read-only.
 struct Shared {
     addr: SocketAddr,
     tls: Option<(TlsConnector, ServerName<'static>)>,
@@ -41,6 +40,7 @@ struct Shared {
     /// The request mix, indexed by [`crate::schedule::Ticket::request`]; never empty.
     requests: Vec<Prepared>,
     classifier: Classifier,
+    stats: Arc<ConnStats>,
 }
 
 /// One request of the mix, with its URI already in the form the protocol wants (origin form and
@@ -76,6 +76,95 @@ impl Prepared {
     }
 }
 
+/// Why a connection could not be made, classified: the target's fault or our own host's.
+#[derive(Clone, Debug)]
+struct ConnectFailure {
+    class: Class,
+    message: String,
+}
+
+impl ConnectFailure {
+    fn target(message: impl Into<String>) -> Self {
+        ConnectFailure {
+            class: Class::ConnectError,
+            message: message.into(),
+        }
+    }
+
+    fn io(e: &std::io::Error) -> Self {
+        match local_limit(e) {
+            Some(message) => ConnectFailure {
+                class: Class::LocalError,
+                message,
+            },
+            None => ConnectFailure::target(short_io(e)),
+        }
+    }
+
+    fn completion(&self) -> Completion {
+        Completion::failed(self.class, self.message.clone())
+    }
+}
+
+/// Names a local resource limit (the generator's host, not the target) and how to raise it.
+pub fn local_limit(e: &std::io::Error) -> Option<String> {
+    let code = e.raw_os_error()?;
+    let what = match code {
+        libc::EMFILE => "too many open files (EMFILE): the generator reached its file-descriptor limit; raise `ulimit -n` or lower --max-connections",
+        libc::ENFILE => "too many open files in the system (ENFILE): raise fs.file-max or lower --max-connections",
+        libc::EADDRNOTAVAIL => "no free local address or port (EADDRNOTAVAIL): ephemeral ports are exhausted; widen net.ipv4.ip_local_port_range or lower --max-connections",
+        libc::EADDRINUSE => "local address in use (EADDRINUSE): ephemeral ports are exhausted; widen net.ipv4.ip_local_port_range or lower --max-connections",
+        libc::ENOBUFS => "no buffer space (ENOBUFS): the generator's host is out of socket buffers; lower --max-connections or the rate",
+        libc::ENOMEM => "out of memory (ENOMEM) in the generator's host",
+        _ => return None,
+    };
+    Some(what.to_string())
+}
+
+/// An I/O error in words, without the `(os error N)` suffix.
+fn short_io(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// A hyper error with its causes, e.g. `connection error: Connection reset by peer`.
+fn describe(e: &hyper::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = match s.downcast_ref::<std::io::Error>() {
+            Some(io) => short_io(io),
+            None => s.to_string(),
+        };
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    if e.is_parse() {
+        out.push_str(" (the reply was not HTTP/1.x: is this a TLS port? use https://)");
+    }
+    out
+}
+
+/// Decrements the open-connection count when a connection (or its last handle) goes away.
+struct Open(Arc<ConnStats>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.closed();
+    }
+}
+
+enum Connected {
+    H1(http1::SendRequest<Body>, Open),
+    H2(http2::SendRequest<Body>, Open),
+}
+
 impl Shared {
     fn request(&self, index: u32) -> Request<Body> {
         let p = self
@@ -92,68 +181,101 @@ impl Shared {
         req
     }
 
-    async fn connect(&self) -> Result<Sender, String> {
+    /// Opens one connection (TCP, TLS, HTTP handshake) within the connect timeout.
+    async fn connect(&self) -> Result<Connected, ConnectFailure> {
         let attempt = async {
             let tcp = TcpStream::connect(self.addr)
                 .await
-                .map_err(|e| e.to_string())?;
-            tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+                .map_err(|e| ConnectFailure::io(&e))?;
+            tcp.set_nodelay(true).map_err(|e| ConnectFailure::io(&e))?;
             match &self.tls {
                 None => handshake(tcp, self.protocol).await,
                 Some((connector, name)) => {
                     let tls = connector
                         .connect(name.clone(), tcp)
                         .await
-                        .map_err(|e| super::tls::describe(&e))?;
+                        .map_err(|e| ConnectFailure::target(super::tls::describe(&e)))?;
                     if self.protocol == Protocol::Http2
                         && tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice())
                     {
-                        return Err("the server did not agree to HTTP/2 in ALPN (drop --http2 to use HTTP/1.1)".into());
+                        return Err(ConnectFailure::target("the server did not agree to HTTP/2 in ALPN (drop --http2 to use HTTP/1.1)"));
                     }
                     handshake(tls, self.protocol).await
                 }
             }
         };
-        match tokio::time::timeout(self.connect_timeout, attempt).await {
+        let result = match tokio::time::timeout(self.connect_timeout, attempt).await {
             Ok(r) => r,
-            Err(_) => Err(format!(
+            Err(_) => Err(ConnectFailure::target(format!(
                 "connect timed out after {}",
                 humantime::format_duration(self.connect_timeout)
-            )),
+            ))),
+        };
+        match result {
+            Ok(tx) => {
+                self.stats.opened();
+                let open = Open(self.stats.clone());
+                Ok(match tx {
+                    Handshaken::H1(t) => Connected::H1(t, open),
+                    Handshaken::H2(t) => Connected::H2(t, open),
+                })
+            }
+            Err(f) => {
+                self.stats.failed();
+                Err(f)
+            }
         }
     }
 
+    /// Sends and reads the whole response. Returns the completion and whether the connection is
+    /// still fit for another request.
     async fn exchange(
         &self,
         fut: impl std::future::Future<Output = hyper::Result<hyper::Response<hyper::body::Incoming>>>,
-    ) -> Completion {
+    ) -> (Completion, bool) {
         let resp = match fut.await {
             Ok(r) => r,
-            Err(_) => return Completion::failed(Class::TransportError),
+            Err(e) => {
+                return (
+                    Completion::failed(Class::TransportError, describe(&e)),
+                    false,
+                )
+            }
         };
         let status = resp.status().as_u16();
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
-            if frame.is_err() {
-                return Completion::failed(Class::TransportError);
+            if let Err(e) = frame {
+                return (
+                    Completion::failed(Class::TransportError, describe(&e)),
+                    false,
+                );
             }
         }
-        self.classifier.completion(status)
+        (self.classifier.completion(status), true)
     }
 }
 
-async fn handshake<T>(io: T, protocol: Protocol) -> Result<Sender, String>
+enum Handshaken {
+    H1(http1::SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
+}
+
+async fn handshake<T>(io: T, protocol: Protocol) -> Result<Handshaken, ConnectFailure>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(io);
+    let failed = |e: hyper::Error| {
+        ConnectFailure::target(format!("HTTP handshake failed: {}", describe(&e)))
+    };
     match protocol {
         Protocol::Http1 => {
-            let (tx, conn) = http1::handshake(io).await.map_err(|e| e.to_string())?;
+            let (tx, conn) = http1::handshake(io).await.map_err(failed)?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
-            Ok(Sender::H1(tx))
+            Ok(Handshaken::H1(tx))
         }
         Protocol::Http2 => {
             let (tx, conn) = http2::Builder::new(TokioExecutor::new())
@@ -161,126 +283,299 @@ where
                 .initial_connection_window_size(8 << 20)
                 .handshake(io)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(failed)?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
-            Ok(Sender::H2(tx))
+            Ok(Handshaken::H2(tx))
         }
     }
 }
 
-/// An HTTP/2 connection shared by several slots, with a generation number so that only one slot
-/// reconnects after a failure.
-struct H2Conn {
-    current: Mutex<(u64, Option<http2::SendRequest<Body>>)>,
+/// An idle or busy HTTP/1.1 connection.
+struct H1Conn {
+    tx: http1::SendRequest<Body>,
+    _open: Open,
 }
 
-impl H2Conn {
-    /// Returns a live sender, reconnecting if the one of generation `stale` is the current one.
-    async fn sender(
-        &self,
-        shared: &Shared,
-        stale: Option<u64>,
-    ) -> Result<(u64, http2::SendRequest<Body>), String> {
-        let mut cur = self.current.lock().await;
-        let usable = matches!(&cur.1, Some(tx) if !tx.is_closed()) && stale != Some(cur.0);
-        if !usable {
-            match shared.connect().await? {
-                Sender::H2(tx) => *cur = (cur.0 + 1, Some(tx)),
-                Sender::H1(_) => return Err("internal: expected an HTTP/2 connection".into()),
-            }
+/// One HTTP/2 connection, possibly still being opened by the request that created it.
+struct H2Entry {
+    live: OnceCell<(http2::SendRequest<Body>, Open)>,
+    /// Streams in use (requests holding this entry).
+    active: AtomicUsize,
+    /// The connection failed to open, or the peer closed it: take no new streams.
+    dead: AtomicBool,
+    /// Why it failed to open, for requests that were waiting on it.
+    failure: Mutex<Option<ConnectFailure>>,
+}
+
+impl H2Entry {
+    fn new(live: Option<(http2::SendRequest<Body>, Open)>) -> Self {
+        H2Entry {
+            live: OnceCell::new_with(live),
+            active: AtomicUsize::new(0),
+            dead: AtomicBool::new(false),
+            failure: Mutex::new(None),
         }
-        match &cur.1 {
-            Some(tx) => Ok((cur.0, tx.clone())),
-            None => Err("no connection".into()),
-        }
+    }
+
+    fn closed(&self) -> bool {
+        self.dead.load(Ordering::Relaxed) || self.live.get().is_some_and(|(tx, _)| tx.is_closed())
     }
 }
 
-/// One request at a time on HTTP/1.1, or one stream of a shared HTTP/2 connection.
-pub struct HttpSlot {
-    shared: Arc<Shared>,
-    kind: SlotKind,
+/// Gives a stream back to its connection however the request ended.
+struct Stream(Arc<H2Entry>);
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
-enum SlotKind {
-    H1(Option<http1::SendRequest<Body>>),
+enum Pool {
+    H1 {
+        idle: Mutex<Vec<H1Conn>>,
+    },
     H2 {
-        conn: Arc<H2Conn>,
-        cached: Option<(u64, http2::SendRequest<Body>)>,
+        conns: Mutex<Vec<Arc<H2Entry>>>,
+        max_streams: usize,
+        max_conns: usize,
     },
 }
 
-impl Slot for HttpSlot {
-    async fn call(&mut self, request: u32) -> Completion {
-        let shared = &*self.shared;
-        match &mut self.kind {
-            SlotKind::H1(tx) => {
-                // A kept-alive connection the server closed while idle is not a failed request:
-                // reconnect once and send on the fresh connection.
-                for _ in 0..2 {
-                    if !matches!(tx, Some(t) if !t.is_closed()) {
-                        *tx = None;
-                        match shared.connect().await {
-                            Ok(Sender::H1(t)) => *tx = Some(t),
-                            _ => return Completion::failed(Class::ConnectError),
-                        }
-                    }
-                    let Some(t) = tx.as_mut() else {
-                        return Completion::failed(Class::ConnectError);
-                    };
-                    if t.ready().await.is_err() {
-                        *tx = None;
-                        continue;
-                    }
-                    let completion = shared
-                        .exchange(t.send_request(shared.request(request)))
-                        .await;
-                    if completion.class == Class::TransportError {
-                        *tx = None;
-                    }
-                    return completion;
-                }
-                Completion::failed(Class::TransportError)
-            }
-            SlotKind::H2 { conn, cached } => {
-                let live = matches!(cached, Some((_, t)) if !t.is_closed());
-                if !live {
-                    let stale = cached.as_ref().map(|(g, _)| *g);
-                    match conn.sender(shared, stale).await {
-                        Ok(s) => *cached = Some(s),
-                        Err(_) => {
-                            *cached = None;
-                            return Completion::failed(Class::ConnectError);
-                        }
-                    }
-                }
-                let Some((_, t)) = cached.as_mut() else {
-                    return Completion::failed(Class::ConnectError);
-                };
-                if t.ready().await.is_err() {
-                    return Completion::failed(Class::TransportError);
-                }
-                shared
-                    .exchange(t.send_request(shared.request(request)))
-                    .await
-            }
+/// HTTP/1.1 or HTTP/2 to one origin, connections opened on demand.
+pub struct HttpClient {
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    pool: Pool,
+}
+
+impl Client for HttpClient {
+    async fn lease(&self) -> Lease {
+        // The semaphore is never closed, so acquiring cannot fail; if it ever did, an unbounded
+        // lease is better than a panic on the hot path.
+        match self.permits.clone().acquire_owned().await {
+            Ok(p) => p,
+            Err(_) => Arc::new(Semaphore::new(1))
+                .acquire_owned()
+                .await
+                .expect("a fresh semaphore has a permit"),
         }
     }
 
-    fn abandon(&mut self) {
-        if let SlotKind::H1(tx) = &mut self.kind {
-            *tx = None;
-        }
+    async fn call(&self, lease: Lease, request: u32) -> Completion {
+        let completion = match &self.pool {
+            Pool::H1 { idle } => self.call_h1(idle, request).await,
+            Pool::H2 {
+                conns,
+                max_streams,
+                max_conns,
+            } => self.call_h2(conns, *max_streams, *max_conns, request).await,
+        };
+        drop(lease);
+        completion
     }
 }
 
-/// Resolves the target, connects every connection before the clock starts (so connection setup
-/// is not charged to the first requests), and returns one slot per allowed in-flight request.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl HttpClient {
+    /// Connection counters (shared with the recorder).
+    pub fn stats(&self) -> &Arc<ConnStats> {
+        &self.shared.stats
+    }
+
+    /// A live idle connection, discarding those the peer closed while they were idle.
+    fn take_idle(&self, idle: &Mutex<Vec<H1Conn>>) -> Option<H1Conn> {
+        let mut idle = lock(idle);
+        while let Some(c) = idle.pop() {
+            if !c.tx.is_closed() {
+                return Some(c);
+            }
+            self.shared.stats.lost();
+        }
+        None
+    }
+
+    async fn open_h1(&self) -> Result<(H1Conn, Duration), ConnectFailure> {
+        let t0 = Instant::now();
+        match self.shared.connect().await? {
+            Connected::H1(tx, open) => Ok((H1Conn { tx, _open: open }, t0.elapsed())),
+            Connected::H2(..) => Err(ConnectFailure::target(
+                "internal: expected an HTTP/1.1 connection",
+            )),
+        }
+    }
+
+    async fn call_h1(&self, idle: &Mutex<Vec<H1Conn>>, request: u32) -> Completion {
+        let shared = &*self.shared;
+        let mut connect = None;
+        // A kept-alive connection the server closed while idle is not a failed request: try
+        // once more on a fresh connection.
+        for _ in 0..2 {
+            let (mut conn, reused) = match self.take_idle(idle) {
+                Some(c) => (c, true),
+                None => match self.open_h1().await {
+                    Ok((c, took)) => {
+                        connect = Some(connect.unwrap_or(Duration::ZERO) + took);
+                        (c, false)
+                    }
+                    Err(f) => return f.completion().with_connect(connect),
+                },
+            };
+            if conn.tx.ready().await.is_err() {
+                shared.stats.lost();
+                if reused {
+                    continue;
+                }
+                return Completion::failed(
+                    Class::TransportError,
+                    "the connection was closed before the request could be sent",
+                )
+                .with_connect(connect);
+            }
+            let (completion, fit) = shared
+                .exchange(conn.tx.send_request(shared.request(request)))
+                .await;
+            if fit && !conn.tx.is_closed() {
+                lock(idle).push(conn);
+            } else if !fit {
+                shared.stats.lost();
+            }
+            return completion.with_connect(connect);
+        }
+        Completion::failed(
+            Class::TransportError,
+            "the connection was closed before the request could be sent",
+        )
+        .with_connect(connect)
+    }
+
+    /// A stream on a connection with room, or a new connection entry (up to the cap).
+    fn pick_h2(
+        &self,
+        conns: &Mutex<Vec<Arc<H2Entry>>>,
+        max_streams: usize,
+        max_conns: usize,
+    ) -> Stream {
+        let mut conns = lock(conns);
+        conns.retain(|e| {
+            let closed = e.closed();
+            if closed && e.live.get().is_some() {
+                self.shared.stats.lost();
+            }
+            !closed
+        });
+        let room = conns
+            .iter()
+            .find(|e| e.active.load(Ordering::Relaxed) < max_streams)
+            .cloned();
+        let entry = match room {
+            Some(e) => e,
+            None if conns.len() < max_conns => {
+                let e = Arc::new(H2Entry::new(None));
+                conns.push(e.clone());
+                e
+            }
+            // Only while a closed connection is still counted: share the least busy one.
+            None => match conns
+                .iter()
+                .min_by_key(|e| e.active.load(Ordering::Relaxed))
+                .cloned()
+            {
+                Some(e) => e,
+                None => {
+                    let e = Arc::new(H2Entry::new(None));
+                    conns.push(e.clone());
+                    e
+                }
+            },
+        };
+        entry.active.fetch_add(1, Ordering::Relaxed);
+        Stream(entry)
+    }
+
+    async fn call_h2(
+        &self,
+        conns: &Mutex<Vec<Arc<H2Entry>>>,
+        max_streams: usize,
+        max_conns: usize,
+        request: u32,
+    ) -> Completion {
+        let shared = &*self.shared;
+        let stream = self.pick_h2(conns, max_streams, max_conns);
+        let entry = &stream.0;
+        let took_ns = AtomicU64::new(0);
+        let live = entry
+            .live
+            .get_or_try_init(|| async {
+                if entry.dead.load(Ordering::Relaxed) {
+                    let earlier = lock(&entry.failure).clone();
+                    return Err(
+                        earlier.unwrap_or_else(|| ConnectFailure::target("connection failed"))
+                    );
+                }
+                let t0 = Instant::now();
+                let result = match shared.connect().await {
+                    Ok(Connected::H2(tx, open)) => Ok((tx, open)),
+                    Ok(Connected::H1(..)) => Err(ConnectFailure::target(
+                        "internal: expected an HTTP/2 connection",
+                    )),
+                    Err(f) => Err(f),
+                };
+                took_ns.store(
+                    u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
+                if let Err(f) = &result {
+                    entry.dead.store(true, Ordering::Relaxed);
+                    *lock(&entry.failure) = Some(f.clone());
+                }
+                result
+            })
+            .await;
+        let took = took_ns.load(Ordering::Relaxed);
+        let connect = (took > 0).then(|| Duration::from_nanos(took));
+        let mut tx = match live {
+            Ok((tx, _)) => tx.clone(),
+            Err(f) => return f.completion().with_connect(connect),
+        };
+        if tx.ready().await.is_err() {
+            entry.dead.store(true, Ordering::Relaxed);
+            return Completion::failed(
+                Class::TransportError,
+                "the HTTP/2 connection was closed before the request could be sent",
+            )
+            .with_connect(connect);
+        }
+        let (completion, _) = shared
+            .exchange(tx.send_request(shared.request(request)))
+            .await;
+        completion.with_connect(connect)
+    }
+}
+
+/// Limits for [`client`]: how many connections to warm and how many may be open at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Pooling {
+    pub warm: usize,
+    pub max_connections: usize,
+    pub max_streams: usize,
+}
+
+/// Resolves the target, checks it speaks the protocol asked for, opens `warm` connections before
+/// the clock starts, and returns the client.
 ///
-/// Fails with [`Error::Unreachable`] if the first connection cannot be made: nothing is sent.
-pub async fn slots(plan: &Plan) -> Result<Vec<HttpSlot>, Error> {
+/// Fails with [`Error::Unreachable`] if the first connection cannot be made, and with
+/// [`Error::Protocol`] if the target does not speak the protocol: nothing is sent.
+pub async fn client(
+    plan: &Plan,
+    pooling: Pooling,
+    stats: Arc<ConnStats>,
+) -> Result<HttpClient, Error> {
     let target = &plan.target;
     let addr = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
@@ -314,67 +609,113 @@ pub async fn slots(plan: &Plan) -> Result<Vec<HttpSlot>, Error> {
         connect_timeout: plan.limits.connect_timeout,
         requests,
         classifier: Classifier::new(&plan.rejected),
+        stats,
     });
-
-    let slots_wanted = plan.concurrency();
-    let conns_wanted = match plan.protocol {
-        Protocol::Http1 => slots_wanted,
-        Protocol::Http2 => plan.limits.connections.min(slots_wanted),
+    let unreachable = |reason: String| Error::Unreachable {
+        target: target.url.clone(),
+        reason,
     };
-    let first = shared
-        .connect()
-        .await
-        .map_err(|reason| Error::Unreachable {
-            target: target.url.clone(),
-            reason,
-        })?;
-    let mut senders = vec![Some(first)];
+    if plan.protocol == Protocol::Http2 && !target.tls {
+        probe_h2c(addr, plan.limits.connect_timeout)
+            .await
+            .map_err(|reason| Error::Protocol {
+                target: target.url.clone(),
+                reason,
+            })?;
+    }
+    let warm = pooling.warm.clamp(1, pooling.max_connections.max(1));
+    let first = shared.connect().await.map_err(|f| unreachable(f.message))?;
+    let mut opened = vec![first];
     let mut set = tokio::task::JoinSet::new();
-    for i in 1..conns_wanted {
+    for _ in 1..warm {
         let s = shared.clone();
-        set.spawn(async move { (i, s.connect().await.ok()) });
+        set.spawn(async move { s.connect().await.ok() });
     }
-    senders.resize_with(conns_wanted, || None);
     while let Some(joined) = set.join_next().await {
-        if let Ok((i, sender)) = joined {
-            senders[i] = sender;
+        if let Ok(Some(c)) = joined {
+            opened.push(c);
         }
     }
-
-    let slots = match plan.protocol {
-        Protocol::Http1 => senders
-            .into_iter()
-            .map(|s| HttpSlot {
-                shared: shared.clone(),
-                kind: SlotKind::H1(match s {
-                    Some(Sender::H1(t)) => Some(t),
-                    _ => None,
-                }),
-            })
-            .collect(),
-        Protocol::Http2 => {
-            let conns: Vec<Arc<H2Conn>> = senders
-                .into_iter()
-                .map(|s| {
-                    let tx = match s {
-                        Some(Sender::H2(t)) => Some(t),
-                        _ => None,
-                    };
-                    Arc::new(H2Conn {
-                        current: Mutex::new((1, tx)),
-                    })
-                })
-                .collect();
-            (0..slots_wanted)
-                .map(|i| HttpSlot {
-                    shared: shared.clone(),
-                    kind: SlotKind::H2 {
-                        conn: conns[i % conns.len()].clone(),
-                        cached: None,
-                    },
-                })
-                .collect()
-        }
+    let per_conn = match plan.protocol {
+        Protocol::Http1 => 1,
+        Protocol::Http2 => pooling.max_streams.max(1),
     };
-    Ok(slots)
+    let permits = pooling
+        .max_connections
+        .max(1)
+        .saturating_mul(per_conn)
+        .min(Semaphore::MAX_PERMITS);
+    let pool = match plan.protocol {
+        Protocol::Http1 => Pool::H1 {
+            idle: Mutex::new(
+                opened
+                    .into_iter()
+                    .filter_map(|c| match c {
+                        Connected::H1(tx, open) => Some(H1Conn { tx, _open: open }),
+                        Connected::H2(..) => None,
+                    })
+                    .collect(),
+            ),
+        },
+        Protocol::Http2 => Pool::H2 {
+            conns: Mutex::new(
+                opened
+                    .into_iter()
+                    .filter_map(|c| match c {
+                        Connected::H2(tx, open) => Some(Arc::new(H2Entry::new(Some((tx, open))))),
+                        Connected::H1(..) => None,
+                    })
+                    .collect(),
+            ),
+            max_streams: per_conn,
+            max_conns: pooling.max_connections.max(1),
+        },
+    };
+    Ok(HttpClient {
+        shared,
+        permits: Arc::new(Semaphore::new(permits)),
+        pool,
+    })
+}
+
+/// The HTTP/2 client connection preface followed by an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// Checks, on a throw-away connection and without sending a request, that the target speaks
+/// HTTP/2 with prior knowledge: an h2 server answers the preface with a SETTINGS frame, an
+/// HTTP/1.1 server with a status line (or by closing).
+async fn probe_h2c(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+    let probe = async {
+        let mut tcp = TcpStream::connect(addr).await.map_err(|e| short_io(&e))?;
+        tcp.write_all(H2_PREFACE).await.map_err(|e| short_io(&e))?;
+        let mut head = [0u8; 9];
+        let mut got = 0;
+        while got < head.len() {
+            match tcp.read(&mut head[got..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+            if head[..got].starts_with(b"HTTP/") {
+                break;
+            }
+        }
+        Ok::<_, String>(head[..got].to_vec())
+    };
+    let head = match tokio::time::timeout(timeout, probe).await {
+        Ok(r) => r?,
+        Err(_) => return Err(format!(
+            "no HTTP/2 reply to the connection preface within {} (drop --http2 to use HTTP/1.1)",
+            humantime::format_duration(timeout)
+        )),
+    };
+    if head.len() == 9 && head[3] == 0x4 {
+        return Ok(());
+    }
+    if head.starts_with(b"HTTP/") {
+        return Err("HTTP/2 handshake failed: the server answered the HTTP/2 preface as an HTTP/1.1 server (drop --http2, or use https:// if it negotiates h2 with TLS)".into());
+    }
+    if head.first() == Some(&0x15) || head.first() == Some(&0x16) {
+        return Err("the port speaks TLS: use https://".into());
+    }
+    Err("HTTP/2 handshake failed: the server closed the connection or replied with something other than HTTP/2 settings (drop --http2 to use HTTP/1.1)".into())
 }

@@ -1,9 +1,11 @@
 //! Transports: how a ticket becomes a request on the wire.
 //!
-//! A transport hands out *slots*. A slot can carry one request at a time (an HTTP/1.1
-//! connection, or one stream's worth of an HTTP/2 connection), so the number of slots is the
-//! in-flight limit. Workers own slots; connection ownership and reconnects stay inside each
-//! transport. gRPC will be a second implementation of [`Slot`].
+//! A transport is a [`Client`] that owns its connections and opens them **on demand**, as newly
+//! arriving users would: when a request is due and every connection is busy (HTTP/1.1) or at its
+//! stream limit (HTTP/2), it opens another, up to `--max-connections`. The right to use a
+//! connection is a [`Lease`]; waiting for one happens only at the connection cap, and that wait
+//! is the generator's own (send lag). Opening a connection is part of the request's service time,
+//! reported apart as `connect`. gRPC will be a second implementation of [`Client`].
 
 pub mod http;
 pub mod tls;
@@ -12,27 +14,31 @@ use std::future::Future;
 
 use crate::record::{Class, Completion};
 
-/// One request's worth of transport capacity.
-pub trait Slot: Send + 'static {
-    /// Sends request `request` of the plan's mix ([`crate::schedule::Ticket::request`]) and
-    /// waits for its whole response.
-    fn call(&mut self, request: u32) -> impl Future<Output = Completion> + Send;
+/// The right to put one request on a connection (one HTTP/1.1 connection, or one stream of an
+/// HTTP/2 connection). Dropped when the request ends, however it ends.
+pub type Lease = tokio::sync::OwnedSemaphorePermit;
 
-    /// Called after a call was abandoned (timeout or cancel) so the slot can drop a connection
-    /// left in an unknown state.
-    fn abandon(&mut self);
+/// Sends requests over connections it owns.
+pub trait Client: Send + Sync + 'static {
+    /// Waits until a request may use a connection (immediate below the connection cap).
+    fn lease(&self) -> impl Future<Output = Lease> + Send;
+
+    /// Sends request `request` of the plan's mix ([`crate::schedule::Ticket::request`]) under
+    /// `lease`, opening a connection if none is free, and waits for the whole response. Dropping
+    /// the future (a timeout, a cancel) closes the connection it was using.
+    fn call(&self, lease: Lease, request: u32) -> impl Future<Output = Completion> + Send;
 }
 
 /// Maps an HTTP status to an outcome class.
 #[derive(Clone, Debug)]
 pub struct Classifier {
-    rejected: [bool; 600],
+    rejected: [bool; 1000],
 }
 
 impl Classifier {
     /// `rejected`: statuses that mean "shed", counted apart from errors.
     pub fn new(rejected: &[u16]) -> Self {
-        let mut table = [false; 600];
+        let mut table = [false; 1000];
         for &code in rejected {
             if let Some(slot) = table.get_mut(usize::from(code)) {
                 *slot = true;
@@ -57,10 +63,7 @@ impl Classifier {
     }
 
     pub fn completion(&self, status: u16) -> Completion {
-        Completion {
-            class: self.classify(status),
-            status,
-        }
+        Completion::status(self.classify(status), status)
     }
 }
 
