@@ -83,6 +83,9 @@ pub struct Measured {
     pub pooling: http::Pooling,
 }
 
+/// Workers spawned before the clock starts (more are added on demand).
+const INITIAL_WORKERS: usize = 64;
+
 /// File descriptors kept free for everything that is not a connection (stdio, the runtime's
 /// epoll and timers, the report file).
 pub const FD_RESERVE: u64 = 64;
@@ -192,7 +195,8 @@ async fn drive<C: Client>(
         let (end, at, set) = saturate(plan, &crew, pooling, start, &stop).await;
         (Some(end), at, set)
     } else {
-        crew.start(pooling.warm);
+        // A few workers to begin with; the crew grows as soon as tickets wait for one.
+        crew.start(pooling.warm.min(INITIAL_WORKERS));
         let schedule = Schedule::new(plan.shape.clone(), start).with_mix(&plan.weights);
         let pacer = tokio::spawn(dispatch::pace(
             schedule,

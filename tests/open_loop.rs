@@ -128,10 +128,20 @@ async fn a_closed_loop_generator_fails_the_same_checks() {
 async fn a_starved_generator_still_measures_from_intended_start_and_says_it_was_late() {
     let _t = timing_lock().await;
     let server = stalling_server(ServiceTime::Fixed(Duration::ZERO)).await;
-    // Only 4 HTTP/1.1 connections: during the stall the other requests wait in the generator's
-    // backlog. Latency (from intended start) must still show the stall; service time (from the
+    // A fixed pool of 4 HTTP/1.1 connections: during the stall the other requests wait in the
+    // generator. Latency (from intended start) must still show the stall; service time (from the
     // late send) must not; send lag must expose the generator's lateness.
-    let p = plan(&[&url(&server), "-c", "4", "-r", RATE, "-d", RUN]);
+    let p = plan(&[
+        &url(&server),
+        "-c",
+        "4",
+        "--max-connections",
+        "4",
+        "-r",
+        RATE,
+        "-d",
+        RUN,
+    ]);
     let report = run(p).await;
     server.shutdown().await;
     assert_accounting(&report);
@@ -153,9 +163,13 @@ async fn a_starved_generator_still_measures_from_intended_start_and_says_it_was_
         report.send_lag_us.p99
     );
     assert!(!report.verdict.trustworthy);
-    assert!(report
-        .verdict
-        .reasons
-        .iter()
-        .any(|r| r.contains("send-lag")));
+    assert!(
+        report
+            .verdict
+            .reasons
+            .iter()
+            .any(|r| r.contains("late") && r.contains("--max-connections")),
+        "{:?}",
+        report.verdict.reasons
+    );
 }

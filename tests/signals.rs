@@ -13,10 +13,16 @@ fn signal(child: &std::process::Child, sig: libc::c_int) {
     unsafe { libc::kill(child.id() as libc::pid_t, sig) };
 }
 
+/// (scheduled, completed, dropped, cancelled + unsent at stop)
 fn counts(v: &serde_json::Value) -> (u64, u64, u64, u64) {
     let c = &v["counts"];
     let n = |k: &str| c[k].as_u64().unwrap();
-    (n("scheduled"), n("completed"), n("dropped"), n("cancelled"))
+    (
+        n("scheduled"),
+        n("completed"),
+        n("dropped"),
+        n("cancelled") + n("unsent_at_stop"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

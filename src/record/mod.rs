@@ -31,9 +31,18 @@ pub const SIGFIGS: u8 = 3;
 /// Highest HTTP status code counted per code (hyper accepts 100..=999).
 pub const MAX_STATUS: usize = 999;
 
+/// Significant digits of the secondary histograms (latency per outcome, connect times): 1 %
+/// resolution at a seventh of the memory, since a run keeps several copies of each.
+pub const SECONDARY_SIGFIGS: u8 = 2;
+
 fn new_histogram() -> Histogram<u64> {
     // Bounds are constants known to be valid, so this cannot fail.
     Histogram::new_with_bounds(1, HIGHEST_US, SIGFIGS).expect("static histogram bounds are valid")
+}
+
+fn new_secondary() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIGHEST_US, SECONDARY_SIGFIGS)
+        .expect("static histogram bounds are valid")
 }
 
 /// One histogram per clock, all in microseconds, plus latency per outcome group and the time
@@ -46,9 +55,10 @@ pub struct Clocks {
     pub service_time: Histogram<u64>,
     /// Every sent request.
     pub send_lag: Histogram<u64>,
-    /// Latency per [`Group`] (indexed by `Group as usize`).
+    /// Latency per [`Group`] (indexed by `Group as usize`), at [`SECONDARY_SIGFIGS`].
     pub latency_by_group: [Histogram<u64>; 5],
-    /// Successful connection set-ups (TCP + TLS + HTTP handshake) made during the run.
+    /// Successful connection set-ups (TCP + TLS + HTTP handshake) made during the run, at
+    /// [`SECONDARY_SIGFIGS`].
     pub connect: Histogram<u64>,
     /// Values that exceeded [`HIGHEST_US`] and were clamped: latency, service time, send lag.
     pub clamped: [u64; 3],
@@ -60,8 +70,8 @@ impl Default for Clocks {
             latency: new_histogram(),
             service_time: new_histogram(),
             send_lag: new_histogram(),
-            latency_by_group: std::array::from_fn(|_| new_histogram()),
-            connect: new_histogram(),
+            latency_by_group: std::array::from_fn(|_| new_secondary()),
+            connect: new_secondary(),
             clamped: [0; 3],
         }
     }
@@ -475,10 +485,12 @@ impl Recorder {
         std::mem::swap(&mut lock(&self.live).window, spare);
     }
 
-    /// Ends an interval: the current window moves into `interval` (which is reset first) and is
-    /// folded into the run's totals.
+    /// Ends an interval: the current window moves into `interval` (replacing what it held) and
+    /// is folded into the run's totals. The live window starts afresh from newly allocated,
+    /// untouched histograms: resetting one in place would write (and so make resident) every
+    /// page of every histogram each second, most of which a run never uses.
     pub fn close_interval(&self, interval: &mut Window) {
-        interval.reset();
+        *interval = Window::default();
         self.rotate(interval);
         lock(&self.totals).add(interval);
     }

@@ -271,7 +271,14 @@ where
     };
     match protocol {
         Protocol::Http1 => {
-            let (tx, conn) = http1::handshake(io).await.map_err(failed)?;
+            // A 4 KiB read buffer instead of hyper's adaptive 8 KiB start: with thousands of
+            // connections open (a stall met open-loop) memory per connection matters more than
+            // one extra read for a large response.
+            let (tx, conn) = http1::Builder::new()
+                .read_buf_exact_size(Some(4096))
+                .handshake(io)
+                .await
+                .map_err(failed)?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
@@ -418,7 +425,9 @@ impl HttpClient {
         for _ in 0..2 {
             let (mut conn, reused) = match self.take_idle(idle) {
                 Some(c) => (c, true),
-                None => match self.open_h1().await {
+                // Boxed: opening a connection is rare next to reusing one, and its future (TCP,
+                // TLS, handshake) would otherwise make every worker's state several KiB larger.
+                None => match Box::pin(self.open_h1()).await {
                     Ok((c, took)) => {
                         connect = Some(connect.unwrap_or(Duration::ZERO) + took);
                         (c, false)
@@ -519,7 +528,7 @@ impl HttpClient {
                     );
                 }
                 let t0 = Instant::now();
-                let result = match shared.connect().await {
+                let result = match Box::pin(shared.connect()).await {
                     Ok(Connected::H2(tx, open)) => Ok((tx, open)),
                     Ok(Connected::H1(..)) => Err(ConnectFailure::target(
                         "internal: expected an HTTP/2 connection",
@@ -703,10 +712,12 @@ async fn probe_h2c(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
     };
     let head = match tokio::time::timeout(timeout, probe).await {
         Ok(r) => r?,
-        Err(_) => return Err(format!(
+        Err(_) => {
+            return Err(format!(
             "no HTTP/2 reply to the connection preface within {} (drop --http2 to use HTTP/1.1)",
             humantime::format_duration(timeout)
-        )),
+        ))
+        }
     };
     if head.len() == 9 && head[3] == 0x4 {
         return Ok(());

@@ -89,17 +89,33 @@ pub fn tempdir() -> PathBuf {
 static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// `scheduled = completed + dropped + cancelled`, checked on a report.
+/// The report's invariants: every scheduled request is accounted for once, and every one that
+/// took time (all but the dropped) is in the latency histogram; every sent one has a send lag.
 pub fn assert_accounting(r: &Report) {
     let c = &r.counts;
     assert_eq!(
         c.scheduled,
-        c.completed + c.dropped + c.cancelled,
+        c.completed + c.dropped + c.cancelled + c.unsent_at_stop,
         "accounting invariant: {c:?}"
     );
     assert!(r.verdict.accounting_ok);
     assert_eq!(
         c.completed,
-        c.ok + c.rejected + c.http_error + c.timeout + c.connect_error + c.transport_error
+        c.ok + c.rejected
+            + c.http_error
+            + c.timeout
+            + c.connect_error
+            + c.transport_error
+            + c.local_error
+    );
+    assert_eq!(
+        r.latency_us.count,
+        c.scheduled - c.dropped,
+        "every request that took time is in the tail: {c:?}"
+    );
+    assert_eq!(
+        r.send_lag_us.count, c.sent,
+        "every sent request has a send lag"
     );
 }
 
