@@ -368,13 +368,14 @@ async fn collect(
     );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flow = Flow::default();
+    if fault == Fault::CollectorPanic {
+        tokio::task::yield_now().await;
+        panic!("injected fault: the collector panicked (METRONOME_FAULT=collector-panic)");
+    }
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
-        }
-        if fault == Fault::CollectorPanic {
-            panic!("injected fault: the collector panicked (METRONOME_FAULT=collector-panic)");
         }
         recorder.close_interval(&mut window);
         let flow = recorder.flow();

@@ -5,6 +5,7 @@ mod common;
 
 mod bad_input;
 mod engine;
+mod faults;
 mod open_loop;
 mod profiles;
 mod report_schema;

@@ -739,3 +739,216 @@ fn rfc3339(t: std::time::SystemTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod verdict_tests {
+    use super::*;
+
+    fn counts(scheduled: u64) -> Counts {
+        Counts {
+            scheduled,
+            sent: scheduled,
+            completed: scheduled,
+            dropped: 0,
+            cancelled: 0,
+            unsent_at_stop: 0,
+            ok: scheduled,
+            rejected: 0,
+            http_error: 0,
+            timeout: 0,
+            connect_error: 0,
+            transport_error: 0,
+            local_error: 0,
+        }
+    }
+
+    /// A healthy 1 000/s run for 10 s; each case changes one thing.
+    fn healthy<'a>(c: &'a Counts, panics: &'a [String]) -> VerdictInputs<'a> {
+        VerdictInputs {
+            counts: c,
+            ending: Ending::Completed,
+            closed_loop: false,
+            poisson: false,
+            target_rate: Some(1000.0),
+            due: Some(10_000),
+            achieved: 1000.0,
+            span: 10.0,
+            lag_p99: 200,
+            lag_max: 900,
+            late: 0,
+            lag_count: 10_000,
+            limit: 5_000,
+            ceiling: 500_000,
+            quantum: Duration::ZERO,
+            timer_fallback: false,
+            panics,
+            pool_full: false,
+            max_connections: 4000,
+            workers_full: false,
+            max_in_flight: 4000,
+            local_errors: None,
+        }
+    }
+
+    #[test]
+    fn verdict_table() {
+        let ok = counts(10_000);
+        let mut dropped = counts(10_000);
+        dropped.completed -= 10;
+        dropped.ok -= 10;
+        dropped.dropped = 10;
+        let mut cut = counts(10_000);
+        cut.completed -= 3;
+        cut.ok -= 3;
+        cut.cancelled = 3;
+        let mut local = counts(10_000);
+        local.ok -= 5;
+        local.local_error = 5;
+        let mut none_sent = counts(10);
+        none_sent.sent = 0;
+        none_sent.completed = 0;
+        none_sent.ok = 0;
+        none_sent.unsent_at_stop = 10;
+        let mut broken = counts(10_000);
+        broken.completed -= 1;
+        broken.ok -= 1;
+        let panics = vec!["pacer".to_string()];
+        type Case<'a> = (&'a str, VerdictInputs<'a>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
+            ("healthy", healthy(&ok, &[]), None),
+            ("drops", healthy(&dropped, &[]), Some("dropped 10")),
+            (
+                "1.5% late sends with a fine p99",
+                VerdictInputs {
+                    late: 150,
+                    ..healthy(&ok, &[])
+                },
+                Some("1.5% of requests were sent more than"),
+            ),
+            (
+                "0.5% late sends but one past the ceiling",
+                VerdictInputs {
+                    late: 50,
+                    lag_max: 600_000,
+                    ..healthy(&ok, &[])
+                },
+                Some("above the ceiling"),
+            ),
+            (
+                "late sends at a full connection pool name the cap",
+                VerdictInputs {
+                    late: 500,
+                    lag_p99: 40_000,
+                    pool_full: true,
+                    max_connections: 50,
+                    ..healthy(&ok, &[])
+                },
+                Some("raise --max-connections"),
+            ),
+            (
+                "timer fallback",
+                VerdictInputs {
+                    timer_fallback: true,
+                    ..healthy(&ok, &[])
+                },
+                Some("precise timer"),
+            ),
+            (
+                "timer fallback accepted with a 1 ms quantum",
+                VerdictInputs {
+                    timer_fallback: true,
+                    quantum: Duration::from_millis(1),
+                    ..healthy(&ok, &[])
+                },
+                None,
+            ),
+            (
+                "cut on a completed schedule",
+                healthy(&cut, &[]),
+                Some("were cut"),
+            ),
+            (
+                "cut after a stop is the stop's doing",
+                VerdictInputs {
+                    ending: Ending::Interrupted,
+                    ..healthy(&cut, &[])
+                },
+                None,
+            ),
+            (
+                "local errors",
+                VerdictInputs {
+                    local_errors: Some("too many open files (EMFILE)".into()),
+                    ..healthy(&local, &[])
+                },
+                Some("generator's own host"),
+            ),
+            (
+                "due but nothing sent",
+                VerdictInputs {
+                    ending: Ending::Interrupted,
+                    due: Some(10),
+                    target_rate: Some(3.3),
+                    achieved: 0.0,
+                    lag_count: 0,
+                    ..healthy(&none_sent, &[])
+                },
+                Some("nothing was sent"),
+            ),
+            (
+                "slow achieved rate",
+                VerdictInputs {
+                    achieved: 900.0,
+                    ..healthy(&ok, &[])
+                },
+                Some("achieved rate"),
+            ),
+            (
+                "poisson noise is allowed",
+                VerdictInputs {
+                    poisson: true,
+                    achieved: 970.0,
+                    ..healthy(&ok, &[])
+                },
+                None,
+            ),
+            (
+                "accounting",
+                healthy(&broken, &[]),
+                Some("accounting mismatch"),
+            ),
+            (
+                "a panic",
+                VerdictInputs {
+                    ending: Ending::InternalError,
+                    ..healthy(&broken, &panics)
+                },
+                Some("the pacer panicked"),
+            ),
+            (
+                "closed loop has no schedule to keep",
+                VerdictInputs {
+                    closed_loop: true,
+                    late: 5000,
+                    lag_p99: 90_000,
+                    ..healthy(&ok, &[])
+                },
+                None,
+            ),
+        ];
+        for (name, inputs, want) in cases {
+            let v = verdict(&inputs);
+            match want {
+                None => assert!(v.trustworthy, "{name}: {:?}", v.reasons),
+                Some(text) => {
+                    assert!(!v.trustworthy, "{name}");
+                    assert!(
+                        v.reasons.iter().any(|r| r.contains(text)),
+                        "{name}: {:?}",
+                        v.reasons
+                    );
+                }
+            }
+        }
+    }
+}

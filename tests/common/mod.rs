@@ -88,7 +88,6 @@ pub fn tempdir() -> PathBuf {
 
 static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// `scheduled = completed + dropped + cancelled`, checked on a report.
 /// The report's invariants: every scheduled request is accounted for once, and every one that
 /// took time (all but the dropped) is in the latency histogram; every sent one has a send lag.
 pub fn assert_accounting(r: &Report) {
