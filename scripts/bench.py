@@ -10,9 +10,12 @@ Run it through scripts/bench.sh (which builds metronome and can install peers). 
   C  1000 req/s for 20 s; the nginx worker is SIGSTOPped at t=5 s for 2 s (coordinated omission)
   D  200 req/s for 10 s against /limited (nginx limit_req 100 r/s, burst 10, nodelay; 429 beyond)
   R  metronome only: RSS at 5000/s for 10 s and for --long (default 5 min)
+  M  metronome only: peak RSS with ~3000 connections open at once (1500 req/s for 6 s against
+     `metronome serve` stalled at t=2 s for 2 s; target under 64 MiB)
 
 Figures per run: completed requests, achieved rate, CPU us per request ((user+sys)/completed),
-peak RSS, latency percentiles where the tool reports them, and metronome's send-lag p99.
+peak RSS, latency percentiles where the tool reports them, and metronome's send-lag p99 and
+connections opened (with the peak open at once in the notes).
 Output: markdown tables on stdout and in target/bench/results-<time>.md; raw output of every run
 in target/bench/raw/.
 """
@@ -34,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 METRONOME = ROOT / "target" / "release" / "metronome"
 OUT = ROOT / "target" / "bench"
 H1 = "http://127.0.0.1:18080/"
+SERVE = "http://127.0.0.1:18090/"
 H2 = "http://127.0.0.1:18081/"
 LIMITED = "http://127.0.0.1:18080/limited"
 
@@ -112,6 +116,38 @@ class Nginx:
             self.proc.wait()
 
 
+class Serve:
+    """metronome's built-in target on CPU 1, started fresh per run (its --stall counts from its start)."""
+
+    def __init__(self, args, log):
+        self.args, self.log, self.proc = args, log, None
+
+    def __enter__(self):
+        if subprocess.run(["curl", "-s", "-o", "/dev/null", SERVE], timeout=2).returncode == 0:
+            raise RuntimeError("something already listens on 127.0.0.1:18090; stop it first")
+        self.out = open(self.log, "w")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", "1", str(METRONOME), "serve", "--addr", "127.0.0.1:18090"] + self.args,
+            stdout=self.out, stderr=subprocess.STDOUT)
+        for _ in range(100):
+            if self.proc.poll() is not None:
+                raise RuntimeError("metronome serve exited at start (see %s)" % self.log)
+            # A TCP connect, not a request: a request would be counted by the target.
+            if subprocess.run(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/18090"], stderr=subprocess.DEVNULL).returncode == 0:
+                return self
+            time.sleep(0.02)
+        raise RuntimeError("metronome serve did not start (see %s)" % self.log)
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+
+
 def timed(cmd, seconds, raw_name, env=None, during=None):
     """Runs cmd on CPU 0 under /usr/bin/time -v; returns (stdout, stderr, user+sys s, rss KiB)."""
     full = ["taskset", "-c", "0", "/usr/bin/time", "-v"] + cmd
@@ -140,11 +176,20 @@ def dur_ms(text):
 
 # Each parser returns a dict: completed, and optionally p50..max (ms), lag99 (ms), note.
 def parse_metronome(out, err, json_path):
+    # Reads only what it needs: later schema versions add fields (v3: connections, connect_us,
+    # latency_by_outcome_us, errors), and those older reports lack are optional here.
     r = json.loads(Path(json_path).read_text())
-    lat = r["latency_us"]
-    res = {"completed": r["counts"]["completed"], "lag99": r["send_lag_us"]["p99"] / 1e3,
-           "note": ("" if r["verdict"]["trustworthy"] else "UNTRUSTWORTHY; ")
-           + "429s %d" % int(r["status_codes"].get("429", 0))}
+    lat, counts = r["latency_us"], r["counts"]
+    notes = [] if r["verdict"]["trustworthy"] else ["UNTRUSTWORTHY"]
+    notes.append("429s %d" % int(r.get("status_codes", {}).get("429", 0)))
+    failed = {k: counts.get(k, 0) for k in ["timeout", "connect_error", "transport_error", "dropped"]}
+    notes += ["%s %d" % (k, v) for k, v in failed.items() if v]
+    res = {"completed": counts["completed"], "lag99": r["send_lag_us"]["p99"] / 1e3}
+    conns = r.get("connections")
+    if conns:
+        res["conns"] = conns["opened"]
+        notes.append("peak open %d" % conns.get("peak_open", 0))
+    res["note"] = "; ".join(notes)
     for k, name in [("p50", "p50"), ("p90", "p90"), ("p95", "p95"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max")]:
         res[name] = lat[k] / 1e3
     return res
@@ -224,10 +269,10 @@ class Runner:
     def secs(self, base):
         return max(2, int(round(base * self.scale)))
 
-    def one(self, scenario, tool, label, cmd, seconds, parser, aux=None, env=None, during=None):
+    def one(self, scenario, tool, label, cmd, seconds, parser, aux=None, env=None, during=None, target=None):
         rows = []
         for i in range(self.args.runs):
-            with Nginx(self.tmp / "nginx") as ngx:
+            with (target() if target else Nginx(self.tmp / "nginx")) as ngx:
                 hook = (lambda p: during(p, ngx)) if during else None
                 out, err, cpu, rss = timed(cmd, seconds, "%s-%s-%d" % (scenario, label, i), env, hook)
             try:
@@ -241,10 +286,11 @@ class Runner:
         return label, rows
 
     # ---- scenarios -------------------------------------------------------------------------
-    def metronome(self, scenario, url, args, seconds, extra_label="", during=None):
+    def metronome(self, scenario, url, args, seconds, extra_label="", during=None, target=None):
         js = self.tmp / ("m-%s%s.json" % (scenario, extra_label))
         cmd = [str(METRONOME), "run", url, "-q", "--json", str(js)] + args
-        return self.one(scenario, "metronome", "metronome" + extra_label, cmd, seconds, parse_metronome, js, during=during)
+        return self.one(scenario, "metronome", "metronome" + extra_label, cmd, seconds, parse_metronome, js,
+                        during=during, target=target)
 
     def k6(self, scenario, url, mode, rate, vus, seconds, during=None, label="k6"):
         summary = self.tmp / ("k6-%s.json" % scenario)
@@ -309,14 +355,15 @@ class Runner:
         runs = []
         for tool in self.tools:
             if tool == "metronome":
-                # Enough HTTP/1.1 connections that every request due during the stall is really
-                # on the wire (open loop at the socket, as k6 with 2550 VUs is).
-                # 50 connections like the peers: requests due during the stall wait in the
-                # generator (send lag, verdict untrustworthy) but are timed from intended start.
-                runs.append(self.metronome("C", H1, ["-r", "1000", "-d", "%ds" % s, "-c", "50"], s, "-c50", during=stall))
-                # Enough connections that every request due during the stall is really on the
-                # wire (open loop at the socket, as k6 with 2550 VUs is).
-                runs.append(self.metronome("C", H1, ["-r", "1000", "-d", "%ds" % s, "-c", "2200", "--max-in-flight", "2200"], s, "-c2200", during=stall))
+                # Default flags: 50 warm connections, more opened on demand, so every request due
+                # during the stall is really on the wire (open loop at the socket, as k6 with
+                # 2550 VUs is).
+                runs.append(self.metronome("C", H1, ["-r", "1000", "-d", "%ds" % s], s, during=stall))
+                # A fixed pool of 50 like the peers: requests due during the stall wait in the
+                # generator (send lag, verdict untrustworthy, exit 3) but are timed from their
+                # intended start.
+                runs.append(self.metronome("C", H1, ["-r", "1000", "-d", "%ds" % s, "-c", "50", "--max-connections", "50"],
+                                           s, "-pool50", during=stall))
             elif tool == "wrk":
                 runs.append(self.one("C", tool, "wrk-paced", ["wrk", "-t1", "-c10", "-d%ds" % s, "--latency", "-s", str(self.tmp / "delay.lua"), H1], s, parse_wrk, during=stall))
             elif tool == "oha":
@@ -354,6 +401,17 @@ class Runner:
             runs.append(self.metronome("R", H1, ["-r", "5000", "-d", "%ds" % long_s, "-c", "50"], long_s, "-%ds" % long_s))
         return "R: metronome RSS does not grow with run length (5000 req/s)", runs
 
+    def scenario_m(self):
+        # The built-in target stalls from t=2 s to t=4 s of its life; at 1500/s ~3000 requests
+        # fall due meanwhile, each on a connection of its own. Its default queue (1024) plus 1024
+        # workers would shed beyond 2048 in flight, hence --queue. Same length with --quick.
+        rate, s = 1500, 6
+        serve = ["--stall", "2s+2s", "--queue", "8192"]
+        target = lambda: Serve(serve, OUT / "raw" / "M-serve.log")
+        runs = [self.metronome("M", SERVE, ["-r", str(rate), "-d", "%ds" % s], s, target=target)]
+        return ("M: metronome RSS with ~3000 connections open (%d req/s for %d s against `metronome serve %s`; "
+                "target < 64 MiB)" % (rate, s, " ".join(serve))), runs
+
 
 def cell(rows, key, fmt):
     vals = [r[key] for r in rows if key in r and r[key] == r[key]]
@@ -367,8 +425,9 @@ def cell(rows, key, fmt):
 
 def table(title, runs):
     cols = [("completed", "%d"), ("rate", "%.0f"), ("cpu_us", "%.1f"), ("rss", "%.1f"), ("p50", "%.3f"), ("p90", "%.3f"),
-            ("p95", "%.3f"), ("p99", "%.3f"), ("p99.9", "%.1f"), ("max", "%.1f"), ("lag99", "%.3f")]
-    head = ["tool", "runs", "completed", "req/s", "CPU µs/req", "RSS MiB", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms", "send-lag p99 ms", "notes"]
+            ("p95", "%.3f"), ("p99", "%.3f"), ("p99.9", "%.1f"), ("max", "%.1f"), ("lag99", "%.3f"), ("conns", "%d")]
+    head = ["tool", "runs", "completed", "req/s", "CPU µs/req", "RSS MiB", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms",
+            "send-lag p99 ms", "conns opened", "notes"]
     lines = ["### " + title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, rows in runs:
         notes = "; ".join(sorted({r.get("note", "") for r in rows if r.get("note")}))
@@ -381,7 +440,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="quarter-length runs, no long RSS run")
     ap.add_argument("--runs", type=int, default=1, help="repeat each run N times (median (min..max))")
     ap.add_argument("--only", default="", help="comma-separated tools, e.g. metronome,oha")
-    ap.add_argument("--scenarios", default="A,B,C,D,R", help="comma-separated scenarios")
+    ap.add_argument("--scenarios", default="A,B,C,D,R,M", help="comma-separated scenarios")
     ap.add_argument("--long", default="300", help="seconds for the long RSS run (scenario R)")
     args = ap.parse_args()
     if shutil.which("nginx") is None:

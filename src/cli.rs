@@ -17,7 +17,7 @@ use crate::serve::{ServeConfig, ServiceTime, Stall};
     name = "metronome",
     version,
     about = "Open-loop, coordinated-omission-correct load generator",
-    long_about = "Open-loop, coordinated-omission-correct load generator.\n\nEvery request's intended start is fixed by the schedule before the run; latency is measured from it, so a slow target cannot hide its own slowness.\n\nExit codes: 0 ok, 2 bad input or target unreachable before the start, 3 untrustworthy measurement (the generator fell behind or dropped requests)."
+    long_about = "Open-loop, coordinated-omission-correct load generator.\n\nEvery request's intended start is fixed by the schedule before the run; latency is measured from it, so a slow target cannot hide its own slowness.\n\nExit codes: 0 ok, 2 bad input or target unreachable before the start, 3 untrustworthy measurement (the generator fell behind, dropped requests or hit its own limits), 4 internal error (the report is still written), 130 stopped before the start."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -14,9 +14,12 @@
 //! cli ─► plan::Plan ─► schedule::Schedule ─► dispatch::pace ─► backlog (bounded)
 //!                                                      │ full ⇒ dropped, counted
 //!                                                      ▼
-//!                            dispatch::work × slots ─► transport::http ─► record::Recorder
-//!                                                                             │ 1 s windows
-//!                                                     report::{text, json} ◄──┘ progress line
+//!        dispatch::Crew (workers on demand) ─► transport::http (connections on demand)
+//!                                                      │ Outcome (failures and cuts included)
+//!                                                      ▼
+//!                                   record::Recorder ─► 1 s windows, totals, progress line
+//!                                                      ▼
+//!                                   report::{text, json} and the verdict
 //! ```
 //! - [`schedule`] is the only place a [`schedule::Ticket`] (and its intended time) is made.
 //! - [`record::Outcome`] is the only place the three clocks are computed.
