@@ -164,6 +164,11 @@ impl<C: Client> Crew<C> {
         }
     }
 
+    /// The recorder the crew writes to.
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
+    }
+
     /// Workers spawned so far.
     pub fn size(&self) -> usize {
         self.spawned.load(Ordering::Relaxed)

@@ -44,4 +44,4 @@ pub mod transport;
 pub use error::Error;
 pub use plan::Plan;
 pub use report::Report;
-pub use run::{run, Stop};
+pub use run::{run, run_with, Stop, Views};

@@ -3,7 +3,7 @@
 //! ```text
 //! Plan ─► transport client (target checked, -c connections warmed before the clock starts)
 //!      ─► Schedule ─► dispatch::pace ─► backlog ─► dispatch crew (on demand) ─► Recorder
-//!                                                         collector (1 s) ─► progress, totals
+//!                                      collector (each interval) ─► Snapshot ─► views (progress…)
 //! ```
 //!
 //! End of a run: when the schedule ends the backlog is closed, and the run keeps measuring the
@@ -17,6 +17,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use async_channel::Receiver;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -24,11 +26,10 @@ use crate::dispatch::{self, Crew, Fault, PaceEnd};
 use crate::error::Error;
 use crate::plan::Plan;
 use crate::record::{
-    ConnStats, Connections, ErrorSamples, Flow, Health, Outcome, Recorder, StageBook, StageTally,
-    Window,
+    ConnStats, Ending, Flow, Measured, Outcome, Recorder, Snapshot, StageBook, Window,
 };
 use crate::report::{progress_line, Report};
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, Shape, Ticket};
 use crate::transport::{http, Client};
 
 /// Stop requests from the outside world (signals, a TUI, a test).
@@ -45,42 +46,6 @@ impl Stop {
     pub fn new() -> Self {
         Stop::default()
     }
-}
-
-/// How the run ended, as named in the report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Ending {
-    /// The whole schedule ran.
-    Completed,
-    /// A stop (Ctrl-C, SIGTERM) ended scheduling early; in-flight requests were awaited.
-    Interrupted,
-    /// A second stop ended the wait for in-flight requests.
-    Aborted,
-    /// A task of the engine panicked: the measurement is incomplete (a bug in metronome).
-    InternalError,
-}
-
-/// Everything the views need about a finished run.
-#[derive(Clone, Debug)]
-pub struct Measured {
-    pub totals: Window,
-    pub flow: Flow,
-    pub ending: Ending,
-    pub started: SystemTime,
-    /// From the schedule's start to its end (or the stop).
-    pub schedule_span: Duration,
-    /// From the schedule's start until the last request was accounted for.
-    pub elapsed: Duration,
-    /// Most workers (requests that could be in flight at once) the run used.
-    pub concurrency: usize,
-    /// Per-stage tallies of a multi-stage shape (see [`StageBook`]).
-    pub stages: Option<Vec<StageTally>>,
-    pub health: Health,
-    pub connections: Connections,
-    pub errors: ErrorSamples,
-    /// The connection pooling the run used (after fitting the file-descriptor limit).
-    pub pooling: http::Pooling,
 }
 
 /// Workers spawned before the clock starts (more are added on demand).
@@ -141,15 +106,63 @@ fn raise_fd_limit() -> u64 {
     soft
 }
 
+/// Where a run publishes its [`Snapshot`]s: once per interval, the newest replacing the last
+/// (a `watch` channel, so a slow view sees fewer snapshots but never holds anything up). `None`
+/// before the first interval and again once the run is over.
+#[derive(Clone, Debug)]
+pub struct Views {
+    tx: watch::Sender<Option<Arc<Snapshot>>>,
+    interval: Duration,
+}
+
+impl Default for Views {
+    fn default() -> Self {
+        Views::every(Duration::from_secs(1))
+    }
+}
+
+impl Views {
+    /// Snapshots every `interval` (at least 10 ms; 1 s for the progress line, 250 ms suits a UI).
+    pub fn every(interval: Duration) -> Views {
+        Views {
+            tx: watch::Sender::new(None),
+            interval: interval.max(Duration::from_millis(10)),
+        }
+    }
+
+    /// A new subscriber; it sees the latest snapshot and every later one it has time for.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Snapshot>>> {
+        self.tx.subscribe()
+    }
+}
+
 /// Runs `plan` to completion (or until stopped) and returns the report.
 pub async fn run(plan: &Plan, stop: Stop) -> Result<Report, Error> {
+    run_with(plan, stop, Views::default()).await
+}
+
+/// [`run`], publishing snapshots to `views` while it goes.
+pub async fn run_with(plan: &Plan, stop: Stop, views: Views) -> Result<Report, Error> {
     let pooling = pooling(plan)?;
     let conns = Arc::new(ConnStats::default());
     let client = tokio::select! {
         c = http::client(plan, pooling, conns.clone()) => c?,
         _ = stop.graceful.cancelled() => return Err(Error::Stopped),
     };
-    let measured = drive(plan, client, conns, pooling, stop, Fault::from_env()).await;
+    if plan.progress {
+        print_progress(views.subscribe());
+    }
+    let measured = drive(
+        plan,
+        client,
+        conns,
+        pooling,
+        stop,
+        &views,
+        Fault::from_env(),
+    )
+    .await;
+    views.tx.send_replace(None);
     Ok(Report::new(plan, &measured))
 }
 
@@ -159,6 +172,7 @@ async fn drive<C: Client>(
     conns: Arc<ConnStats>,
     pooling: http::Pooling,
     stop: Stop,
+    views: &Views,
     fault: Fault,
 ) -> Measured {
     let (tx, rx) = async_channel::bounded(plan.limits.backlog.max(1));
@@ -170,15 +184,6 @@ async fn drive<C: Client>(
             .with_conns(conns)
             .with_stages(StageBook::for_shape(&plan.shape, start)),
     );
-    let collector_stop = CancellationToken::new();
-    let collector = tokio::spawn(collect(
-        recorder.clone(),
-        start,
-        plan.progress,
-        plan.shape.clone(),
-        collector_stop.clone(),
-        fault,
-    ));
     let crew = Crew::new(
         Arc::new(client),
         rx.clone(),
@@ -189,31 +194,26 @@ async fn drive<C: Client>(
         abort.clone(),
         fault,
     );
+    let collector_stop = CancellationToken::new();
+    let collector = tokio::spawn(collect(
+        Collector {
+            recorder: recorder.clone(),
+            crew: crew.clone(),
+            backlog: rx.clone(),
+            start,
+            shape: plan.shape.clone(),
+            views: views.clone(),
+            fault,
+        },
+        collector_stop.clone(),
+    ));
 
     let (pace_end, sched_end, mut tasks) = if plan.shape.is_closed_loop() {
         drop(tx);
         let (end, at, set) = saturate(plan, &crew, pooling, start, &stop).await;
         (Some(end), at, set)
     } else {
-        // A few workers to begin with; the crew grows as soon as tickets wait for one.
-        crew.start(pooling.warm.min(INITIAL_WORKERS));
-        let schedule = Schedule::new(plan.shape.clone(), start).with_mix(&plan.weights);
-        let pacer = tokio::spawn(dispatch::pace(
-            schedule,
-            tx,
-            crew.clone(),
-            plan.pacer_quantum,
-        ));
-        let (end, at) = match pacer.await {
-            Ok((end, at)) => (Some(end), at),
-            Err(e) => {
-                if e.is_panic() {
-                    recorder.panicked("pacer");
-                }
-                (None, Instant::now())
-            }
-        };
-        (end, at, crew.take_tasks())
+        open_loop(plan, &crew, tx, pooling, start).await
     };
     recorder.window_ends(sched_end);
 
@@ -225,17 +225,11 @@ async fn drive<C: Client>(
     if drain(&mut tasks, &recorder, &abort, &stop, plan.limits.grace).await {
         ending = Ending::Aborted;
     }
-    // Tickets still waiting in the backlog were scheduled but never sent.
-    let cut = Instant::now();
-    let stopped = stop.graceful.is_cancelled() && !abort.is_cancelled();
-    while let Ok(ticket) = rx.try_recv() {
-        let outcome = Outcome::cut(ticket, None, cut);
-        if stopped {
-            recorder.unsent(&outcome);
-        } else {
-            recorder.cut(&outcome);
-        }
-    }
+    settle_backlog(
+        &rx,
+        &recorder,
+        stop.graceful.is_cancelled() && !abort.is_cancelled(),
+    );
     if ending == Ending::Completed && stop.graceful.is_cancelled() {
         ending = Ending::Interrupted;
     }
@@ -253,7 +247,6 @@ async fn drive<C: Client>(
     if !health.panics.is_empty() {
         ending = Ending::InternalError;
     }
-
     Measured {
         totals: recorder.totals(),
         flow: recorder.flow(),
@@ -266,7 +259,52 @@ async fn drive<C: Client>(
         health,
         connections: recorder.conns().snapshot(),
         errors: recorder.error_samples(),
-        pooling,
+        warm: pooling.warm,
+        max_connections: pooling.max_connections,
+    }
+}
+
+/// Open loop: the pacer releases the schedule's tickets to a crew that grows on demand.
+/// Returns how pacing ended (`None`: the pacer panicked), when, and the workers to drain.
+async fn open_loop<C: Client>(
+    plan: &Plan,
+    crew: &Arc<Crew<C>>,
+    tx: async_channel::Sender<Ticket>,
+    pooling: http::Pooling,
+    start: Instant,
+) -> (Option<PaceEnd>, Instant, JoinSet<()>) {
+    // A few workers to begin with; the crew grows as soon as tickets wait for one.
+    crew.start(pooling.warm.min(INITIAL_WORKERS));
+    let schedule = Schedule::new(plan.shape.clone(), start).with_mix(&plan.weights);
+    let pacer = tokio::spawn(dispatch::pace(
+        schedule,
+        tx,
+        crew.clone(),
+        plan.pacer_quantum,
+    ));
+    let (end, at) = match pacer.await {
+        Ok((end, at)) => (Some(end), at),
+        Err(e) => {
+            if e.is_panic() {
+                crew.recorder().panicked("pacer");
+            }
+            (None, Instant::now())
+        }
+    };
+    (end, at, crew.take_tasks())
+}
+
+/// Tickets still in the backlog once the workers are done were scheduled but never sent: unsent
+/// by request after a stop, otherwise cut. Either way their wait so far is in the tail.
+fn settle_backlog(rx: &Receiver<Ticket>, recorder: &Recorder, stopped: bool) {
+    let cut = Instant::now();
+    while let Ok(ticket) = rx.try_recv() {
+        let outcome = Outcome::cut(ticket, None, cut);
+        if stopped {
+            recorder.unsent(&outcome);
+        } else {
+            recorder.cut(&outcome);
+        }
     }
 }
 
@@ -314,21 +352,20 @@ async fn saturate<C: Client>(
         .then(|| start.checked_add(duration))
         .flatten();
     let count = match plan.shape {
-        crate::schedule::Shape::MaxCount(n) => Some(n),
+        Shape::MaxCount(n) => Some(n),
         _ => None,
     };
     let budget = Arc::new(dispatch::Saturation::new(end, count));
     let mut set = JoinSet::new();
     // One worker per connection of the pool (HTTP/2: per stream), as wrk and oha do.
+    let per_conn = if plan.protocol == crate::plan::Protocol::Http2 {
+        pooling.max_streams
+    } else {
+        1
+    };
     let workers = plan
         .concurrency()
-        .min(pooling.max_connections.saturating_mul(
-            if plan.protocol == crate::plan::Protocol::Http2 {
-                pooling.max_streams
-            } else {
-                1
-            },
-        ));
+        .min(pooling.max_connections.saturating_mul(per_conn));
     for _ in 0..workers.max(1) {
         set.spawn(dispatch::saturate(crew.clone(), budget.clone()));
     }
@@ -352,51 +389,98 @@ async fn saturate<C: Client>(
     (how, at, set)
 }
 
-/// Once a second: close the interval (folding it into the totals), print a progress line.
-async fn collect(
+/// What the collector reads to build a snapshot.
+struct Collector<C: Client> {
     recorder: Arc<Recorder>,
+    crew: Arc<Crew<C>>,
+    backlog: Receiver<Ticket>,
     start: Instant,
-    progress: bool,
-    shape: crate::schedule::Shape,
-    stop: CancellationToken,
+    shape: Shape,
+    views: Views,
     fault: Fault,
-) {
-    let mut window = Window::default();
-    let mut tick = tokio::time::interval_at(
-        (start + Duration::from_secs(1)).into(),
-        Duration::from_secs(1),
-    );
+}
+
+/// Once an interval: close it (folding it into the totals) and publish a snapshot.
+async fn collect<C: Client>(c: Collector<C>, stop: CancellationToken) {
+    let every = c.views.interval;
+    let mut tick = tokio::time::interval_at((c.start + every).into(), every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_flow = Flow::default();
-    if fault == Fault::CollectorPanic {
+    if c.fault == Fault::CollectorPanic {
         tokio::task::yield_now().await;
         panic!("injected fault: the collector panicked (METRONOME_FAULT=collector-panic)");
     }
+    let mut last = c.start;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        recorder.close_interval(&mut window);
-        let flow = recorder.flow();
-        if progress {
-            let at = start.elapsed();
-            // The middle of the second just measured.
-            let mid = at.saturating_sub(Duration::from_millis(500));
-            let stage = (shape.stages().len() > 1)
-                .then(|| shape.stage_at(mid).map(|(_, name)| name))
-                .flatten();
-            let line = progress_line(
-                at,
-                &window,
-                &flow,
-                &last_flow,
-                shape.rate_at(mid),
-                stage,
-                recorder.conns().open_now(),
-            );
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
-        }
-        last_flow = flow;
+        let now = Instant::now();
+        let snapshot = c.snapshot(now.saturating_duration_since(last));
+        last = now;
+        c.views.tx.send_replace(Some(Arc::new(snapshot)));
     }
+}
+
+impl<C: Client> Collector<C> {
+    fn snapshot(&self, interval_len: Duration) -> Snapshot {
+        let mut interval = Window::default();
+        self.recorder.close_interval(&mut interval);
+        let at = self.start.elapsed();
+        // The middle of the interval just measured.
+        let mid = at.saturating_sub(interval_len / 2);
+        let stage = (self.shape.stages().len() > 1)
+            .then(|| self.shape.stage_at(mid).map(|(_, name)| name.to_string()))
+            .flatten();
+        Snapshot {
+            at,
+            interval_len,
+            interval,
+            totals: self.recorder.totals(),
+            flow: self.recorder.flow(),
+            backlog: self.backlog.len() as u64,
+            workers: self.crew.size() as u64,
+            connections: self.recorder.conns().snapshot(),
+            target_rate: self.shape.rate_at(mid),
+            stage,
+            health: self.recorder.health(),
+            cpu: process_cpu(),
+        }
+    }
+}
+
+/// User + system CPU time of this process.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// The progress line: one subscriber among others, on its own thread, so a slow or blocked
+/// terminal delays only the next line, never a send or a number.
+fn print_progress(mut rx: watch::Receiver<Option<Arc<Snapshot>>>) {
+    let handle = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new()
+        .name("metronome-progress".into())
+        .spawn(move || {
+            let mut prev = Flow::default();
+            while handle.block_on(rx.changed()).is_ok() {
+                let Some(snap) = rx.borrow_and_update().clone() else {
+                    return;
+                };
+                let line = progress_line(&snap, &prev);
+                prev = snap.flow;
+                if writeln!(std::io::stderr().lock(), "{line}").is_err() {
+                    return;
+                }
+            }
+        });
+    // Without a thread there is no progress line; the run itself is unaffected.
+    drop(spawned);
 }

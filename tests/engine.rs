@@ -231,3 +231,44 @@ async fn a_target_that_dies_mid_run_gives_errors_not_a_crash() {
     assert!(c.ok >= 50 && c.ok <= stats.served, "{c:?} vs {stats:?}");
     assert!(c.connect_error + c.transport_error >= 200, "{c:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_view_changes_no_number() {
+    let _t = timing_lock().await;
+    let server = serve_default().await;
+    let views = metronome::Views::every(Duration::from_millis(250));
+    let mut rx = views.subscribe();
+    let handle = tokio::runtime::Handle::current();
+    // A view that takes 2 s per snapshot (a stuck terminal, a slow disk).
+    let slow = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while handle.block_on(rx.changed()).is_ok() {
+            let Some(snap) = rx.borrow_and_update().clone() else {
+                break;
+            };
+            seen.push(snap.flow.sent);
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        seen
+    });
+    let mut p = plan(&[&url(&server), "-r", "500", "-d", "3s"]);
+    p.progress = false;
+    let report = metronome::run_with(&p, metronome::Stop::new(), views)
+        .await
+        .expect("run succeeds");
+    server.shutdown().await;
+    assert_accounting(&report);
+    assert_eq!(report.counts.sent, 1500);
+    assert_eq!(report.counts.ok, 1500);
+    assert!(
+        report.send_lag_us.p99 < 5_000,
+        "send lag {:?}",
+        report.send_lag_us
+    );
+    assert!(report.verdict.trustworthy, "{:?}", report.verdict.reasons);
+    let seen = slow.join().unwrap();
+    assert!(
+        !seen.is_empty() && seen.len() <= 3,
+        "the slow view saw a few snapshots, not all 12: {seen:?}"
+    );
+}

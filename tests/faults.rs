@@ -74,14 +74,14 @@ fn within(value_us: u64, expected_s: f64, share: f64) -> bool {
     (v - expected_s).abs() <= expected_s * share
 }
 
-/// A 2 s stall at 1 000/s for 6 s, default flags otherwise. Analytic quantiles from intended
-/// start (D = 2 s of T = 6 s; for q > 1 − D/T, x_q = D − T(1 − q)): p95 1.70 s, p99 1.94 s,
-/// p99.9 1.994 s.
+/// A 2 s stall at 1 000/s for 10 s, default flags otherwise. Analytic quantiles from intended
+/// start (D = 2 s of T = 10 s; for q > 1 − D/T, x_q = D − T(1 − q)): p95 1.50 s, p99 1.90 s,
+/// p99.9 1.99 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_is_met_by_new_connections_and_measured_exactly() {
     let _t = timing_lock().await;
     let server = ExternalServe::start(&["--stall", "2s+2s", "--queue", "8192"]);
-    let report = run(plan(&[&server.url(), "-r", "1000", "-d", "6s"])).await;
+    let report = run(plan(&[&server.url(), "-r", "1000", "-d", "10s"])).await;
     let summary = server.stop();
     assert_accounting(&report);
     let l = &report.latency_us;
@@ -89,14 +89,15 @@ async fn a_stall_is_met_by_new_connections_and_measured_exactly() {
         "stall: p95 {} p99 {} p99.9 {} lag p99 {} conns {:?}",
         l.p95, l.p99, l.p999, report.send_lag_us.p99, report.connections
     );
-    assert!(within(l.p95, 1.70, 0.05), "p95 {} µs", l.p95);
-    assert!(within(l.p99, 1.94, 0.05), "p99 {} µs", l.p99);
-    assert!(within(l.p999, 1.994, 0.05), "p99.9 {} µs", l.p999);
-    // The issue's aim is < 1 ms; on a 2-core host sharing the target, the 2 000 responses
-    // released together at the stall's end delay the sends due in the next ~10 ms (see
-    // docs/performance.md), so the bound here is the verdict's own limit.
+    assert!(within(l.p95, 1.50, 0.05), "p95 {} µs", l.p95);
+    assert!(within(l.p99, 1.90, 0.05), "p99 {} µs", l.p99);
+    assert!(within(l.p999, 1.99, 0.05), "p99.9 {} µs", l.p999);
+    // Measured 0.4–1.0 ms here. The 2 000 responses released together at the stall's end are
+    // processed on the same 2 cores as the pacer (and the target), delaying the sends due in the
+    // next few milliseconds; 2 ms leaves room for a busy CI host and still catches requests
+    // waiting inside the generator (a fixed pool puts seconds here).
     assert!(
-        report.send_lag_us.p99 < 5_000,
+        report.send_lag_us.p99 < 2_000,
         "send-lag p99 {} µs: requests waited inside the generator",
         report.send_lag_us.p99
     );

@@ -1,21 +1,26 @@
 //! The recorder: the sole owner of measurement.
 //!
-//! Workers push [`Outcome`]s into the current window under a short lock (a few histogram
-//! increments and counters); once a second the collector swaps the window out and folds it into
-//! the whole-run totals, which also live here (so a panicking view cannot lose them). Memory is
-//! fixed: two windows and one set of totals (plus, for a multi-stage shape, one small tally per
-//! stage, updated under the same lock, and a bounded sample of error messages), whatever the run
-//! length or rate. Values above the histogram range (1 h) are clamped to it and counted, never
-//! dropped.
+//! Workers push [`Outcome`]s into a **shard** of the current window: one shard per runtime thread
+//! (a thread keeps its shard), each behind its own lock on its own cache line, so recording is a
+//! few histogram increments under a lock no other thread takes, except once an interval when the
+//! collector swaps every shard out (wrk2's approach: no shared write on the hot path). The
+//! collector merges the shards into the interval, folds it into the whole-run totals (which also
+//! live here, so a panicking view cannot lose them) and publishes an immutable
+//! [`Snapshot`] that views subscribe to. Memory is fixed: one window per shard, the interval and
+//! the totals (plus, for a multi-stage shape, one small tally per stage and shard, and a bounded
+//! sample of error messages), whatever the run length or rate. Values above the histogram range
+//! (1 h) are clamped to it and counted, never dropped.
 
 mod conns;
 mod errors;
 mod outcome;
+mod snapshot;
 mod stages;
 
 pub use conns::{ConnStats, Connections};
 pub use errors::{ErrorSample, ErrorSamples, MAX_DISTINCT_ERRORS};
 pub use outcome::{Class, Completion, Group, Outcome};
+pub use snapshot::{Ending, Measured, Snapshot};
 pub use stages::{StageBook, StageTally, MAX_STAGES};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -299,24 +304,61 @@ pub struct Health {
     pub panics: Vec<String>,
 }
 
-/// What the workers write under the one lock: the current window and, for multi-stage shapes,
-/// the per-stage tallies (which are never rotated).
+/// What one shard's workers write under its lock: the current window and, for multi-stage
+/// shapes, the per-stage tallies (which are never rotated).
 #[derive(Debug, Default)]
-struct Live {
+struct Shard {
     window: Window,
     stages: Vec<StageTally>,
+}
+
+/// Keeps a value on its own cache line(s), so two threads writing neighbours do not contend.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Shards per recorder: enough for the runtime's threads plus the `block_on` thread; a thread
+/// beyond that shares a shard (correct, merely contended).
+fn shard_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get() + 1)
+        .clamp(2, 64)
+}
+
+thread_local! {
+    /// This thread's shard number (taken modulo a recorder's shard count).
+    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+static NEXT_SHARD: AtomicU64 = AtomicU64::new(0);
+
+fn my_shard(n: usize) -> usize {
+    SHARD.with(|s| {
+        if s.get() == usize::MAX {
+            s.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed) as usize);
+        }
+        s.get() % n
+    })
 }
 
 /// Shared by the pacer, the workers, the transport and the collector.
 #[derive(Debug)]
 pub struct Recorder {
-    live: Mutex<Live>,
+    shards: Box<[Padded<Mutex<Shard>>]>,
     totals: Mutex<Window>,
     errors: Mutex<ErrorSamples>,
     health: Mutex<Health>,
-    scheduled: AtomicU64,
-    sent: AtomicU64,
-    sent_late: AtomicU64,
+    /// Written by the pacer.
+    scheduled: Padded<AtomicU64>,
+    /// Written by every worker on send.
+    sent: Padded<AtomicU64>,
+    sent_late: Padded<AtomicU64>,
     dropped: AtomicU64,
     cancelled: AtomicU64,
     unsent_at_stop: AtomicU64,
@@ -342,13 +384,13 @@ impl Recorder {
     /// A recorder for a run whose schedule starts at `start`.
     pub fn starting_at(start: Instant) -> Self {
         Recorder {
-            live: Mutex::default(),
+            shards: (0..shard_count()).map(|_| Padded::default()).collect(),
             totals: Mutex::default(),
             errors: Mutex::default(),
             health: Mutex::default(),
-            scheduled: AtomicU64::new(0),
-            sent: AtomicU64::new(0),
-            sent_late: AtomicU64::new(0),
+            scheduled: Padded::default(),
+            sent: Padded::default(),
+            sent_late: Padded::default(),
             dropped: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             unsent_at_stop: AtomicU64::new(0),
@@ -365,10 +407,10 @@ impl Recorder {
     pub fn record(&self, outcome: &Outcome) {
         let stage = self.stages.as_ref().map(|b| b.index(&outcome.ticket()));
         {
-            let mut live = lock(&self.live);
-            live.window.clocks.record(outcome);
-            live.window.counts.record(outcome);
-            if let Some(t) = stage.and_then(|i| live.stages.get_mut(i)) {
+            let mut shard = self.shard();
+            shard.window.clocks.record(outcome);
+            shard.window.counts.record(outcome);
+            if let Some(t) = stage.and_then(|i| shard.stages.get_mut(i)) {
                 t.record(outcome);
             }
         }
@@ -415,7 +457,7 @@ impl Recorder {
     pub fn dropped(&self, ticket: &crate::schedule::Ticket) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
         if let Some(i) = self.stages.as_ref().map(|b| b.index(ticket)) {
-            if let Some(t) = lock(&self.live).stages.get_mut(i) {
+            if let Some(t) = self.shard().stages.get_mut(i) {
                 t.dropped += 1;
             }
         }
@@ -445,17 +487,28 @@ impl Recorder {
 
     /// Also keeps a tally per stage of a multi-stage shape (see [`StageBook`]).
     pub fn with_stages(mut self, book: Option<StageBook>) -> Self {
-        let tallies = book.as_ref().map_or_else(Vec::new, StageBook::tallies);
-        lock(&self.live).stages = tallies;
+        for shard in self.shards.iter() {
+            lock(shard).stages = book.as_ref().map_or_else(Vec::new, StageBook::tallies);
+        }
         self.stages = book;
         self
     }
 
-    /// Per-stage tallies, if kept.
+    /// Per-stage tallies (merged over the shards), if kept.
     pub fn stage_tallies(&self) -> Option<Vec<StageTally>> {
-        self.stages
-            .as_ref()
-            .map(|_| lock(&self.live).stages.clone())
+        let book = self.stages.as_ref()?;
+        let mut merged = book.tallies();
+        for shard in self.shards.iter() {
+            for (m, t) in merged.iter_mut().zip(&lock(shard).stages) {
+                m.add(t);
+            }
+        }
+        Some(merged)
+    }
+
+    /// This thread's shard, locked (uncontended but for the collector's swap).
+    fn shard(&self) -> std::sync::MutexGuard<'_, Shard> {
+        lock(&self.shards[my_shard(self.shards.len())])
     }
 
     /// Connection counters, shared with the transport that opens and closes them.
@@ -479,19 +532,18 @@ impl Recorder {
         lock(&self.errors).clone()
     }
 
-    /// Swaps the current window with `spare` (which must be empty) and returns the filled one in
-    /// `spare`. The lock is held only for the swap.
-    pub fn rotate(&self, spare: &mut Window) {
-        std::mem::swap(&mut lock(&self.live).window, spare);
-    }
-
-    /// Ends an interval: the current window moves into `interval` (replacing what it held) and
-    /// is folded into the run's totals. The live window starts afresh from newly allocated,
-    /// untouched histograms: resetting one in place would write (and so make resident) every
-    /// page of every histogram each second, most of which a run never uses.
+    /// Ends an interval: every shard's window is swapped out (each lock held only for the swap)
+    /// and merged into `interval` (replacing what it held), which is folded into the run's
+    /// totals. Shards start afresh from newly allocated, untouched histograms: resetting one in
+    /// place would write (and so make resident) every page of every histogram, most of which a
+    /// run never uses.
     pub fn close_interval(&self, interval: &mut Window) {
         *interval = Window::default();
-        self.rotate(interval);
+        for shard in self.shards.iter() {
+            let mut w = Window::default();
+            std::mem::swap(&mut lock(shard).window, &mut w);
+            interval.add(&w);
+        }
         lock(&self.totals).add(interval);
     }
 

@@ -49,6 +49,18 @@ impl StageTally {
         }
     }
 
+    /// Folds another shard's tally of the same stage into this one.
+    pub(super) fn add(&mut self, other: &StageTally) {
+        self.completed += other.completed;
+        self.ok += other.ok;
+        self.rejected += other.rejected;
+        self.errors += other.errors;
+        self.dropped += other.dropped;
+        // Same bounds everywhere, so `add` cannot fail.
+        let _ = self.latency.add(&other.latency);
+        let _ = self.send_lag.add(&other.send_lag);
+    }
+
     pub(super) fn record(&mut self, o: &Outcome) {
         let us = |d: std::time::Duration| {
             u64::try_from(d.as_micros())
@@ -71,7 +83,7 @@ impl StageTally {
 }
 
 /// The stage boundaries of a shape, to find the stage a ticket was due in. The tallies live with
-/// the recorder's window, under its lock.
+/// the recorder's shards, under their locks, and are merged when read.
 #[derive(Debug)]
 pub struct StageBook {
     start: Instant,

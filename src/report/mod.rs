@@ -15,8 +15,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::plan::{Plan, Protocol};
-use crate::record::{ErrorSample, Group, StageTally};
-use crate::run::{Ending, Measured};
+use crate::record::{Ending, ErrorSample, Group, Measured, StageTally};
 use crate::schedule::Arrivals;
 
 /// Bumped on any incompatible change to the JSON layout.
@@ -373,8 +372,8 @@ impl Report {
             quantum: plan.pacer_quantum,
             timer_fallback: m.health.timer_fallback,
             panics: &m.health.panics,
-            pool_full: m.connections.peak_open >= m.pooling.max_connections as u64,
-            max_connections: m.pooling.max_connections,
+            pool_full: m.connections.peak_open >= m.max_connections as u64,
+            max_connections: m.max_connections,
             workers_full: m.concurrency >= plan.limits.max_in_flight,
             max_in_flight: plan.limits.max_in_flight,
             local_errors: first_message(&m.errors.samples(), "local_error"),
@@ -416,14 +415,14 @@ impl Report {
             },
             connect_us: Stats::of(&clocks.connect, 0),
             connections: ConnectionsReport {
-                warm: m.connections.opened.min(m.pooling.warm as u64),
+                warm: m.connections.opened.min(m.warm as u64),
                 opened: m.connections.opened,
                 peak_open: m.connections.peak_open,
                 open_at_end: m.connections.open,
                 closed_by_peer: m.connections.closed_by_peer,
                 reconnects: m.connections.reconnects,
                 failed: m.connections.failed,
-                max: m.pooling.max_connections,
+                max: m.max_connections,
             },
             errors: m.errors.samples(),
             errors_unsampled: m

@@ -1,10 +1,9 @@
 //! Human-readable views: the per-second progress line and the final summary.
 
 use std::fmt::Write;
-use std::time::Duration;
 
 use super::{Report, Stats};
-use crate::record::{Flow, Window};
+use crate::record::{Ending, Flow, Snapshot};
 
 /// `850µs`, `12.3ms`, `1.802s`: three significant figures, unit chosen by size.
 pub fn format_us(us: u64) -> String {
@@ -17,16 +16,10 @@ pub fn format_us(us: u64) -> String {
     }
 }
 
-/// One line per second on stderr: what was sent and how it went in the last window.
-pub fn progress_line(
-    at: Duration,
-    w: &Window,
-    flow: &Flow,
-    prev: &Flow,
-    target_rate: f64,
-    stage: Option<&str>,
-    open_conns: u64,
-) -> String {
+/// One line per snapshot on stderr: what was sent and how it went in the last interval (rates
+/// per second whatever the interval's length).
+pub fn progress_line(snap: &Snapshot, prev: &Flow) -> String {
+    let w = &snap.interval;
     let c = &w.counts;
     let rej = if c.completed > 0 {
         100.0 * c.rejected as f64 / c.completed as f64
@@ -40,25 +33,30 @@ pub fn progress_line(
             format_us(h.value_at_quantile(p))
         }
     };
-    let errors = c.errors();
-    let target = if target_rate.is_finite() {
-        format!("{target_rate:.0}/s")
+    let target = if snap.target_rate.is_finite() {
+        format!("{:.0}/s", snap.target_rate)
     } else {
         "max".to_string()
     };
-    let stage = stage.map(|s| format!("{s} ")).unwrap_or_default();
+    let secs = snap.interval_len.as_secs_f64().max(1e-3);
+    let sent = snap.flow.sent.saturating_sub(prev.sent) as f64 / secs;
+    let stage = snap
+        .stage
+        .as_deref()
+        .map(|s| format!("{s} "))
+        .unwrap_or_default();
     let mut line = format!(
-        "[{:>4}s] {stage}target {target} sent {}/s ok {} rej {:.1}% err {} | latency p50 {} p99 {} | send-lag p99 {} | conns {open_conns}",
-        at.as_secs(),
-        flow.sent.saturating_sub(prev.sent),
+        "[{:>4}s] {stage}target {target} sent {sent:.0}/s ok {} rej {:.1}% err {} | latency p50 {} p99 {} | send-lag p99 {} | conns {}",
+        snap.at.as_secs(),
         c.ok,
         rej,
-        errors,
+        c.errors(),
         q(&w.clocks.latency, 0.5),
         q(&w.clocks.latency, 0.99),
         q(&w.clocks.send_lag, 0.99),
+        snap.connections.open,
     );
-    let dropped = flow.dropped.saturating_sub(prev.dropped);
+    let dropped = snap.flow.dropped.saturating_sub(prev.dropped);
     if dropped > 0 {
         let _ = write!(line, " | DROPPED {dropped}");
     }
@@ -150,7 +148,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s);
     }
     let c = &r.counts;
-    if r.ending == crate::run::Ending::InternalError {
+    if r.ending == Ending::InternalError {
         let _ = writeln!(
             s,
             "!! INTERNAL ERROR: a task of metronome panicked; the report below is incomplete !!"
@@ -168,7 +166,7 @@ pub fn render(r: &Report) -> String {
     let k = &r.connections;
     let _ = writeln!(
         s,
-        "metronome {}: {} {} ({}, {} connections warm, up to {}; {} in flight max)",
+        "metronome {}: {} {} ({}, {} connections warm, up to {}; {} workers used)",
         r.tool.version,
         r.method,
         r.target,
@@ -244,17 +242,20 @@ pub fn render(r: &Report) -> String {
         c.transport_error,
         c.local_error
     );
+    let connects = if r.connect_us.count == 0 {
+        String::new()
+    } else {
+        format!(
+            "; {} opened during the run, connect p50 {} p99 {}",
+            r.connect_us.count,
+            format_us(r.connect_us.p50),
+            format_us(r.connect_us.p99)
+        )
+    };
     let _ = writeln!(
         s,
-        "  conns      opened {} (peak {} open, cap {}), closed by peer {}, reconnects {}, failed {}; connect p50 {} p99 {}",
-        k.opened,
-        k.peak_open,
-        k.max,
-        k.closed_by_peer,
-        k.reconnects,
-        k.failed,
-        format_us(r.connect_us.p50),
-        format_us(r.connect_us.p99)
+        "  conns      opened {} (peak {} open, cap {}), closed by peer {}, reconnects {}, failed {}{connects}",
+        k.opened, k.peak_open, k.max, k.closed_by_peer, k.reconnects, k.failed,
     );
     for e in &r.errors {
         let _ = writeln!(s, "  error      {} ×{}: {}", e.class, e.count, e.message);

@@ -1,0 +1,81 @@
+//! What the recorder publishes: an immutable [`Snapshot`] per interval while the run goes on,
+//! and the [`Measured`] result at the end. Views (the progress line, and later the terminal UI,
+//! interval logs, Prometheus, per-window thresholds) subscribe to snapshots; they never touch
+//! the hot path, so a slow view cannot slow a send or change a number.
+
+use std::time::{Duration, SystemTime};
+
+use super::{Connections, ErrorSamples, Flow, Health, StageTally, Window};
+
+/// One interval of a run, as published to views.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Time since the schedule's start at the end of this interval.
+    pub at: Duration,
+    /// Length of the interval (the last one of a run may be short).
+    pub interval_len: Duration,
+    /// What was recorded during the interval.
+    pub interval: Window,
+    /// Everything recorded so far, this interval included.
+    pub totals: Window,
+    pub flow: Flow,
+    /// Tickets waiting for a worker.
+    pub backlog: u64,
+    /// Workers spawned so far (requests that can be in flight at once).
+    pub workers: u64,
+    pub connections: Connections,
+    /// The target rate at the middle of the interval (`NaN` in closed loop).
+    pub target_rate: f64,
+    /// The stage running at the middle of the interval, for multi-stage shapes.
+    pub stage: Option<String>,
+    pub health: Health,
+    /// CPU time (user + system) the generator's process has used so far.
+    pub cpu: Duration,
+}
+
+impl Snapshot {
+    /// Requests sent but not yet finished (answered, failed or cut).
+    pub fn in_flight(&self) -> u64 {
+        let done = self.totals.counts.completed + self.flow.cancelled;
+        self.flow.sent.saturating_sub(done)
+    }
+}
+
+/// How the run ended, as named in the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// The whole schedule ran.
+    Completed,
+    /// A stop (Ctrl-C, SIGTERM) ended scheduling early; in-flight requests were awaited.
+    Interrupted,
+    /// A second stop ended the wait for in-flight requests.
+    Aborted,
+    /// A task of the engine panicked: the measurement is incomplete (a bug in metronome).
+    InternalError,
+}
+
+/// Everything the views need about a finished run: the last snapshot's figures plus the verdict
+/// inputs.
+#[derive(Clone, Debug)]
+pub struct Measured {
+    pub totals: Window,
+    pub flow: Flow,
+    pub ending: Ending,
+    pub started: SystemTime,
+    /// From the schedule's start to its end (or the stop).
+    pub schedule_span: Duration,
+    /// From the schedule's start until the last request was accounted for.
+    pub elapsed: Duration,
+    /// Most workers (requests that could be in flight at once) the run used.
+    pub concurrency: usize,
+    /// Per-stage tallies of a multi-stage shape (see [`super::StageBook`]).
+    pub stages: Option<Vec<StageTally>>,
+    pub health: Health,
+    pub connections: Connections,
+    pub errors: ErrorSamples,
+    /// Connections opened before the clock started (asked for).
+    pub warm: usize,
+    /// The connection cap in force (after fitting the file-descriptor limit).
+    pub max_connections: usize,
+}
