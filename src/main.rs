@@ -20,6 +20,7 @@ const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_STOPPED: u8 = 130;
 
 fn main() -> ExitCode {
+    one_malloc_arena();
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
@@ -54,6 +55,19 @@ fn emit(text: &str) {
 /// Writes to stderr, ignoring failure: there is nowhere left to report it.
 fn say(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// One glibc malloc arena instead of one per thread: the hot path allocates little, but the
+/// per-interval windows and per-connection buffers are allocated on one runtime thread and freed
+/// on another, and per-thread arenas then hold on to the freed memory. Measured at maximum rate on
+/// 2 threads: RSS 21-22 MiB with per-thread arenas, 14.6 MiB with one, same CPU per request
+/// (docs/performance.md).
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called first thing, before any other thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
