@@ -81,6 +81,44 @@ impl Fault {
     }
 }
 
+/// The dispatcher's clock. A run uses the system's (std `Instant`, and a timerfd to sleep); the
+/// dispatcher's own tests use tokio's paused clock mapped onto `Instant`s, so they are exact and
+/// take no real time.
+#[derive(Clone, Copy, Debug)]
+pub enum Clock {
+    System,
+    /// `std0` corresponds to `tokio0`; time moves as tokio's (paused) clock does.
+    #[cfg(test)]
+    Virtual {
+        std0: Instant,
+        tokio0: tokio::time::Instant,
+    },
+}
+
+impl Clock {
+    #[inline]
+    pub fn now(&self) -> Instant {
+        match self {
+            Clock::System => Instant::now(),
+            #[cfg(test)]
+            Clock::Virtual { std0, tokio0 } => *std0 + tokio0.elapsed(),
+        }
+    }
+
+    /// The tokio deadline for `at` (for timeouts).
+    fn tokio_at(&self, at: Instant) -> tokio::time::Instant {
+        match self {
+            Clock::System => at.into(),
+            #[cfg(test)]
+            Clock::Virtual { std0, tokio0 } => *tokio0 + at.saturating_duration_since(*std0),
+        }
+    }
+
+    fn is_system(&self) -> bool {
+        matches!(self, Clock::System)
+    }
+}
+
 /// Tickets released per wake-up before the pacer yields to the runtime (so that on one core a
 /// pacer far behind its schedule never starves the workers or the signal handler).
 const RELEASE_BATCH: usize = 1024;
@@ -102,6 +140,7 @@ pub struct Crew<C: Client> {
     cap: usize,
     tasks: Mutex<JoinSet<()>>,
     faulted: AtomicU64,
+    clock: Clock,
 }
 
 impl<C: Client> Crew<C> {
@@ -133,7 +172,21 @@ impl<C: Client> Crew<C> {
             cap: cap.max(1),
             tasks: Mutex::new(JoinSet::new()),
             faulted: AtomicU64::new(0),
+            clock: Clock::System,
         })
+    }
+
+    /// The same crew on another clock (before it starts any worker).
+    #[cfg(test)]
+    fn on_clock(self: Arc<Self>, clock: Clock) -> Arc<Self> {
+        let mut crew = Arc::into_inner(self).expect("a crew not yet shared");
+        crew.clock = clock;
+        Arc::new(crew)
+    }
+
+    /// The crew's clock: every instant it stamps comes from here.
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     /// Spawns `n` workers now (up to the cap).
@@ -202,16 +255,17 @@ pub async fn pace<C: Client>(
     quantum: Duration,
 ) -> (PaceEnd, Instant) {
     let recorder = crew.recorder.clone();
+    let clock = crew.clock;
     let mut timer = match PreciseTimer::new() {
         Ok(t) if crew.fault != Fault::NoPreciseTimer => t,
         _ => PreciseTimer::fallback(),
     };
-    if !timer.is_precise() {
+    if !timer.is_precise() && clock.is_system() {
         recorder.timer_fell_back();
     }
     let stop = crew.stop_sending.clone();
     let mut last_wake = schedule.start();
-    // One waiter for the whole run, not one per wake-up (see [`Bounds`]).
+    // One waiter for the whole run, not one per wake-up (see [`StopWaiters`]).
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     let end = loop {
@@ -219,17 +273,17 @@ pub async fn pace<C: Client>(
             break (PaceEnd::Completed, schedule.end());
         };
         let wake = due.max(last_wake + quantum);
-        if wake > Instant::now() {
+        if wake > clock.now() {
             tokio::select! {
                 biased;
-                _ = &mut stopped => break (PaceEnd::Stopped, Instant::now()),
-                _ = timer.sleep_until(wake) => {}
+                _ = &mut stopped => break (PaceEnd::Stopped, clock.now()),
+                _ = sleep_until(&clock, &mut timer, wake) => {}
             }
         } else if stop.is_cancelled() {
-            break (PaceEnd::Stopped, Instant::now());
+            break (PaceEnd::Stopped, clock.now());
         }
         // Release everything that is due now, not one ticket per wake-up.
-        let now = Instant::now();
+        let now = clock.now();
         last_wake = now;
         let mut released = 0;
         while schedule.peek().is_some_and(|d| d <= now) {
@@ -254,7 +308,7 @@ pub async fn pace<C: Client>(
             tokio::task::yield_now().await;
         }
     };
-    if !timer.is_precise() {
+    if !timer.is_precise() && clock.is_system() {
         recorder.timer_fell_back();
     }
     recorder.window_ends(end.1);
@@ -271,21 +325,31 @@ pub async fn pace<C: Client>(
     end
 }
 
+/// Sleeps until `at` on the crew's clock: the precise timer on the system clock, tokio's timer on
+/// a virtual one.
+async fn sleep_until(clock: &Clock, timer: &mut PreciseTimer, at: Instant) {
+    match clock {
+        Clock::System => timer.sleep_until(at).await,
+        #[cfg(test)]
+        Clock::Virtual { .. } => tokio::time::sleep_until(clock.tokio_at(at)).await,
+    }
+}
+
 /// One worker: takes tickets from the backlog and runs them until the backlog is closed and
 /// empty, the first stop, or the abort.
 async fn work<C: Client>(crew: Arc<Crew<C>>) {
-    let mut bounds = Bounds::new(&crew);
+    let mut waiters = StopWaiters::new(&crew);
     loop {
         crew.idle.fetch_add(1, Ordering::Relaxed);
         let next = tokio::select! {
             biased;
-            _ = bounds.aborted.as_mut() => None,
-            _ = bounds.stopped.as_mut() => None,
+            _ = waiters.aborted.as_mut() => None,
+            _ = waiters.stopped.as_mut() => None,
             t = crew.backlog.recv() => t.ok(),
         };
         crew.idle.fetch_sub(1, Ordering::Relaxed);
         let Some(ticket) = next else { return };
-        if !execute(&crew, ticket, &mut bounds).await {
+        if !execute(&crew, ticket, &mut waiters).await {
             return;
         }
         if crew.fault == Fault::WorkerPanic && crew.faulted.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -338,10 +402,10 @@ impl Saturation {
 /// Closed-loop worker: sends its next request as soon as the previous one completed, until the
 /// budget is spent. No schedule, so latency equals service time (see [`Ticket::unscheduled`]).
 pub async fn saturate<C: Client>(crew: Arc<Crew<C>>, budget: Arc<Saturation>) {
-    let mut bounds = Bounds::new(&crew);
+    let mut waiters = StopWaiters::new(&crew);
     while let Some(seq) = budget.take() {
         crew.recorder.scheduled();
-        if !execute(&crew, Ticket::unscheduled(seq), &mut bounds).await {
+        if !execute(&crew, Ticket::unscheduled(seq), &mut waiters).await {
             return;
         }
     }
@@ -352,14 +416,14 @@ pub async fn saturate<C: Client>(crew: Arc<Crew<C>>, budget: Arc<Saturation>) {
 /// token's waiter list under its lock every time, ~10 % of metronome's CPU per request at maximum
 /// rate. The timeout stays a fresh `timeout_at` per request: reusing one re-armed `Sleep` per
 /// worker measured slower at 5 000/s (68 vs 55 µs of CPU per request), see docs/performance.md.
-struct Bounds {
+struct StopWaiters {
     aborted: Pin<Box<WaitForCancellationFutureOwned>>,
     stopped: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
-impl Bounds {
+impl StopWaiters {
     fn new<C: Client>(crew: &Crew<C>) -> Self {
-        Bounds {
+        StopWaiters {
             aborted: Box::pin(crew.abort.clone().cancelled_owned()),
             stopped: Box::pin(crew.stop_sending.clone().cancelled_owned()),
         }
@@ -368,38 +432,39 @@ impl Bounds {
 
 /// Leases a connection, sends one ticket and records its outcome. Returns false if the worker
 /// must stop (a stop before sending, or the abort: the request is then counted and censored).
-async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, bounds: &mut Bounds) -> bool {
+async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, waiters: &mut StopWaiters) -> bool {
     let recorder = &*crew.recorder;
+    let clock = crew.clock;
     // Waiting here happens only at the connection cap: it is the generator's, so it is send lag.
     let lease = tokio::select! {
         biased;
-        _ = bounds.aborted.as_mut() => {
-            recorder.cut(&Outcome::cut(ticket, None, Instant::now()));
+        _ = waiters.aborted.as_mut() => {
+            recorder.cut(&Outcome::cut(ticket, None, clock.now()));
             return false;
         }
-        _ = bounds.stopped.as_mut() => {
-            recorder.unsent(&Outcome::cut(ticket, None, Instant::now()));
+        _ = waiters.stopped.as_mut() => {
+            recorder.unsent(&Outcome::cut(ticket, None, clock.now()));
             return false;
         }
         lease = crew.client.lease() => lease,
     };
-    let sent_at = Instant::now();
+    let sent_at = clock.now();
     recorder.sent(sent_at);
     let deadline = sent_at
         .checked_add(crew.timeout)
         .unwrap_or_else(|| sent_at + Duration::from_secs(365 * 86_400));
     let completion = tokio::select! {
         biased;
-        _ = bounds.aborted.as_mut() => {
-            recorder.cut(&Outcome::cut(ticket, Some(sent_at), Instant::now()));
+        _ = waiters.aborted.as_mut() => {
+            recorder.cut(&Outcome::cut(ticket, Some(sent_at), clock.now()));
             return false;
         }
-        r = tokio::time::timeout_at(deadline.into(), crew.client.call(lease, ticket.request())) => match r {
+        r = tokio::time::timeout_at(clock.tokio_at(deadline), crew.client.call(lease, ticket.request())) => match r {
             Ok(c) => c,
             Err(_) => Completion::failed(Class::Timeout, crew.timeout_message.clone()),
         },
     };
-    recorder.record(&Outcome::new(ticket, sent_at, Instant::now(), completion));
+    recorder.record(&Outcome::new(ticket, sent_at, clock.now(), completion));
     true
 }
 
@@ -564,14 +629,16 @@ mod linux {
 
 #[cfg(test)]
 mod tests {
+    //! On tokio's paused clock (mapped onto `Instant`s by [`Clock::Virtual`]): time moves only
+    //! when every task waits, so lateness is exactly the dispatcher's design, never the host's.
+
     use super::*;
-    use crate::record::Flow;
+    use crate::record::{Flow, Tally};
     use crate::schedule::Shape;
     use crate::transport::Lease;
     use tokio::sync::Semaphore;
 
-    /// A client that "answers" after a fixed delay, to test the dispatcher without a network;
-    /// `conns` plays the connection cap.
+    /// A client that "answers" after a fixed delay; `conns` plays the connection cap.
     struct Delay {
         delay: Duration,
         conns: Arc<Semaphore>,
@@ -591,10 +658,16 @@ mod tests {
         recorder: Arc<Recorder>,
         crew: Arc<Crew<Delay>>,
         tx: Sender<Ticket>,
+        start: Instant,
     }
 
     fn rig(workers: usize, backlog: usize, delay_ms: u64, conns: usize) -> Rig {
-        let recorder = Arc::new(Recorder::new());
+        let start = Instant::now();
+        let clock = Clock::Virtual {
+            std0: start,
+            tokio0: tokio::time::Instant::now(),
+        };
+        let recorder = Arc::new(Recorder::starting_at(start));
         let (tx, rx) = async_channel::bounded(backlog);
         let client = Delay {
             delay: Duration::from_millis(delay_ms),
@@ -609,24 +682,21 @@ mod tests {
             CancellationToken::new(),
             CancellationToken::new(),
             Fault::None,
-        );
+        )
+        .on_clock(clock);
         crew.start(1);
-        Rig { recorder, crew, tx }
-    }
-
-    /// Closes the backlog (as the end of pacing does) and waits for the crew.
-    async fn finish(rig: Rig) -> (Flow, Arc<Recorder>, Arc<Crew<Delay>>) {
-        let Rig { recorder, crew, tx } = rig;
-        drop(tx);
-        let mut tasks = crew.take_tasks();
-        while tasks.join_next().await.is_some() {}
-        (recorder.flow(), recorder, crew)
+        Rig {
+            recorder,
+            crew,
+            tx,
+            start,
+        }
     }
 
     async fn pace_constant(r: &Rig, rate: f64, ms: u64) -> PaceEnd {
         let shape = Shape::constant(rate, Duration::from_millis(ms)).unwrap();
         pace(
-            Schedule::new(shape, Instant::now()),
+            Schedule::new(shape, r.start),
             r.tx.clone(),
             r.crew.clone(),
             Duration::ZERO,
@@ -635,80 +705,91 @@ mod tests {
         .0
     }
 
-    async fn run(rate: f64, ms: u64, workers: usize, backlog: usize, delay_ms: u64) -> Flow {
-        let r = rig(workers, backlog, delay_ms, 10_000);
-        assert_eq!(pace_constant(&r, rate, ms).await, PaceEnd::Completed);
-        finish(r).await.0
+    /// Closes the backlog (as the end of pacing does), waits for the crew, returns the counts
+    /// and everything recorded.
+    async fn finish(rig: Rig) -> (Flow, Tally, Arc<Crew<Delay>>) {
+        let Rig {
+            recorder, crew, tx, ..
+        } = rig;
+        drop(tx);
+        let mut tasks = crew.take_tasks();
+        while tasks.join_next().await.is_some() {}
+        let mut t = Tally::default();
+        recorder.close_interval(&mut t);
+        (recorder.flow(), t, crew)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_ticket_is_sent_when_capacity_suffices() {
-        let f = run(1000.0, 200, 50, 100, 5).await;
-        assert_eq!(f.scheduled, 200);
-        assert_eq!(f.sent, 200);
-        assert_eq!(f.dropped, 0);
+    #[tokio::test(start_paused = true)]
+    async fn every_ticket_is_sent_on_time_when_capacity_suffices() {
+        let r = rig(50, 100, 5, 10_000);
+        assert_eq!(pace_constant(&r, 1000.0, 200).await, PaceEnd::Completed);
+        let (f, t, _) = finish(r).await;
+        assert_eq!((f.scheduled, f.sent, f.dropped), (200, 200, 0));
+        assert_eq!(t.clocks.send_lag.max(), 0, "nobody waited");
+        assert_eq!(t.clocks.latency.min(), 5_000);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn workers_grow_on_demand_up_to_the_cap() {
-        // 100 ms per request at 500/s: ~50 in flight at once, from a crew that started with 1.
+    #[tokio::test(start_paused = true)]
+    async fn workers_grow_on_demand_to_what_is_in_flight() {
+        // 100 ms per request at 500/s: 50 in flight at once, from a crew that started with 1.
         let r = rig(1000, 1000, 100, 10_000);
         pace_constant(&r, 500.0, 400).await;
-        let size = r.crew.size();
-        assert!((40..=200).contains(&size), "crew of {size}");
-        let (f, recorder, _) = finish(r).await;
+        let (f, t, crew) = finish(r).await;
+        assert!((50..=52).contains(&crew.size()), "crew of {}", crew.size());
         assert_eq!(f.sent, 200);
-        let mut w = crate::record::Window::default();
-        recorder.close_interval(&mut w);
-        // Generous for a busy CI host; a missing worker would add ~100 ms.
-        assert!(w.clocks.send_lag.value_at_quantile(0.99) < 50_000);
+        assert_eq!(t.clocks.send_lag.max(), 0, "a worker was always there");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test(start_paused = true)]
     async fn full_backlog_drops_and_counts() {
-        // 1 worker busy 100 ms per request, backlog 2: most of 50 tickets must be dropped.
-        let f = run(500.0, 100, 1, 2, 100).await;
-        assert_eq!(f.scheduled, 50);
-        assert!(f.dropped >= 40, "{f:?}");
-        assert_eq!(f.sent + f.dropped, f.scheduled);
+        // 1 worker busy 100 ms per request, backlog 2, 50 tickets 2 ms apart: ticket 0 is sent,
+        // 1 and 2 wait, and every later one finds the backlog full until the schedule ends.
+        let r = rig(1, 2, 100, 10_000);
+        pace_constant(&r, 500.0, 100).await;
+        let (f, _, _) = finish(r).await;
+        assert_eq!((f.scheduled, f.sent, f.dropped), (50, 3, 47));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test(start_paused = true)]
     async fn waiting_at_the_connection_cap_is_send_lag() {
-        // 2 connections, 50 ms each, 100/s for 200 ms: requests queue for a connection.
+        // 2 connections, 50 ms each, a request every 10 ms: request k starts at ⌊k/2⌋·50 ms, so
+        // k = 18 waits longest, 9·50 − 180 = 270 ms.
         let r = rig(100, 100, 50, 2);
         pace_constant(&r, 100.0, 200).await;
-        let (_, recorder, _) = finish(r).await;
-        let mut w = crate::record::Window::default();
-        recorder.close_interval(&mut w);
-        assert_eq!(w.counts.ok, 20);
-        assert!(
-            w.clocks.send_lag.max() >= 200_000,
-            "20 × 50 ms over 2 connections leaves the last ones waiting: {}",
-            w.clocks.send_lag.max()
-        );
+        let (_, t, _) = finish(r).await;
+        assert_eq!(t.counts.ok, 20);
+        let max = t.clocks.send_lag.max();
+        assert!((270_000..=270_300).contains(&max), "max send lag {max}");
+        assert_eq!(t.clocks.send_lag.min(), 0);
+        // Service time is the 50 ms of work, the wait is not in it.
+        assert!(t.clocks.service_time.max() <= 50_100);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test(start_paused = true)]
     async fn a_stop_leaves_the_backlog_unsent_and_the_abort_cuts_in_flight() {
-        // One worker, 1 s per request, 100/s: at the stop (0.5 s) one is in flight and ~49 wait.
+        // One worker, 1 s per request, 100/s: at the stop (505 ms) ticket 0 is in flight and
+        // tickets 1..=50 wait in the backlog.
         let r = rig(1, 1000, 1000, 10);
         let stop = r.crew.stop_sending.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(505)).await;
             stop.cancel();
         });
         assert_eq!(pace_constant(&r, 100.0, 2000).await, PaceEnd::Stopped);
         r.crew.abort.cancel();
         let rx = r.crew.backlog.clone();
-        let (f, _, _) = finish(r).await;
-        assert_eq!(f.sent, 1, "{f:?}");
-        assert_eq!(f.cancelled, 1, "the one in flight is cut: {f:?}");
-        let left = rx.len();
-        assert!(left >= 40, "the backlog is not sent after the stop: {left}");
+        let (f, t, _) = finish(r).await;
+        assert_eq!((f.scheduled, f.sent, f.cancelled), (51, 1, 1), "{f:?}");
+        assert_eq!(rx.len(), 50, "the backlog is not sent after the stop");
+        assert_eq!(t.counts.completed, 0);
+        let cut = t.clocks.latency.max();
+        assert!(
+            (505_000..=505_300).contains(&cut),
+            "censored at the cut: {cut}"
+        );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn saturation_budget_is_exact() {
         let r = rig(4, 1, 1, 10);
         let budget = Arc::new(Saturation::new(None, Some(37)));
@@ -724,6 +805,7 @@ mod tests {
         assert!(budget.done.is_cancelled());
     }
 
+    /// The real timerfd, on the real clock.
     #[tokio::test]
     async fn precise_timer_wakes_close_to_deadline() {
         let mut t = PreciseTimer::new().unwrap();

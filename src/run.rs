@@ -26,7 +26,7 @@ use crate::dispatch::{self, Crew, Fault, PaceEnd};
 use crate::error::Error;
 use crate::plan::Plan;
 use crate::record::{
-    ConnStats, Ending, Flow, Measured, Outcome, Recorder, Snapshot, StageBook, Window,
+    ConnStats, Ending, Flow, Measured, Outcome, Recorder, Snapshot, StageBook, Tally,
 };
 use crate::report::{progress_line, Report};
 use crate::schedule::{Schedule, Shape, Ticket};
@@ -234,14 +234,31 @@ async fn drive<C: Client>(
         ending = Ending::Interrupted;
     }
     let elapsed = start.elapsed();
-
     collector_stop.cancel();
     if let Err(e) = collector.await {
         if e.is_panic() {
             recorder.panicked("collector");
         }
     }
-    let mut last = Window::default();
+    let span = sched_end.saturating_duration_since(start);
+    measured(
+        &recorder,
+        crew.size(),
+        pooling,
+        (started, span, elapsed),
+        ending,
+    )
+}
+
+/// The run's result, from the recorder once every task is done.
+fn measured(
+    recorder: &Recorder,
+    workers: usize,
+    pooling: http::Pooling,
+    (started, schedule_span, elapsed): (SystemTime, Duration, Duration),
+    mut ending: Ending,
+) -> Measured {
+    let mut last = Tally::default();
     recorder.close_interval(&mut last);
     let health = recorder.health();
     if !health.panics.is_empty() {
@@ -252,9 +269,9 @@ async fn drive<C: Client>(
         flow: recorder.flow(),
         ending,
         started,
-        schedule_span: sched_end.saturating_duration_since(start),
+        schedule_span,
         elapsed,
-        concurrency: crew.size(),
+        concurrency: workers,
         stages: recorder.stage_tallies(),
         health,
         connections: recorder.conns().snapshot(),
@@ -424,7 +441,7 @@ async fn collect<C: Client>(c: Collector<C>, stop: CancellationToken) {
 
 impl<C: Client> Collector<C> {
     fn snapshot(&self, interval_len: Duration) -> Snapshot {
-        let mut interval = Window::default();
+        let mut interval = Tally::default();
         self.recorder.close_interval(&mut interval);
         let at = self.start.elapsed();
         // The middle of the interval just measured.

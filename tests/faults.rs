@@ -511,3 +511,46 @@ fn a_stop_while_connecting_is_honoured() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("nothing was sent"), "{stderr}");
 }
+
+/// One runtime thread far above what it can send: the pacer yields between batches, so the run
+/// ends on time, says it was untrustworthy, and a Ctrl-C is still heard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_thread_far_above_its_capacity_ends_on_time_and_hears_a_stop() {
+    let _t = timing_lock().await;
+    let server = ExternalServe::start(&[]);
+    let dir = tempdir();
+    for stop_early in [false, true] {
+        let json = dir.join(format!("r-{stop_early}.json"));
+        let child = Command::new(bin())
+            .args(["run", "--threads", "1", "-r", "1000000", "-d", "2s", "-q"])
+            .arg("--json")
+            .arg(&json)
+            .arg(server.url())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        if stop_early {
+            std::thread::sleep(Duration::from_millis(1000));
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        }
+        let out = child.wait_with_output().unwrap();
+        let took = t.elapsed();
+        assert_eq!(out.status.code(), Some(3), "stop_early {stop_early}");
+        let v = read_json(&json);
+        assert_eq!(v["verdict"]["trustworthy"], false);
+        if stop_early {
+            assert_eq!(v["ending"], "interrupted");
+            assert!(
+                took < Duration::from_secs(4),
+                "the stop was heard: {took:?}"
+            );
+        } else {
+            assert_eq!(v["ending"], "completed");
+            assert!(took < Duration::from_secs(8), "ended on time: {took:?}");
+        }
+    }
+    server.stop();
+}

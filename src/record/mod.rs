@@ -258,16 +258,17 @@ impl Counts {
     }
 }
 
-/// Everything measured over some interval: the three clocks and the outcome counts.
+/// Everything measured over some span (an interval, one shard's share of it, or the whole run):
+/// the clocks and the outcome counts.
 #[derive(Clone, Debug, Default)]
-pub struct Window {
+pub struct Tally {
     pub clocks: Clocks,
     pub counts: Counts,
 }
 
-impl Window {
+impl Tally {
     /// Folds `other` into `self`.
-    pub fn add(&mut self, other: &Window) {
+    pub fn add(&mut self, other: &Tally) {
         self.clocks.add(&other.clocks);
         self.counts.add(&other.counts);
     }
@@ -308,7 +309,7 @@ pub struct Health {
 /// shapes, the per-stage tallies (which are never rotated).
 #[derive(Debug, Default)]
 struct Shard {
-    window: Window,
+    window: Tally,
     stages: Vec<StageTally>,
 }
 
@@ -351,7 +352,7 @@ fn my_shard(n: usize) -> usize {
 #[derive(Debug)]
 pub struct Recorder {
     shards: Box<[Padded<Mutex<Shard>>]>,
-    totals: Mutex<Window>,
+    totals: Mutex<Tally>,
     errors: Mutex<ErrorSamples>,
     health: Mutex<Health>,
     /// Written by the pacer.
@@ -537,10 +538,10 @@ impl Recorder {
     /// totals. Shards start afresh from newly allocated, untouched histograms: resetting one in
     /// place would write (and so make resident) every page of every histogram, most of which a
     /// run never uses.
-    pub fn close_interval(&self, interval: &mut Window) {
-        *interval = Window::default();
+    pub fn close_interval(&self, interval: &mut Tally) {
+        *interval = Tally::default();
         for shard in self.shards.iter() {
-            let mut w = Window::default();
+            let mut w = Tally::default();
             std::mem::swap(&mut lock(shard).window, &mut w);
             interval.add(&w);
         }
@@ -548,7 +549,7 @@ impl Recorder {
     }
 
     /// The run's totals so far (everything up to the last closed interval).
-    pub fn totals(&self) -> Window {
+    pub fn totals(&self) -> Tally {
         lock(&self.totals).clone()
     }
 }
@@ -582,7 +583,7 @@ mod tests {
             Completion::failed(Class::ConnectError, "connect timed out"),
         ));
         r.record(&outcome(1, Completion::status(Class::HttpError, 799)));
-        let mut spare = Window::default();
+        let mut spare = Tally::default();
         r.close_interval(&mut spare);
         assert_eq!(spare.counts.completed, 4);
         assert_eq!(spare.counts.ok, 1);
@@ -628,7 +629,7 @@ mod tests {
             Some(start),
             start + Duration::from_secs(4),
         ));
-        let mut w = Window::default();
+        let mut w = Tally::default();
         r.close_interval(&mut w);
         assert_eq!(w.counts.completed, 0);
         assert_eq!(r.flow().cancelled, 2);

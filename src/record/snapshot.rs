@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{Connections, ErrorSamples, Flow, Health, StageTally, Window};
+use super::{Connections, ErrorSamples, Flow, Health, StageTally, Tally};
 
 /// One interval of a run, as published to views.
 #[derive(Clone, Debug)]
@@ -15,9 +15,9 @@ pub struct Snapshot {
     /// Length of the interval (the last one of a run may be short).
     pub interval_len: Duration,
     /// What was recorded during the interval.
-    pub interval: Window,
+    pub interval: Tally,
     /// Everything recorded so far, this interval included.
-    pub totals: Window,
+    pub totals: Tally,
     pub flow: Flow,
     /// Tickets waiting for a worker.
     pub backlog: u64,
@@ -59,7 +59,7 @@ pub enum Ending {
 /// inputs.
 #[derive(Clone, Debug)]
 pub struct Measured {
-    pub totals: Window,
+    pub totals: Tally,
     pub flow: Flow,
     pub ending: Ending,
     pub started: SystemTime,
@@ -74,7 +74,7 @@ pub struct Measured {
     pub health: Health,
     pub connections: Connections,
     pub errors: ErrorSamples,
-    /// Connections opened before the clock started (asked for).
+    /// Connections opened before the clock started (those that succeeded).
     pub warm: usize,
     /// The connection cap in force (after fitting the file-descriptor limit).
     pub max_connections: usize,

@@ -58,7 +58,7 @@ pub struct Report {
     pub elapsed_s: f64,
     pub ending: Ending,
     pub rate: Rate,
-    pub counts: Counts,
+    pub counts: CountsReport,
     pub status_codes: BTreeMap<String, u64>,
     pub latency_us: Stats,
     pub service_time_us: Stats,
@@ -91,7 +91,7 @@ pub struct ByOutcome {
 /// Connections the run opened and lost.
 #[derive(Clone, Debug, Serialize)]
 pub struct ConnectionsReport {
-    /// Opened before the clock started (`--connections`, those that succeeded).
+    /// Opened before the clock started (of `--connections`, those that succeeded).
     pub warm: u64,
     /// Opened in all, warm-up included.
     pub opened: u64,
@@ -207,7 +207,7 @@ pub struct Rate {
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Counts {
+pub struct CountsReport {
     pub scheduled: u64,
     pub sent: u64,
     pub completed: u64,
@@ -308,7 +308,7 @@ pub struct Verdict {
 impl Report {
     pub fn new(plan: &Plan, m: &Measured) -> Report {
         let c = &m.totals.counts;
-        let counts = Counts {
+        let counts = CountsReport {
             scheduled: m.flow.scheduled,
             sent: m.flow.sent,
             completed: c.completed,
@@ -415,7 +415,7 @@ impl Report {
             },
             connect_us: Stats::of(&clocks.connect, 0),
             connections: ConnectionsReport {
-                warm: m.connections.opened.min(m.warm as u64),
+                warm: m.warm as u64,
                 opened: m.connections.opened,
                 peak_open: m.connections.peak_open,
                 open_at_end: m.connections.open,
@@ -568,7 +568,7 @@ fn stage_results(t: &StageTally) -> StageResults {
 
 /// Everything the verdict looks at, so it can be tested as a table.
 pub struct VerdictInputs<'a> {
-    pub counts: &'a Counts,
+    pub counts: &'a CountsReport,
     pub ending: Ending,
     pub closed_loop: bool,
     pub poisson: bool,
@@ -743,8 +743,8 @@ fn rfc3339(t: std::time::SystemTime) -> String {
 mod verdict_tests {
     use super::*;
 
-    fn counts(scheduled: u64) -> Counts {
-        Counts {
+    fn counts(scheduled: u64) -> CountsReport {
+        CountsReport {
             scheduled,
             sent: scheduled,
             completed: scheduled,
@@ -762,7 +762,7 @@ mod verdict_tests {
     }
 
     /// A healthy 1 000/s run for 10 s; each case changes one thing.
-    fn healthy<'a>(c: &'a Counts, panics: &'a [String]) -> VerdictInputs<'a> {
+    fn healthy<'a>(c: &'a CountsReport, panics: &'a [String]) -> VerdictInputs<'a> {
         VerdictInputs {
             counts: c,
             ending: Ending::Completed,

@@ -1,11 +1,12 @@
-//! Human-readable views: the per-second progress line and the final summary.
+//! Human-readable views: the progress line (one per snapshot) and the final summary.
 
 use std::fmt::Write;
 
 use super::{Report, Stats};
 use crate::record::{Ending, Flow, Snapshot};
 
-/// `850µs`, `12.3ms`, `1.802s`: three significant figures, unit chosen by size.
+/// `850µs`, `12.35ms`, `1.802s`: whole microseconds, milliseconds with two decimals, seconds with
+/// three; the unit chosen by size.
 pub fn format_us(us: u64) -> String {
     if us < 1_000 {
         format!("{us}µs")
@@ -136,6 +137,18 @@ fn stages(s: &mut String, r: &Report) {
 /// The final summary. An untrustworthy run says so first, in capitals.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
+    warnings(&mut s, r);
+    header(&mut s, r);
+    counts(&mut s, r);
+    clocks(&mut s, r);
+    by_outcome(&mut s, r);
+    stages(&mut s, r);
+    footer(&mut s, r);
+    s
+}
+
+/// What must be read first: an untrustworthy verdict, an internal error, a run that only failed.
+fn warnings(s: &mut String, r: &Report) {
     let v = &r.verdict;
     if !v.trustworthy {
         let _ = writeln!(
@@ -147,13 +160,13 @@ pub fn render(r: &Report) -> String {
         }
         let _ = writeln!(s);
     }
-    let c = &r.counts;
     if r.ending == Ending::InternalError {
         let _ = writeln!(
             s,
             "!! INTERNAL ERROR: a task of metronome panicked; the report below is incomplete !!"
         );
     }
+    let c = &r.counts;
     if c.completed > 0 && c.ok + c.rejected + c.http_error == 0 {
         let top = r
             .errors
@@ -163,6 +176,10 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "!! EVERY REQUEST FAILED{top}");
         let _ = writeln!(s);
     }
+}
+
+/// Target, connections, the shape, arrivals, the request mix and the rates.
+fn header(s: &mut String, r: &Report) {
     let k = &r.connections;
     let _ = writeln!(
         s,
@@ -201,22 +218,23 @@ pub fn render(r: &Report) -> String {
             .collect();
         let _ = writeln!(s, "  requests   {}", mix.join("; "));
     }
-    match r.rate.target {
-        Some(t) => {
-            let _ = writeln!(
-                s,
-                "  rate       target {t:.1}/s, achieved {:.1}/s",
-                r.rate.achieved
-            );
-        }
-        None => {
-            let _ = writeln!(
-                s,
-                "  rate       achieved {:.1}/s (closed loop: no target; latency here is service time and hides queueing, use a fixed --rate to measure latency)",
-                r.rate.achieved
-            );
-        }
-    }
+    let _ = match r.rate.target {
+        Some(t) => writeln!(
+            s,
+            "  rate       target {t:.1}/s, achieved {:.1}/s",
+            r.rate.achieved
+        ),
+        None => writeln!(
+            s,
+            "  rate       achieved {:.1}/s (closed loop: no target; latency here is service time and hides queueing, use a fixed --rate to measure latency)",
+            r.rate.achieved
+        ),
+    };
+}
+
+/// Requests by fate and outcome, connections, the error sample and status codes.
+fn counts(s: &mut String, r: &Report) {
+    let c = &r.counts;
     let _ = writeln!(
         s,
         "  requests   scheduled {}, sent {}, completed {}, dropped {}, cancelled {}, unsent at stop {}",
@@ -242,6 +260,7 @@ pub fn render(r: &Report) -> String {
         c.transport_error,
         c.local_error
     );
+    let k = &r.connections;
     let connects = if r.connect_us.count == 0 {
         String::new()
     } else {
@@ -268,6 +287,10 @@ pub fn render(r: &Report) -> String {
             .collect();
         let _ = writeln!(s, "  status     {}", codes.join(", "));
     }
+}
+
+/// The three clocks side by side.
+fn clocks(s: &mut String, r: &Report) {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
@@ -275,7 +298,7 @@ pub fn render(r: &Report) -> String {
         "", "latency", "service time", "send lag"
     );
     type Pick = fn(&Stats) -> u64;
-    let rows: [(&str, Pick); 8] = [
+    let rows: [(&str, Pick); 9] = [
         ("p50", |x| x.p50),
         ("p90", |x| x.p90),
         ("p95", |x| x.p95),
@@ -284,6 +307,7 @@ pub fn render(r: &Report) -> String {
         ("p99.99", |x| x.p9999),
         ("max", |x| x.max),
         ("min", |x| x.min),
+        ("mean", |x| x.mean as u64),
     ];
     for (name, f) in rows {
         let _ = writeln!(
@@ -295,16 +319,12 @@ pub fn render(r: &Report) -> String {
             format_us(f(&r.send_lag_us))
         );
     }
-    let _ = writeln!(
-        s,
-        "  {:<8} {:>12} {:>14} {:>12}",
-        "mean",
-        format_us(r.latency_us.mean as u64),
-        format_us(r.service_time_us.mean as u64),
-        format_us(r.send_lag_us.mean as u64)
-    );
-    by_outcome(&mut s, r);
-    stages(&mut s, r);
+}
+
+/// What the clocks mean, what was censored, and the verdict.
+fn footer(s: &mut String, r: &Report) {
+    let c = &r.counts;
+    let v = &r.verdict;
     let _ = writeln!(s);
     let _ = writeln!(
         s,
@@ -323,22 +343,21 @@ pub fn render(r: &Report) -> String {
             c.cancelled + c.unsent_at_stop
         );
     }
-    if v.trustworthy && r.mode == super::Mode::ClosedLoop {
-        let _ = writeln!(
+    let _ = if v.trustworthy && r.mode == super::Mode::ClosedLoop {
+        writeln!(
             s,
             "  verdict    generator healthy; closed-loop run: read it for throughput, not latency"
-        );
+        )
     } else if v.trustworthy {
-        let _ = writeln!(
+        writeln!(
             s,
             "  verdict    trustworthy: every scheduled request was sent, send-lag p99 {} within {}",
             format_us(r.send_lag_us.p99),
             format_us(r.settings.max_send_lag_us)
-        );
+        )
     } else {
-        let _ = writeln!(s, "  verdict    UNTRUSTWORTHY (see the reasons at the top)");
-    }
-    s
+        writeln!(s, "  verdict    UNTRUSTWORTHY (see the reasons at the top)")
+    };
 }
 
 #[cfg(test)]

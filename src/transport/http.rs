@@ -32,7 +32,7 @@ use crate::record::{Class, Completion, ConnStats};
 type Body = Full<Bytes>;
 
 /// Everything needed to connect and build a request, shared read-only.
-struct Shared {
+struct Origin {
     addr: SocketAddr,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     protocol: Protocol,
@@ -165,7 +165,7 @@ enum Connected {
     H2(http2::SendRequest<Body>, Open),
 }
 
-impl Shared {
+impl Origin {
     fn request(&self, index: u32) -> Request<Body> {
         let p = self
             .requests
@@ -353,7 +353,7 @@ enum Pool {
 
 /// HTTP/1.1 or HTTP/2 to one origin, connections opened on demand.
 pub struct HttpClient {
-    shared: Arc<Shared>,
+    shared: Arc<Origin>,
     permits: Arc<Semaphore>,
     pool: Pool,
 }
@@ -611,7 +611,7 @@ pub async fn client(
         .iter()
         .map(|spec| Prepared::new(spec, target, plan.protocol))
         .collect();
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Origin {
         addr,
         tls,
         protocol: plan.protocol,
