@@ -24,10 +24,10 @@
 //! request. On Linux the pacer instead arms a `timerfd` (CLOCK_MONOTONIC, absolute, nanosecond
 //! resolution) registered with tokio's reactor: the epoll wake-up happens at the due instant and
 //! the pacer runs as an ordinary task, so releasing a ticket to a worker is a local task wake-up
-//! rather than a cross-thread hand-off. At each wake-up it releases *every* ticket already due (in
-//! batches, yielding to the runtime between them so workers and signals are never starved); it
-//! never sleeps once per ticket when behind. Elsewhere it falls back to tokio's timer, and the
-//! verdict says so.
+//! rather than a cross-thread hand-off. At each wake-up it releases *every* ticket already due
+//! (pushed, or dropped and counted when the backlog is full); it never sleeps once per ticket when
+//! behind, and when behind it yields once per round so that on one core the workers and the
+//! signal handler still run. Elsewhere it falls back to tokio's timer, and the verdict says so.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -118,10 +118,6 @@ impl Clock {
         matches!(self, Clock::System)
     }
 }
-
-/// Tickets released per wake-up before the pacer yields to the runtime (so that on one core a
-/// pacer far behind its schedule never starves the workers or the signal handler).
-const RELEASE_BATCH: usize = 1024;
 
 /// The workers of a run and what they share. Workers are spawned on demand, up to `cap`.
 pub struct Crew<C: Client> {
@@ -273,7 +269,8 @@ pub async fn pace<C: Client>(
             break (PaceEnd::Completed, schedule.end());
         };
         let wake = due.max(last_wake + quantum);
-        if wake > clock.now() {
+        let behind = wake <= clock.now();
+        if !behind {
             tokio::select! {
                 biased;
                 _ = &mut stopped => break (PaceEnd::Stopped, clock.now()),
@@ -282,10 +279,12 @@ pub async fn pace<C: Client>(
         } else if stop.is_cancelled() {
             break (PaceEnd::Stopped, clock.now());
         }
-        // Release everything that is due now, not one ticket per wake-up.
+        // Release everything that is due now, not one ticket per wake-up, and never yield in
+        // between: yielding per batch would let the workers' pace throttle the pacer (a closed
+        // loop). Each release is O(1), a push or a counted drop once the backlog is full, so a
+        // pacer far behind catches up with its schedule instead of running late past its end.
         let now = clock.now();
         last_wake = now;
-        let mut released = 0;
         while schedule.peek().is_some_and(|d| d <= now) {
             let Some(ticket) = schedule.next_ticket() else {
                 break;
@@ -298,13 +297,9 @@ pub async fn pace<C: Client>(
             if crew.fault == Fault::PacerPanic {
                 panic!("injected fault: the pacer panicked (METRONOME_FAULT=pacer-panic)");
             }
-            released += 1;
-            if released % RELEASE_BATCH == 0 {
-                tokio::task::yield_now().await;
-            }
         }
-        if released >= RELEASE_BATCH {
-            // Far behind: let the workers run before the next batch.
+        if behind {
+            // No sleep this round: let the workers (and a signal handler) run before the next.
             tokio::task::yield_now().await;
         }
     };

@@ -331,7 +331,10 @@ async fn under_a_low_fd_limit_the_default_cap_fits_and_the_wait_is_the_generator
         "nothing blamed on the target"
     );
     let reasons = v["verdict"]["reasons"].to_string();
-    assert!(reasons.contains("--max-connections"), "{reasons}");
+    assert!(
+        reasons.contains("file-descriptor limit") && reasons.contains("ulimit -n"),
+        "{reasons}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

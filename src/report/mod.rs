@@ -374,6 +374,7 @@ impl Report {
             panics: &m.health.panics,
             pool_full: m.connections.peak_open >= m.max_connections as u64,
             max_connections: m.max_connections,
+            explicit_cap: plan.limits.max_connections.is_some(),
             workers_full: m.concurrency >= plan.limits.max_in_flight,
             max_in_flight: plan.limits.max_in_flight,
             local_errors: first_message(&m.errors.samples(), "local_error"),
@@ -591,6 +592,8 @@ pub struct VerdictInputs<'a> {
     /// Every connection allowed was open at some point.
     pub pool_full: bool,
     pub max_connections: usize,
+    /// The connection cap was given with `--max-connections` (else it is the default).
+    pub explicit_cap: bool,
     /// Every in-flight slot was used at some point.
     pub workers_full: bool,
     pub max_in_flight: usize,
@@ -650,15 +653,20 @@ pub fn verdict(v: &VerdictInputs) -> Verdict {
 
 /// What to change when requests waited for capacity inside the generator.
 fn capacity_hint(v: &VerdictInputs) -> String {
-    if v.pool_full {
+    if v.pool_full && v.explicit_cap {
         format!(
             "every one of the {} connections allowed was busy: raise --max-connections, or leave it unset so connections grow with the load",
             v.max_connections
         )
-    } else if v.workers_full {
+    } else if v.pool_full && v.max_connections < v.max_in_flight {
         format!(
-            "all {} in-flight slots were busy: raise --max-in-flight",
-            v.max_in_flight
+            "every one of the {} connections that fit this process's file-descriptor limit was busy: raise the limit (ulimit -n) to let connections grow with the load",
+            v.max_connections
+        )
+    } else if v.pool_full || v.workers_full {
+        format!(
+            "all {} requests allowed in flight were busy: the target (or this host) could not keep up with the rate; raise --max-in-flight if the target can take more at once",
+            v.max_in_flight.min(v.max_connections)
         )
     } else {
         "the generator's host was too busy: fewer connections per core, a quieter host, or --pacer-quantum".to_string()
@@ -783,6 +791,7 @@ mod verdict_tests {
             panics,
             pool_full: false,
             max_connections: 4000,
+            explicit_cap: false,
             workers_full: false,
             max_in_flight: 4000,
             local_errors: None,
@@ -840,6 +849,7 @@ mod verdict_tests {
                     lag_p99: 40_000,
                     pool_full: true,
                     max_connections: 50,
+                    explicit_cap: true,
                     ..healthy(&ok, &[])
                 },
                 Some("raise --max-connections"),
