@@ -171,6 +171,21 @@ fn clip_reason(reason: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A whole number for a count flag (connections, requests, queue sizes…), parsed here rather than
+/// by clap so that a 300-digit value is not echoed whole.
+fn whole_usize(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| "expected a whole number (e.g. 50)".to_string())
+}
+
+/// As [`whole_usize`], for 64-bit counts and seeds.
+fn whole_u64(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| "expected a whole number (e.g. 1000)".to_string())
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{e} (use a duration such as 500ms, 10s, 2m or 1h30m)"))
@@ -230,7 +245,7 @@ pub struct RunArgs {
 
     /// Seed for Poisson arrivals and the request mix (default: the profile's, else drawn and
     /// printed in the report so the run can be repeated).
-    #[arg(long)]
+    #[arg(long, value_parser = Clipped(whole_u64))]
     pub seed: Option<u64>,
 
     /// Run the shape this many times faster (60: a 24 h profile in 24 min). Replaces the
@@ -248,18 +263,18 @@ pub struct RunArgs {
     pub duration: Option<Duration>,
 
     /// Send exactly this many requests (at --rate) instead of for a duration.
-    #[arg(short = 'n', long, conflicts_with_all = ["shape", "profile"])]
+    #[arg(short = 'n', long, conflicts_with_all = ["shape", "profile"], value_parser = Clipped(whole_u64))]
     pub requests: Option<u64>,
 
     /// TCP connections opened before the clock starts. On HTTP/1.1 each carries one request at a
     /// time. More are opened on demand, up to --max-connections, when every one is busy.
-    #[arg(short, long, default_value_t = 50)]
+    #[arg(short, long, default_value_t = 50, value_parser = Clipped(whole_usize))]
     pub connections: usize,
 
     /// Most connections open at once (default: --max-in-flight, within the file-descriptor
     /// limit). Equal to -c for a fixed pool: waiting for a free connection then counts as the
     /// generator's send lag.
-    #[arg(long)]
+    #[arg(long, value_parser = Clipped(whole_usize))]
     pub max_connections: Option<usize>,
 
     /// Speak HTTP/2: prior knowledge (h2c) on http://, ALPN h2 on https://.
@@ -267,16 +282,16 @@ pub struct RunArgs {
     pub http2: bool,
 
     /// Concurrent streams per HTTP/2 connection.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = Clipped(whole_usize))]
     pub max_streams: usize,
 
     /// Requests allowed on the wire at once. The default lets a 2 s stall at 1 000/s stay
     /// open-loop; beyond it, due requests wait in the backlog (send lag).
-    #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT, value_parser = Clipped(whole_usize))]
     pub max_in_flight: usize,
 
     /// Due requests allowed to wait for an in-flight slot; beyond that they are dropped and counted.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = Clipped(whole_usize))]
     pub backlog: usize,
 
     /// HTTP method (default GET).
@@ -542,11 +557,11 @@ pub struct ServeArgs {
     pub service_time: ServiceTime,
 
     /// Requests processed at once (the capacity), 1 to 1000000.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = Clipped(whole_usize))]
     pub workers: usize,
 
     /// Requests allowed to wait for a worker (0 to 1000000); when full, new ones are shed with 503.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = Clipped(whole_usize))]
     pub queue: usize,
 
     /// Token-bucket limit in requests per second (1/h to 1e9/s); over it, 429 with Retry-After.
@@ -571,7 +586,7 @@ pub struct ServeArgs {
     pub duration: Option<Duration>,
 
     /// Seed for random service times and errors.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = Clipped(whole_u64))]
     pub seed: u64,
 
     /// Longest request body accepted (bytes, or 64KiB, 1MiB…); longer ones get 413 and, on

@@ -439,6 +439,18 @@ fn long_inputs_are_not_echoed_whole() {
         vec!["run", "http://127.0.0.1:9/", "-r", &digits],
         vec!["run", "http://127.0.0.1:9/", "-r", "10", "-d", &digits],
         vec!["run", "http://127.0.0.1:9/", "-r", "10", "-H", &long_header],
+        vec!["run", "http://127.0.0.1:9/", "-r", "10", "-c", &digits],
+        vec!["run", "http://127.0.0.1:9/", "-r", "10", "-n", &digits],
+        vec![
+            "run",
+            "http://127.0.0.1:9/",
+            "-r",
+            "10",
+            "--backlog",
+            &digits,
+        ],
+        vec!["run", "http://127.0.0.1:9/", "-r", "10", "--seed", &digits],
+        vec!["serve", "--queue", &digits],
         vec![
             "run",
             "http://127.0.0.1:9/",
