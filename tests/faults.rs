@@ -557,3 +557,55 @@ async fn one_thread_far_above_its_capacity_ends_on_time_and_hears_a_stop() {
     }
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_opens_a_connection_when_every_stream_is_taken() {
+    let _t = timing_lock().await;
+    let server = serve(ServeConfig {
+        service_time: ServiceTime::Fixed(Duration::from_millis(100)),
+        ..ServeConfig::default()
+    })
+    .await;
+    // 500/s × 100 ms = 50 in flight over connections of 10 streams: about 5 connections.
+    let grown = run(plan(&[
+        &url(&server),
+        "--http2",
+        "-c",
+        "1",
+        "--max-streams",
+        "10",
+        "-r",
+        "500",
+        "-d",
+        "2s",
+    ]))
+    .await;
+    assert_accounting(&grown);
+    assert!(
+        (5..=12).contains(&grown.connections.opened),
+        "{:?}",
+        grown.connections
+    );
+    assert!(grown.verdict.trustworthy, "{:?}", grown.verdict.reasons);
+    // One connection of 10 streams is a fixed pool: the other 40 wait in the generator.
+    let fixed = run(plan(&[
+        &url(&server),
+        "--http2",
+        "-c",
+        "1",
+        "--max-connections",
+        "1",
+        "--max-streams",
+        "10",
+        "-r",
+        "500",
+        "-d",
+        "500ms",
+    ]))
+    .await;
+    server.shutdown().await;
+    assert_accounting(&fixed);
+    assert_eq!(fixed.connections.opened, 1);
+    assert!(!fixed.verdict.trustworthy);
+    assert!(fixed.send_lag_us.p99 > 100_000, "{:?}", fixed.send_lag_us);
+}
