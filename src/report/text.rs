@@ -46,8 +46,9 @@ pub fn progress_line(snap: &Snapshot, prev: &Flow) -> String {
         .as_deref()
         .map(|s| format!("{s} "))
         .unwrap_or_default();
+    let k = &snap.connections;
     let mut line = format!(
-        "[{:>4}s] {stage}target {target} sent {sent:.0}/s ok {} rej {:.1}% err {} | latency p50 {} p99 {} | send-lag p99 {} | conns {}",
+        "[{:>4}s] {stage}target {target} sent {sent:.0}/s ok {} rej {:.1}% err {} | latency p50 {} p99 {} | send-lag p99 {} | conns {} (opened {}, peak {}",
         snap.at.as_secs(),
         c.ok,
         rej,
@@ -55,8 +56,18 @@ pub fn progress_line(snap: &Snapshot, prev: &Flow) -> String {
         q(&w.clocks.latency, 0.5),
         q(&w.clocks.latency, 0.99),
         q(&w.clocks.send_lag, 0.99),
-        snap.connections.open,
+        k.open,
+        k.opened,
+        k.peak_open,
     );
+    if k.closed_by_peer + k.reconnects > 0 {
+        let _ = write!(
+            line,
+            ", closed by peer {}, reconnects {}",
+            k.closed_by_peer, k.reconnects
+        );
+    }
+    line.push(')');
     let dropped = snap.flow.dropped.saturating_sub(prev.dropped);
     if dropped > 0 {
         let _ = write!(line, " | DROPPED {dropped}");
