@@ -628,7 +628,7 @@ mod tests {
     //! when every task waits, so lateness is exactly the dispatcher's design, never the host's.
 
     use super::*;
-    use crate::record::{Flow, Tally};
+    use crate::record::{Tally, Tickets};
     use crate::schedule::Shape;
     use crate::transport::Lease;
     use tokio::sync::Semaphore;
@@ -702,7 +702,7 @@ mod tests {
 
     /// Closes the backlog (as the end of pacing does), waits for the crew, returns the counts
     /// and everything recorded.
-    async fn finish(rig: Rig) -> (Flow, Tally, Arc<Crew<Delay>>) {
+    async fn finish(rig: Rig) -> (Tickets, Tally, Arc<Crew<Delay>>) {
         let Rig {
             recorder, crew, tx, ..
         } = rig;
@@ -711,7 +711,7 @@ mod tests {
         while tasks.join_next().await.is_some() {}
         let mut t = Tally::default();
         recorder.close_interval(&mut t);
-        (recorder.flow(), t, crew)
+        (recorder.tickets(), t, crew)
     }
 
     #[tokio::test(start_paused = true)]
@@ -795,7 +795,7 @@ mod tests {
         for h in handles {
             h.await.unwrap();
         }
-        let f = r.recorder.flow();
+        let f = r.recorder.tickets();
         assert_eq!((f.scheduled, f.sent), (37, 37));
         assert!(budget.done.is_cancelled());
     }

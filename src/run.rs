@@ -26,7 +26,7 @@ use crate::dispatch::{self, Crew, Fault, PaceEnd};
 use crate::error::Error;
 use crate::plan::Plan;
 use crate::record::{
-    ConnStats, Ending, Flow, Measured, Outcome, Recorder, Snapshot, StageBook, Tally,
+    ConnStats, Ending, Measured, Outcome, Recorder, Snapshot, StageBook, Tally, Tickets,
 };
 use crate::report::{progress_line, Report};
 use crate::schedule::{Schedule, Shape, Ticket};
@@ -266,7 +266,7 @@ fn measured(
     }
     Measured {
         totals: recorder.totals(),
-        flow: recorder.flow(),
+        tickets: recorder.tickets(),
         ending,
         started,
         schedule_span,
@@ -454,7 +454,7 @@ impl<C: Client> Collector<C> {
             interval_len,
             interval,
             totals: self.recorder.totals(),
-            flow: self.recorder.flow(),
+            tickets: self.recorder.tickets(),
             backlog: self.backlog.len() as u64,
             workers: self.crew.size() as u64,
             connections: self.recorder.conns().snapshot(),
@@ -486,13 +486,13 @@ fn print_progress(mut rx: watch::Receiver<Option<Arc<Snapshot>>>) {
     let spawned = std::thread::Builder::new()
         .name("metronome-progress".into())
         .spawn(move || {
-            let mut prev = Flow::default();
+            let mut prev = Tickets::default();
             while handle.block_on(rx.changed()).is_ok() {
                 let Some(snap) = rx.borrow_and_update().clone() else {
                     return;
                 };
                 let line = progress_line(&snap, &prev);
-                prev = snap.flow;
+                prev = snap.tickets;
                 if writeln!(std::io::stderr().lock(), "{line}").is_err() {
                     return;
                 }

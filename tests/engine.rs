@@ -246,7 +246,7 @@ async fn a_slow_view_changes_no_number() {
             let Some(snap) = rx.borrow_and_update().clone() else {
                 break;
             };
-            seen.push(snap.flow.sent);
+            seen.push(snap.tickets.sent);
             std::thread::sleep(Duration::from_secs(2));
         }
         seen

@@ -279,9 +279,10 @@ impl Tally {
     }
 }
 
-/// Counters owned by the pacer and the shutdown path rather than by outcomes.
+/// What became of the tickets: scheduled, sent (and how many late), dropped, cut, unsent. Counted
+/// by the pacer, the workers and the shutdown path rather than by outcomes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Flow {
+pub struct Tickets {
     /// Tickets whose intended time was reached while the run was scheduling.
     pub scheduled: u64,
     /// Tickets that went on the wire.
@@ -517,8 +518,8 @@ impl Recorder {
         &self.conns
     }
 
-    pub fn flow(&self) -> Flow {
-        Flow {
+    pub fn tickets(&self) -> Tickets {
+        Tickets {
             scheduled: self.scheduled.load(Ordering::Relaxed),
             sent: self.sent.load(Ordering::Relaxed),
             sent_late: self.sent_late.load(Ordering::Relaxed),
@@ -632,7 +633,7 @@ mod tests {
         let mut w = Tally::default();
         r.close_interval(&mut w);
         assert_eq!(w.counts.completed, 0);
-        assert_eq!(r.flow().cancelled, 2);
+        assert_eq!(r.tickets().cancelled, 2);
         assert_eq!(w.clocks.latency.len(), 2);
         assert!(w.clocks.latency.min() >= 3_990_000);
         assert_eq!(
@@ -651,7 +652,7 @@ mod tests {
         r.window_ends(start + Duration::from_secs(3));
         r.sent(start + Duration::from_secs(2));
         r.sent(start + Duration::from_secs(4));
-        let f = r.flow();
+        let f = r.tickets();
         assert_eq!((f.sent, f.sent_late), (3, 1));
     }
 

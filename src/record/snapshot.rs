@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{Connections, ErrorSamples, Flow, Health, StageTally, Tally};
+use super::{Connections, ErrorSamples, Health, StageTally, Tally, Tickets};
 
 /// One interval of a run, as published to views.
 #[derive(Clone, Debug)]
@@ -18,7 +18,7 @@ pub struct Snapshot {
     pub interval: Tally,
     /// Everything recorded so far, this interval included.
     pub totals: Tally,
-    pub flow: Flow,
+    pub tickets: Tickets,
     /// Tickets waiting for a worker.
     pub backlog: u64,
     /// Workers spawned so far (requests that can be in flight at once).
@@ -36,8 +36,8 @@ pub struct Snapshot {
 impl Snapshot {
     /// Requests sent but not yet finished (answered, failed or cut).
     pub fn in_flight(&self) -> u64 {
-        let done = self.totals.counts.completed + self.flow.cancelled;
-        self.flow.sent.saturating_sub(done)
+        let done = self.totals.counts.completed + self.tickets.cancelled;
+        self.tickets.sent.saturating_sub(done)
     }
 }
 
@@ -60,7 +60,7 @@ pub enum Ending {
 #[derive(Clone, Debug)]
 pub struct Measured {
     pub totals: Tally,
-    pub flow: Flow,
+    pub tickets: Tickets,
     pub ending: Ending,
     pub started: SystemTime,
     /// From the schedule's start to its end (or the stop).

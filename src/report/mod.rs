@@ -309,12 +309,12 @@ impl Report {
     pub fn new(plan: &Plan, m: &Measured) -> Report {
         let c = &m.totals.counts;
         let counts = CountsReport {
-            scheduled: m.flow.scheduled,
-            sent: m.flow.sent,
+            scheduled: m.tickets.scheduled,
+            sent: m.tickets.sent,
             completed: c.completed,
-            dropped: m.flow.dropped,
-            cancelled: m.flow.cancelled,
-            unsent_at_stop: m.flow.unsent_at_stop,
+            dropped: m.tickets.dropped,
+            cancelled: m.tickets.cancelled,
+            unsent_at_stop: m.tickets.unsent_at_stop,
             ok: c.ok,
             rejected: c.rejected,
             http_error: c.http_error,
@@ -342,7 +342,7 @@ impl Report {
         } else {
             due.map(|d| d as f64 / span)
         };
-        let in_window = counts.sent.saturating_sub(m.flow.sent_late);
+        let in_window = counts.sent.saturating_sub(m.tickets.sent_late);
         let achieved = if span > 0.0 {
             in_window as f64 / span
         } else {
@@ -401,7 +401,7 @@ impl Report {
             rate: Rate {
                 target: target_rate.map(round3),
                 achieved: round3(achieved),
-                sent_after_schedule: m.flow.sent_late,
+                sent_after_schedule: m.tickets.sent_late,
             },
             status_codes: c.statuses().map(|(k, v)| (k.to_string(), v)).collect(),
             latency_us: Stats::of(&clocks.latency, clocks.clamped[0]),

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::{Report, Stats};
-use crate::record::{Ending, Flow, Snapshot};
+use crate::record::{Ending, Snapshot, Tickets};
 
 /// `850µs`, `12.35ms`, `1.802s`: whole microseconds, milliseconds with two decimals, seconds with
 /// three; the unit chosen by size.
@@ -19,7 +19,7 @@ pub fn format_us(us: u64) -> String {
 
 /// One line per snapshot on stderr: what was sent and how it went in the last interval (rates
 /// per second whatever the interval's length).
-pub fn progress_line(snap: &Snapshot, prev: &Flow) -> String {
+pub fn progress_line(snap: &Snapshot, prev: &Tickets) -> String {
     let w = &snap.interval;
     let c = &w.counts;
     let rej = if c.completed > 0 {
@@ -40,7 +40,7 @@ pub fn progress_line(snap: &Snapshot, prev: &Flow) -> String {
         "max".to_string()
     };
     let secs = snap.interval_len.as_secs_f64().max(1e-3);
-    let sent = snap.flow.sent.saturating_sub(prev.sent) as f64 / secs;
+    let sent = snap.tickets.sent.saturating_sub(prev.sent) as f64 / secs;
     let stage = snap
         .stage
         .as_deref()
@@ -68,7 +68,7 @@ pub fn progress_line(snap: &Snapshot, prev: &Flow) -> String {
         );
     }
     line.push(')');
-    let dropped = snap.flow.dropped.saturating_sub(prev.dropped);
+    let dropped = snap.tickets.dropped.saturating_sub(prev.dropped);
     if dropped > 0 {
         let _ = write!(line, " | DROPPED {dropped}");
     }
