@@ -38,7 +38,7 @@ use async_channel::{Receiver, Sender, TrySendError};
 use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::record::{Class, Completion, Outcome, Recorder};
+use crate::record::{lock, Class, Completion, Outcome, Recorder};
 use crate::schedule::{Schedule, Ticket};
 use crate::transport::Client;
 
@@ -180,11 +180,6 @@ impl<C: Client> Crew<C> {
         Arc::new(crew)
     }
 
-    /// The crew's clock: every instant it stamps comes from here.
-    pub fn clock(&self) -> Clock {
-        self.clock
-    }
-
     /// Spawns `n` workers now (up to the cap).
     pub fn start(self: &Arc<Self>, n: usize) {
         for _ in 0..n.min(self.cap) {
@@ -229,10 +224,6 @@ impl<C: Client> Crew<C> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Releases every ticket at its intended time into the backlog. Returns when the schedule ends
 /// or `stop` fires, with the instant scheduling ended. On a stop, tickets already due but not yet
 /// released are counted as unsent (censored at the stop).
@@ -256,9 +247,6 @@ pub async fn pace<C: Client>(
         Ok(t) if crew.fault != Fault::NoPreciseTimer => t,
         _ => PreciseTimer::fallback(),
     };
-    if !timer.is_precise() && clock.is_system() {
-        recorder.timer_fell_back();
-    }
     let stop = crew.stop_sending.clone();
     let mut last_wake = schedule.start();
     // One waiter for the whole run, not one per wake-up (see [`StopWaiters`]).
@@ -303,6 +291,7 @@ pub async fn pace<C: Client>(
             tokio::task::yield_now().await;
         }
     };
+    // Unavailable from the start, or given up during the run: either way the verdict says so.
     if !timer.is_precise() && clock.is_system() {
         recorder.timer_fell_back();
     }

@@ -67,10 +67,6 @@ impl ConnStats {
         self.failed.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn open_now(&self) -> u64 {
-        self.open.load(Ordering::Relaxed)
-    }
-
     pub fn snapshot(&self) -> Connections {
         Connections {
             opened: self.opened.load(Ordering::Relaxed),

@@ -302,7 +302,7 @@ pub struct Tickets {
 pub struct Health {
     /// The pacer had to use tokio's 1 ms timer instead of the precise one.
     pub timer_fallback: bool,
-    /// Engine tasks that panicked, by name (e.g. `pacer`, `worker`).
+    /// Kinds of engine task that panicked (e.g. `pacer`, `worker`), each named once.
     pub panics: Vec<String>,
 }
 
@@ -470,9 +470,13 @@ impl Recorder {
         self.timer_fallback.store(true, Ordering::Relaxed);
     }
 
-    /// An engine task panicked.
+    /// An engine task panicked. Each kind of task is named once however many of its kind
+    /// panicked (up to `--max-in-flight` workers could), so the list stays short.
     pub fn panicked(&self, task: &str) {
-        lock(&self.health).panics.push(task.to_string());
+        let mut health = lock(&self.health);
+        if !health.panics.iter().any(|t| t == task) {
+            health.panics.push(task.to_string());
+        }
     }
 
     pub fn health(&self) -> Health {
@@ -555,8 +559,9 @@ impl Recorder {
     }
 }
 
-/// A poisoned lock only means a task panicked mid-record; the counts are still usable.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// A poisoned lock only means a task panicked while holding it (the panic is reported on its own);
+/// what it guards is still usable. Shared by the recorder, the dispatcher and the transport.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

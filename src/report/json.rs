@@ -145,11 +145,6 @@ impl JsonOut {
             }
         }
     }
-
-    /// Whether the report goes to stdout (the text report then goes to stderr).
-    pub fn is_stdout(&self) -> bool {
-        matches!(self, JsonOut::Stdout)
-    }
 }
 
 /// `/dev/...` and `/proc/...` names (`/dev/stdout`, `/dev/fd/N`) are written through even when

@@ -27,7 +27,7 @@ use tokio_rustls::TlsConnector;
 use super::{Classifier, Client, Lease};
 use crate::error::Error;
 use crate::plan::{with_host, Plan, Protocol, RequestSpec, Target};
-use crate::record::{Class, Completion, ConnStats};
+use crate::record::{lock, Class, Completion, ConnStats};
 
 type Body = Full<Bytes>;
 
@@ -385,16 +385,7 @@ impl Client for HttpClient {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl HttpClient {
-    /// Connection counters (shared with the recorder).
-    pub fn stats(&self) -> &Arc<ConnStats> {
-        &self.shared.stats
-    }
-
     /// A live idle connection, discarding those the peer closed while they were idle.
     fn take_idle(&self, idle: &Mutex<Vec<H1Conn>>) -> Option<H1Conn> {
         let mut idle = lock(idle);
