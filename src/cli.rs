@@ -84,6 +84,8 @@ impl ShowArgs {
                 shape: profile::parse_shorthand(text)?,
                 seed: None,
                 requests: Vec::new(),
+                retry: None,
+                recovery: None,
             },
             (None, None) => {
                 return Err(Error::invalid(
@@ -350,6 +352,18 @@ pub struct RunArgs {
     #[arg(long, value_parser = Clipped(duration), default_value = "0s", allow_hyphen_values = true)]
     pub pacer_quantum: Duration,
 
+    /// Client retry policy, as key=value pairs: e.g. 'on=rejected,timeout attempts=4
+    /// backoff=exp:100ms..5s jitter=full budget=10% retry_after=honour' (see
+    /// docs/retry-storms.md); 'none' for no retries. Overrides a profile's [retry].
+    #[arg(long, value_name = "SETTINGS")]
+    pub retry: Option<String>,
+
+    /// How recovery is judged: 'after=30s|STAGE threshold=99% hold=3s' (when the trigger
+    /// ended, the success ratio to get back to, and for how long). Overrides a profile's
+    /// [recovery].
+    #[arg(long, value_name = "SETTINGS")]
+    pub recovery: Option<String>,
+
     /// No per-second progress lines on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -404,9 +418,33 @@ impl RunArgs {
             max_send_lag: self.max_send_lag,
             progress: !self.quiet,
             pacer_quantum: self.pacer_quantum,
+            retry: self.retry_policy(profile.as_ref())?,
+            recovery: self.recovery_spec(profile.as_ref())?,
         };
         plan.validate()?;
         Ok(plan)
+    }
+
+    /// `--retry`, else the profile's `[retry]`.
+    fn retry_policy(&self, profile: Option<&Profile>) -> Result<Option<crate::retry::Policy>, Error> {
+        match &self.retry {
+            Some(spec) => crate::retry::Policy::parse(spec)
+                .map_err(|e| Error::invalid("--retry", spec.clone(), e.to_string())),
+            None => Ok(profile.and_then(|p| p.retry.clone())),
+        }
+    }
+
+    /// `--recovery`, else the profile's `[recovery]`.
+    fn recovery_spec(
+        &self,
+        profile: Option<&Profile>,
+    ) -> Result<Option<crate::report::recovery::RecoverySpec>, Error> {
+        match &self.recovery {
+            Some(spec) => crate::report::recovery::RecoverySpec::parse(spec)
+                .map(Some)
+                .map_err(|e| Error::invalid("--recovery", spec.clone(), e.to_string())),
+            None => Ok(profile.and_then(|p| p.recovery.clone())),
+        }
     }
 
     /// The files this run reads (the profile and its body files, `-b @FILE`, `--cacert`): the

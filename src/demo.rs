@@ -75,6 +75,8 @@ pub fn plan(url: &str, duration: Duration) -> Result<Plan, Error> {
         max_send_lag: Duration::from_millis(5),
         progress: true,
         pacer_quantum: Duration::ZERO,
+        retry: None,
+        recovery: None,
     };
     plan.validate()?;
     Ok(plan)

@@ -39,6 +39,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::record::{lock, Class, Completion, Outcome, Recorder};
+use crate::retry::{Admission, Retrier};
 use crate::schedule::{Schedule, Ticket};
 use crate::transport::Client;
 
@@ -137,6 +138,9 @@ pub struct Crew<C: Client> {
     tasks: Mutex<JoinSet<()>>,
     faulted: AtomicU64,
     clock: Clock,
+    /// The client's retry policy, if any: decides retries as attempts end; the pacer releases
+    /// them when due.
+    retrier: Option<Arc<Retrier>>,
 }
 
 impl<C: Client> Crew<C> {
@@ -169,7 +173,25 @@ impl<C: Client> Crew<C> {
             tasks: Mutex::new(JoinSet::new()),
             faulted: AtomicU64::new(0),
             clock: Clock::System,
+            retrier: None,
         })
+    }
+
+    /// The same crew with a retry policy (before it starts any worker).
+    pub fn with_retrier(self: Arc<Self>, retrier: Option<Arc<Retrier>>) -> Arc<Self> {
+        match Arc::try_unwrap(self) {
+            Ok(mut crew) => {
+                crew.retrier = retrier;
+                Arc::new(crew)
+            }
+            // Already shared: the policy cannot be attached any more (a bug in the caller).
+            Err(shared) => shared,
+        }
+    }
+
+    /// The retry machinery, if the run has a policy.
+    pub fn retrier(&self) -> Option<&Arc<Retrier>> {
+        self.retrier.as_ref()
     }
 
     /// The same crew on another clock (before it starts any worker).
@@ -242,6 +264,7 @@ pub async fn pace<C: Client>(
     quantum: Duration,
 ) -> (PaceEnd, Instant) {
     let recorder = crew.recorder.clone();
+    let retrier = crew.retrier.clone();
     let clock = crew.clock;
     let mut timer = match PreciseTimer::new() {
         Ok(t) if crew.fault != Fault::NoPreciseTimer => t,
@@ -249,12 +272,24 @@ pub async fn pace<C: Client>(
     };
     let stop = crew.stop_sending.clone();
     let mut last_wake = schedule.start();
+    let window_end = schedule.end();
+    let mut due_retries = Vec::new();
     // One waiter for the whole run, not one per wake-up (see [`StopWaiters`]).
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     let end = loop {
-        let Some(due) = schedule.peek() else {
-            break (PaceEnd::Completed, schedule.end());
+        let Some(due) = next_due(&schedule, retrier.as_deref(), window_end) else {
+            // The schedule is done. Retries decided before the window ends are still due in it.
+            if retrier.is_none() || clock.now() >= window_end {
+                break (PaceEnd::Completed, schedule.end());
+            }
+            tokio::select! {
+                biased;
+                _ = &mut stopped => break (PaceEnd::Stopped, clock.now()),
+                _ = retry_decided(retrier.as_deref()) => {}
+                _ = sleep_until(&clock, &mut timer, window_end) => {}
+            }
+            continue;
         };
         let wake = due.max(last_wake + quantum);
         let behind = wake <= clock.now();
@@ -262,6 +297,8 @@ pub async fn pace<C: Client>(
             tokio::select! {
                 biased;
                 _ = &mut stopped => break (PaceEnd::Stopped, clock.now()),
+                // A retry due sooner than `wake` was queued: look again.
+                _ = retry_decided(retrier.as_deref()) => continue,
                 _ = sleep_until(&clock, &mut timer, wake) => {}
             }
         } else if stop.is_cancelled() {
@@ -278,12 +315,16 @@ pub async fn pace<C: Client>(
                 break;
             };
             recorder.scheduled();
-            match backlog.try_send(ticket) {
-                Ok(()) => crew.grow(),
-                Err(TrySendError::Full(t)) | Err(TrySendError::Closed(t)) => recorder.dropped(&t),
-            }
+            release(&backlog, &crew, ticket);
             if crew.fault == Fault::PacerPanic {
                 panic!("injected fault: the pacer panicked (METRONOME_FAULT=pacer-panic)");
+            }
+        }
+        if let Some(r) = &retrier {
+            r.take_due(now.min(window_end), &mut due_retries);
+            for ticket in due_retries.drain(..) {
+                recorder.retry_scheduled();
+                release(&backlog, &crew, ticket);
             }
         }
         if behind {
@@ -296,6 +337,10 @@ pub async fn pace<C: Client>(
         recorder.timer_fell_back();
     }
     recorder.window_ends(end.1);
+    if let Some(r) = &retrier {
+        // Retries not yet due when the window ends (or the stop) are never sent.
+        r.close(end.1);
+    }
     if end.0 == PaceEnd::Stopped {
         // Due before the stop but never released: counted, and their wait is in the tail.
         while schedule.peek().is_some_and(|d| d <= end.1) {
@@ -304,9 +349,46 @@ pub async fn pace<C: Client>(
             };
             recorder.scheduled();
             recorder.unsent(&Outcome::cut(ticket, None, end.1));
+            if let Some(r) = &retrier {
+                r.unfinished(&ticket, end.1);
+            }
         }
     }
     end
+}
+
+/// The earliest of the schedule's next ticket and the earliest pending retry due inside the
+/// window.
+fn next_due(schedule: &Schedule, retrier: Option<&Retrier>, window_end: Instant) -> Option<Instant> {
+    let retry = retrier
+        .and_then(Retrier::next_due)
+        .filter(|&d| d <= window_end);
+    match (schedule.peek(), retry) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Resolves when a worker queues a retry that is due before every other pending one (never
+/// without a retry policy).
+async fn retry_decided(retrier: Option<&Retrier>) {
+    match retrier {
+        Some(r) => r.wake.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Hands a due ticket to the workers, or drops and counts it when the backlog is full.
+fn release<C: Client>(backlog: &Sender<Ticket>, crew: &Arc<Crew<C>>, ticket: Ticket) {
+    match backlog.try_send(ticket) {
+        Ok(()) => crew.grow(),
+        Err(TrySendError::Full(t)) | Err(TrySendError::Closed(t)) => {
+            crew.recorder.dropped(&t);
+            if let Some(r) = &crew.retrier {
+                r.dropped(&t);
+            }
+        }
+    }
 }
 
 /// Sleeps until `at` on the crew's clock: the precise timer on the system clock, tokio's timer on
@@ -418,29 +500,48 @@ impl StopWaiters {
 /// must stop (a stop before sending, or the abort: the request is then counted and censored).
 async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, waiters: &mut StopWaiters) -> bool {
     let recorder = &*crew.recorder;
+    let retrier = crew.retrier.as_deref();
     let clock = crew.clock;
+    let admission = retrier.map_or(Admission::Pass, |r| r.admit(clock.now()));
+    if admission == Admission::Refuse {
+        // The client's breaker is open: the attempt fails fast and is never sent.
+        recorder.short_circuited(&ticket);
+        if let Some(r) = retrier {
+            r.short_circuit(&ticket, clock.now());
+        }
+        return true;
+    }
     // Waiting here happens only at the connection cap: it is the generator's, so it is send lag.
     let lease = tokio::select! {
         biased;
         _ = waiters.aborted.as_mut() => {
-            recorder.cut(&Outcome::cut(ticket, None, clock.now()));
+            let now = clock.now();
+            recorder.cut(&Outcome::cut(ticket, None, now));
+            unfinished(retrier, &ticket, now);
             return false;
         }
         _ = waiters.stopped.as_mut() => {
-            recorder.unsent(&Outcome::cut(ticket, None, clock.now()));
+            let now = clock.now();
+            recorder.unsent(&Outcome::cut(ticket, None, now));
+            unfinished(retrier, &ticket, now);
             return false;
         }
         lease = crew.client.lease() => lease,
     };
     let sent_at = clock.now();
-    recorder.sent(sent_at);
+    recorder.sent(sent_at, ticket.is_retry());
+    if let Some(r) = retrier.filter(|_| !ticket.is_retry()) {
+        r.first_sent(sent_at);
+    }
     let deadline = sent_at
         .checked_add(crew.timeout)
         .unwrap_or_else(|| sent_at + Duration::from_secs(365 * 86_400));
     let completion = tokio::select! {
         biased;
         _ = waiters.aborted.as_mut() => {
-            recorder.cut(&Outcome::cut(ticket, Some(sent_at), clock.now()));
+            let now = clock.now();
+            recorder.cut(&Outcome::cut(ticket, Some(sent_at), now));
+            unfinished(retrier, &ticket, now);
             return false;
         }
         r = tokio::time::timeout_at(clock.tokio_at(deadline), crew.client.call(lease, ticket.request())) => match r {
@@ -448,8 +549,19 @@ async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, waiters: &mut StopWa
             Err(_) => Completion::failed(Class::Timeout, crew.timeout_message.clone()),
         },
     };
-    recorder.record(&Outcome::new(ticket, sent_at, clock.now(), completion));
+    let done = clock.now();
+    let (class, status, retry_after) = (completion.class, completion.status, completion.retry_after);
+    recorder.record(&Outcome::new(ticket, sent_at, done, completion));
+    if let Some(r) = retrier {
+        r.settle(&ticket, class, status, retry_after, done, admission);
+    }
     true
+}
+
+fn unfinished(retrier: Option<&Retrier>, ticket: &Ticket, at: Instant) {
+    if let Some(r) = retrier {
+        r.unfinished(ticket, at);
+    }
 }
 
 /// A sleep with sub-millisecond resolution (Linux `timerfd`), or tokio's timer elsewhere.
@@ -787,6 +899,79 @@ mod tests {
         let f = r.recorder.tickets();
         assert_eq!((f.scheduled, f.sent), (37, 37));
         assert!(budget.done.is_cancelled());
+    }
+
+    /// A client that sheds (503) everything sent before `until`, then answers; 1 ms per call.
+    struct Flaky {
+        until: tokio::time::Instant,
+    }
+
+    impl Client for Flaky {
+        async fn lease(&self) -> Lease {
+            Arc::new(Semaphore::new(1)).acquire_owned().await.unwrap()
+        }
+        async fn call(&self, _lease: Lease, _request: u32) -> Completion {
+            let shed = tokio::time::Instant::now() < self.until;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            if shed {
+                Completion::status(Class::Rejected, 503)
+            } else {
+                Completion::status(Class::Ok, 200)
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_are_released_at_their_due_time_and_every_logical_request_ends() {
+        // 100/s for 1 s; the target sheds everything sent before 300 ms. Attempt k of the ticket
+        // due at t goes out at t + 51k ms (1 ms of call, 50 ms of backoff): tickets before 198 ms
+        // fail all 3 attempts, 200–240 ms succeed on the third, 250–290 ms on the second.
+        let start = Instant::now();
+        let tokio0 = tokio::time::Instant::now();
+        let recorder = Arc::new(Recorder::starting_at(start));
+        let (tx, rx) = async_channel::bounded(1000);
+        let policy = crate::retry::Policy::parse("backoff=fixed:50ms jitter=none attempts=3")
+            .unwrap()
+            .unwrap();
+        let retrier = Arc::new(Retrier::new(policy, start, 1));
+        let crew = Crew::new(
+            Arc::new(Flaky {
+                until: tokio0 + Duration::from_millis(300),
+            }),
+            rx,
+            recorder.clone(),
+            Duration::from_secs(10),
+            100,
+            CancellationToken::new(),
+            CancellationToken::new(),
+            Fault::None,
+        )
+        .on_clock(Clock::Virtual {
+            std0: start,
+            tokio0,
+        })
+        .with_retrier(Some(retrier.clone()));
+        crew.start(1);
+        let shape = Shape::constant(100.0, Duration::from_secs(1)).unwrap();
+        let (end, _) = pace(Schedule::new(shape, start), tx, crew.clone(), Duration::ZERO).await;
+        assert_eq!(end, PaceEnd::Completed);
+        let mut tasks = crew.take_tasks();
+        while tasks.join_next().await.is_some() {}
+        let mut t = Tally::default();
+        recorder.close_interval(&mut t);
+        let f = recorder.tickets();
+        assert_eq!(f.retries, 55, "{f:?}");
+        assert_eq!((f.scheduled, f.sent, f.sent_retries), (155, 155, 55));
+        assert_eq!(t.clocks.send_lag.max(), 0, "retries went out exactly when due");
+        let l = retrier.logical();
+        assert_eq!(
+            (l.succeeded_first, l.succeeded_retry, l.exhausted),
+            (70, 10, 20)
+        );
+        assert_eq!(l.ended(), 100);
+        assert_eq!((l.attempts_used[1], l.attempts_used[2], l.attempts_used[3]), (70, 5, 25));
+        // End to end: the longest is three attempts, 1 + 50 + 1 + 50 + 1 ms.
+        assert_eq!(l.end_to_end.max() / 1000, 103);
     }
 
     /// The real timerfd, on the real clock.

@@ -36,6 +36,7 @@ pub mod plan;
 pub mod profile;
 pub mod record;
 pub mod report;
+pub mod retry;
 pub mod run;
 pub mod schedule;
 pub mod serve;

@@ -403,6 +403,11 @@ pub struct Plan {
     pub progress: bool,
     /// Shortest time between two pacer wake-ups (zero: wake at every due instant).
     pub pacer_quantum: Duration,
+    /// The client's retry policy (`--retry`, or the profile's `[retry]`); `None`: no retries.
+    pub retry: Option<crate::retry::Policy>,
+    /// How recovery is judged (`--recovery`, or the profile's `[recovery]`); `None`: the
+    /// defaults, with no known trigger.
+    pub recovery: Option<crate::report::recovery::RecoverySpec>,
 }
 
 impl Plan {
@@ -421,6 +426,17 @@ impl Plan {
 
     /// Checks cross-field consistency that single flags cannot.
     pub fn validate(&self) -> Result<(), Error> {
+        if self.retry.is_some() && self.shape.is_closed_loop() {
+            return Err(Error::invalid(
+                "--retry",
+                "with --rate max",
+                "retries need an open-loop schedule (a closed loop has no intended start to retry from): give a rate",
+            ));
+        }
+        if let Some(r) = &self.recovery {
+            r.trigger_end(&self.shape)
+                .map_err(|e| Error::invalid("--recovery", e.value.clone(), e.to_string()))?;
+        }
         if self.requests.is_empty() || self.requests.len() != self.weights.len() {
             return Err(Error::invalid(
                 "--profile",

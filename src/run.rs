@@ -26,8 +26,10 @@ use crate::dispatch::{self, Crew, Fault, PaceEnd};
 use crate::error::Error;
 use crate::plan::Plan;
 use crate::record::{
-    ConnStats, Ending, Measured, Outcome, Recorder, Snapshot, StageBook, Tally, Tickets,
+    ConnStats, Ending, Measured, Outcome, Recorder, RetryResult, Snapshot, StageBook, Tally,
+    Tickets, Timeline,
 };
+use crate::retry::Retrier;
 use crate::report::{progress_line, Report};
 use crate::schedule::{Schedule, Shape, Ticket};
 use crate::transport::{http, Client};
@@ -184,6 +186,10 @@ async fn drive<C: Client>(
             .with_conns(conns)
             .with_stages(StageBook::for_shape(&plan.shape, start)),
     );
+    let retrier = plan
+        .retry
+        .clone()
+        .map(|p| Arc::new(Retrier::new(p, start, plan.shape.seed())));
     let crew = Crew::new(
         Arc::new(client),
         rx.clone(),
@@ -193,7 +199,8 @@ async fn drive<C: Client>(
         stop.graceful.clone(),
         abort.clone(),
         fault,
-    );
+    )
+    .with_retrier(retrier.clone());
     let collector_stop = CancellationToken::new();
     let collector = tokio::spawn(collect(
         Collector {
@@ -228,6 +235,7 @@ async fn drive<C: Client>(
     settle_backlog(
         &rx,
         &recorder,
+        retrier.as_deref(),
         stop.graceful.is_cancelled() && !abort.is_cancelled(),
     );
     if ending == Ending::Completed && stop.graceful.is_cancelled() {
@@ -235,19 +243,44 @@ async fn drive<C: Client>(
     }
     let elapsed = start.elapsed();
     collector_stop.cancel();
-    if let Err(e) = collector.await {
-        if e.is_panic() {
-            recorder.panicked("collector");
+    let (timeline, last_close) = match collector.await {
+        Ok(t) => t,
+        Err(e) => {
+            if e.is_panic() {
+                recorder.panicked("collector");
+            }
+            (Timeline::default(), start)
         }
-    }
+    };
     let span = sched_end.saturating_duration_since(start);
-    measured(
+    let mut m = measured(
         &recorder,
         crew.size(),
         pooling,
         (started, span, elapsed),
         ending,
-    )
+        Closing {
+            timeline,
+            last_close,
+            start,
+            shape: &plan.shape,
+        },
+    );
+    m.retry = retrier.map(|r| RetryResult {
+        logical: r.logical(),
+        budget_denied: r.budget_denied(),
+        breaker: r.breaker_counts(),
+    });
+    m
+}
+
+/// The collector's timeline, to be completed with the run's last (partial) interval.
+struct Closing<'a> {
+    timeline: Timeline,
+    /// When the collector last closed an interval.
+    last_close: Instant,
+    start: Instant,
+    shape: &'a Shape,
 }
 
 /// The run's result, from the recorder once every task is done.
@@ -257,9 +290,20 @@ fn measured(
     pooling: http::Pooling,
     (started, schedule_span, elapsed): (SystemTime, Duration, Duration),
     mut ending: Ending,
+    closing: Closing,
 ) -> Measured {
     let mut last = Tally::default();
     recorder.close_interval(&mut last);
+    let Closing {
+        mut timeline,
+        last_close,
+        start,
+        shape,
+    } = closing;
+    let now = Instant::now();
+    let mid = (last_close + now.saturating_duration_since(last_close) / 2)
+        .saturating_duration_since(start);
+    timeline.add(mid, &last, &recorder.tickets(), shape.rate_at(mid));
     let health = recorder.health();
     if !health.panics.is_empty() {
         ending = Ending::InternalError;
@@ -278,6 +322,8 @@ fn measured(
         errors: recorder.error_samples(),
         warm: pooling.warm,
         max_connections: pooling.max_connections,
+        timeline,
+        retry: None,
     }
 }
 
@@ -313,7 +359,12 @@ async fn open_loop<C: Client>(
 
 /// Tickets still in the backlog once the workers are done were scheduled but never sent: unsent
 /// by request after a stop, otherwise cut. Either way their wait so far is in the tail.
-fn settle_backlog(rx: &Receiver<Ticket>, recorder: &Recorder, stopped: bool) {
+fn settle_backlog(
+    rx: &Receiver<Ticket>,
+    recorder: &Recorder,
+    retrier: Option<&Retrier>,
+    stopped: bool,
+) {
     let cut = Instant::now();
     while let Ok(ticket) = rx.try_recv() {
         let outcome = Outcome::cut(ticket, None, cut);
@@ -321,6 +372,9 @@ fn settle_backlog(rx: &Receiver<Ticket>, recorder: &Recorder, stopped: bool) {
             recorder.unsent(&outcome);
         } else {
             recorder.cut(&outcome);
+        }
+        if let Some(r) = retrier {
+            r.unfinished(&ticket, cut);
         }
     }
 }
@@ -417,8 +471,9 @@ struct Collector<C: Client> {
     fault: Fault,
 }
 
-/// Once an interval: close it (folding it into the totals) and publish a snapshot.
-async fn collect<C: Client>(c: Collector<C>, stop: CancellationToken) {
+/// Once an interval: close it (folding it into the totals and the timeline) and publish a
+/// snapshot. Returns the timeline and when it last closed an interval.
+async fn collect<C: Client>(c: Collector<C>, stop: CancellationToken) -> (Timeline, Instant) {
     let every = c.views.interval;
     let mut tick = tokio::time::interval_at((c.start + every).into(), every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -427,13 +482,17 @@ async fn collect<C: Client>(c: Collector<C>, stop: CancellationToken) {
         panic!("injected fault: the collector panicked (METRONOME_FAULT=collector-panic)");
     }
     let mut last = c.start;
+    let mut timeline = Timeline::default();
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return (timeline, last),
             _ = tick.tick() => {}
         }
         let now = Instant::now();
-        let snapshot = c.snapshot(now.saturating_duration_since(last));
+        let len = now.saturating_duration_since(last);
+        let snapshot = c.snapshot(len);
+        let mid = snapshot.at.saturating_sub(len / 2);
+        timeline.add(mid, &snapshot.interval, &snapshot.tickets, snapshot.target_rate);
         last = now;
         c.views.tx.send_replace(Some(Arc::new(snapshot)));
     }
@@ -462,6 +521,7 @@ impl<C: Client> Collector<C> {
             stage,
             health: self.recorder.health(),
             cpu: process_cpu(),
+            retry: self.crew.retrier().map(|r| r.counts()),
         }
     }
 }

@@ -136,7 +136,7 @@ pub(super) fn stage_message(e: &StageError) -> String {
 }
 
 /// The closest known word, for "did you mean".
-pub(super) fn suggest<'a>(
+pub(crate) fn suggest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {

@@ -40,6 +40,8 @@ struct FileToml {
     overlay: Vec<Spanned<StageTable>>,
     #[serde(default)]
     request: Vec<Spanned<RequestToml>>,
+    retry: Option<Spanned<StageTable>>,
+    recovery: Option<Spanned<StageTable>>,
 }
 
 /// A `[[stage]]` or `[[overlay]]` table as written: every key with its span and raw value, in
@@ -277,6 +279,25 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
     for r in &raw.request {
         requests.push(build_request(&ctx, r, dir, &mut bodies)?);
     }
+    let retry = match &raw.retry {
+        None => None,
+        Some(t) => Some(
+            settings(&ctx, t, "retry", |pairs| crate::retry::Policy::from_pairs(pairs))?,
+        ),
+    };
+    let recovery = match &raw.recovery {
+        None => None,
+        Some(t) => {
+            let spec = settings(&ctx, t, "recovery", |pairs| {
+                crate::report::recovery::RecoverySpec::from_pairs(pairs)
+            })?;
+            if let Err(e) = spec.trigger_end(&shape) {
+                let span = t.get_ref().span_of("after").unwrap_or(t.span());
+                return Err(ctx.at(span, format!("[recovery] {e}"), "after = a time since the start (\"30s\") or the name of a [[stage]]".to_string()));
+            }
+            Some(spec)
+        }
+    };
     Ok(Profile {
         name,
         description: raw.description,
@@ -284,6 +305,62 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
         shape,
         seed,
         requests,
+        retry,
+        recovery,
+    })
+}
+
+/// A `[retry]` or `[recovery]` table → its settings, through the same `key=value` grammar as the
+/// command line's `--retry` / `--recovery`, with errors pointing at the offending value.
+fn settings<T>(
+    ctx: &Ctx,
+    table: &Spanned<StageTable>,
+    name: &str,
+    build: impl FnOnce(Vec<(&str, &str)>) -> Result<T, crate::retry::SettingError>,
+) -> Result<T, ProfileError> {
+    let hint = format!("see docs/retry-storms.md for the [{name}] keys and their values");
+    let mut texts = Vec::with_capacity(table.get_ref().0.len());
+    for (k, v) in &table.get_ref().0 {
+        let text = match v.get_ref() {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => {
+                let mut parts = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        toml::Value::String(s) => parts.push(s.clone()),
+                        toml::Value::Integer(i) => parts.push(i.to_string()),
+                        _ => {
+                            return Err(ctx.at(
+                                v.span(),
+                                format!("[{name}] {}: a list of names or numbers was expected", k.get_ref()),
+                                hint,
+                            ))
+                        }
+                    }
+                }
+                parts.join(",")
+            }
+            _ => {
+                return Err(ctx.at(
+                    v.span(),
+                    format!("[{name}] {}: a string or a number was expected", k.get_ref()),
+                    hint,
+                ))
+            }
+        };
+        texts.push((k.get_ref().as_str(), text));
+    }
+    build(texts.iter().map(|(k, v)| (*k, v.as_str())).collect()).map_err(|e| {
+        let span = table
+            .get_ref()
+            .0
+            .iter()
+            .find(|(k, _)| k.get_ref() == &e.key)
+            .map_or(table.span(), |(k, v)| if e.value.is_empty() { k.span() } else { v.span() });
+        ctx.at(span, format!("[{name}] {e}"), hint)
     })
 }
 

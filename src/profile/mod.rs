@@ -36,6 +36,7 @@ use crate::schedule::Shape;
 pub use csv::parse_csv;
 use error::Ctx;
 pub use error::ProfileError;
+pub(crate) use error::suggest;
 pub use file::parse_str;
 pub use shorthand::parse_shorthand;
 pub use show::{render_plot, show, summary};
@@ -54,6 +55,10 @@ pub struct Profile {
     /// The seed as written in the file; `None` means a fresh one was drawn (see
     /// [`Shape::seed`] for the one in use; reports print it so the run can be repeated).
     pub seed: Option<u64>,
+    /// The client retry policy of the `[retry]` table, if any.
+    pub retry: Option<crate::retry::Policy>,
+    /// How recovery is judged (`[recovery]`), if given.
+    pub recovery: Option<crate::report::recovery::RecoverySpec>,
     /// The requests to send, picked by weight for each ticket ([`crate::schedule::Ticket::request`]
     /// indexes this list). Empty: the command line's URL, method, headers and body apply.
     pub requests: Vec<RequestDef>,

@@ -16,12 +16,14 @@ mod errors;
 mod outcome;
 mod snapshot;
 mod stages;
+mod timeline;
 
 pub use conns::{ConnStats, Connections};
 pub use errors::{ErrorSample, ErrorSamples, MAX_DISTINCT_ERRORS};
 pub use outcome::{Class, Completion, Group, Outcome};
-pub use snapshot::{Ending, Measured, Snapshot};
+pub use snapshot::{Ending, Measured, RetryResult, Snapshot};
 pub use stages::{StageBook, StageTally, MAX_STAGES};
+pub use timeline::{Bucket, Timeline, MAX_BUCKETS};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -295,6 +297,31 @@ pub struct Tickets {
     pub cancelled: u64,
     /// Tickets due but not yet sent when the first stop arrived: never sent, by request.
     pub unsent_at_stop: u64,
+    /// Of `scheduled`, retries (released by the pacer from the pending-retry queue).
+    pub retries: u64,
+    /// Of `sent`, retries.
+    pub sent_retries: u64,
+    /// Of `sent_late`, retries.
+    pub sent_retries_late: u64,
+    /// Attempts the client's circuit breaker failed fast (never sent).
+    pub short_circuited: u64,
+    /// Of `short_circuited`, first attempts.
+    pub short_circuited_first: u64,
+}
+
+impl Tickets {
+    /// First attempts (the schedule's own tickets) sent inside the schedule's window, plus those
+    /// the client's breaker failed fast on time: what the schedule asked of the generator.
+    pub fn first_on_time(&self) -> u64 {
+        let in_window = self.sent.saturating_sub(self.sent_late);
+        let retries_in_window = self.sent_retries.saturating_sub(self.sent_retries_late);
+        in_window.saturating_sub(retries_in_window) + self.short_circuited_first
+    }
+
+    /// Every attempt sent inside the schedule's window (first attempts and retries).
+    pub fn sent_in_window(&self) -> u64 {
+        self.sent.saturating_sub(self.sent_late)
+    }
 }
 
 /// Facts about the generator itself that the verdict needs.
@@ -361,6 +388,11 @@ pub struct Recorder {
     /// Written by every worker on send.
     sent: Padded<AtomicU64>,
     sent_late: Padded<AtomicU64>,
+    retries: AtomicU64,
+    sent_retries: AtomicU64,
+    sent_retries_late: AtomicU64,
+    short_circuited: AtomicU64,
+    short_circuited_first: AtomicU64,
     dropped: AtomicU64,
     cancelled: AtomicU64,
     unsent_at_stop: AtomicU64,
@@ -393,6 +425,11 @@ impl Recorder {
             scheduled: Padded::default(),
             sent: Padded::default(),
             sent_late: Padded::default(),
+            retries: AtomicU64::new(0),
+            sent_retries: AtomicU64::new(0),
+            sent_retries_late: AtomicU64::new(0),
+            short_circuited: AtomicU64::new(0),
+            short_circuited_first: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             unsent_at_stop: AtomicU64::new(0),
@@ -439,13 +476,33 @@ impl Recorder {
         self.scheduled.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A request went on the wire at `at`.
-    pub fn sent(&self, at: Instant) {
+    /// The pacer released a retry (also counted as scheduled).
+    pub fn retry_scheduled(&self) {
+        self.scheduled.fetch_add(1, Ordering::Relaxed);
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The client's circuit breaker failed `ticket` fast: scheduled, never sent.
+    pub fn short_circuited(&self, ticket: &crate::schedule::Ticket) {
+        self.short_circuited.fetch_add(1, Ordering::Relaxed);
+        if !ticket.is_retry() {
+            self.short_circuited_first.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A request (a retry if `retry`) went on the wire at `at`.
+    pub fn sent(&self, at: Instant, retry: bool) {
         self.sent.fetch_add(1, Ordering::Relaxed);
+        if retry {
+            self.sent_retries.fetch_add(1, Ordering::Relaxed);
+        }
         let offset =
             u64::try_from(at.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX);
         if offset > self.window_end_ns.load(Ordering::Relaxed) {
             self.sent_late.fetch_add(1, Ordering::Relaxed);
+            if retry {
+                self.sent_retries_late.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -530,6 +587,11 @@ impl Recorder {
             dropped: self.dropped.load(Ordering::Relaxed),
             cancelled: self.cancelled.load(Ordering::Relaxed),
             unsent_at_stop: self.unsent_at_stop.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            sent_retries: self.sent_retries.load(Ordering::Relaxed),
+            sent_retries_late: self.sent_retries_late.load(Ordering::Relaxed),
+            short_circuited: self.short_circuited.load(Ordering::Relaxed),
+            short_circuited_first: self.short_circuited_first.load(Ordering::Relaxed),
         }
     }
 
@@ -653,12 +715,17 @@ mod tests {
     fn sends_after_the_window_are_late() {
         let start = Instant::now();
         let r = Recorder::starting_at(start);
-        r.sent(start + Duration::from_secs(5));
+        r.sent(start + Duration::from_secs(5), false);
         r.window_ends(start + Duration::from_secs(3));
-        r.sent(start + Duration::from_secs(2));
-        r.sent(start + Duration::from_secs(4));
+        r.sent(start + Duration::from_secs(2), false);
+        r.sent(start + Duration::from_secs(4), false);
+        r.sent(start + Duration::from_secs(4), true);
+        r.sent(start + Duration::from_secs(1), true);
         let f = r.tickets();
-        assert_eq!((f.sent, f.sent_late), (3, 1));
+        assert_eq!((f.sent, f.sent_late), (5, 2));
+        assert_eq!((f.sent_retries, f.sent_retries_late), (2, 1));
+        assert_eq!(f.first_on_time(), 2);
+        assert_eq!(f.sent_in_window(), 3);
     }
 
     #[test]

@@ -107,6 +107,8 @@ pub struct Completion {
     pub connect: Option<Duration>,
     /// What went wrong, in words, for failures (kept as a bounded sample in the report).
     pub error: Option<String>,
+    /// How long the server asked the client to wait before retrying (`Retry-After`).
+    pub retry_after: Option<Duration>,
 }
 
 impl Completion {
@@ -117,6 +119,7 @@ impl Completion {
             status,
             connect: None,
             error: None,
+            retry_after: None,
         }
     }
 
@@ -127,7 +130,13 @@ impl Completion {
             status: 0,
             connect: None,
             error: Some(error.into()),
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
     }
 
     pub fn with_connect(mut self, connect: Option<Duration>) -> Self {

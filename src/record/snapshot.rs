@@ -5,7 +5,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{Connections, ErrorSamples, Health, StageTally, Tally, Tickets};
+use super::{Connections, ErrorSamples, Health, StageTally, Tally, Tickets, Timeline};
+use crate::retry::{BreakerCounts, Logical, RetryCounts};
 
 /// One interval of a run, as published to views.
 #[derive(Clone, Debug)]
@@ -31,6 +32,8 @@ pub struct Snapshot {
     pub health: Health,
     /// CPU time (user + system) the generator's process has used so far.
     pub cpu: Duration,
+    /// Retries so far, when the run has a retry policy.
+    pub retry: Option<RetryCounts>,
 }
 
 impl Snapshot {
@@ -78,4 +81,17 @@ pub struct Measured {
     pub warm: usize,
     /// The connection cap in force (after fitting the file-descriptor limit).
     pub max_connections: usize,
+    /// The run second by second.
+    pub timeline: Timeline,
+    /// What the client's retry policy did, when it had one.
+    pub retry: Option<RetryResult>,
+}
+
+/// What a run's retry policy did: the logical requests' tally, budget and breaker counters.
+#[derive(Clone, Debug)]
+pub struct RetryResult {
+    pub logical: Logical,
+    /// Retries refused by the budget.
+    pub budget_denied: u64,
+    pub breaker: Option<BreakerCounts>,
 }

@@ -3,9 +3,12 @@
 //! generator-health verdict: whether the generator kept its own schedule.
 
 mod json;
+pub mod recovery;
+mod retry;
 mod text;
 
 pub use json::JsonOut;
+pub use retry::{BucketReport, GaveUp, LogicalReport, RetryReport, TimelineReport};
 pub use text::{format_us, progress_line};
 
 use std::collections::BTreeMap;
@@ -19,7 +22,7 @@ use crate::record::{Ending, ErrorSample, Group, Measured, StageTally};
 use crate::schedule::Arrivals;
 
 /// Bumped on any incompatible change to the JSON layout.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Exit code of an untrustworthy measurement.
 pub const EXIT_UNTRUSTWORTHY: u8 = 3;
@@ -73,6 +76,12 @@ pub struct Report {
     /// Failures whose message was beyond the sample, per class.
     pub errors_unsampled: BTreeMap<String, u64>,
     pub settings: Settings,
+    /// What the client's retry policy did; `null` without one.
+    pub retry: Option<RetryReport>,
+    /// The run second by second.
+    pub timeline: TimelineReport,
+    /// Whether and when the target's success ratio recovered after a fault.
+    pub recovery: recovery::Recovery,
     pub verdict: Verdict,
 }
 
@@ -199,8 +208,12 @@ pub struct Tool {
 pub struct Rate {
     /// `None` in closed-loop mode, which has no target.
     pub target: Option<f64>,
-    /// Requests sent inside the schedule's window ÷ its length.
+    /// First attempts sent inside the schedule's window (or failed fast by the client's
+    /// breaker) ÷ its length: the schedule's own requests, retries not included.
     pub achieved: f64,
+    /// Every attempt sent inside the window (first attempts and retries) ÷ its length: the load
+    /// the target was offered. Equal to `achieved` without retries.
+    pub offered: f64,
     /// Requests sent after the schedule's window had ended (late, during the drain); not in
     /// `achieved`.
     pub sent_after_schedule: u64,
@@ -224,6 +237,10 @@ pub struct CountsReport {
     pub transport_error: u64,
     /// The generator's own host ran out of a resource (file descriptors, ports, buffers).
     pub local_error: u64,
+    /// Of `scheduled`, retries (0 without a retry policy).
+    pub retries: u64,
+    /// Attempts failed fast by the client's circuit breaker (scheduled, never sent).
+    pub short_circuited: u64,
 }
 
 /// Summary of one clock, in microseconds.
@@ -301,7 +318,8 @@ pub struct Settings {
 pub struct Verdict {
     pub trustworthy: bool,
     pub reasons: Vec<String>,
-    /// `scheduled == completed + dropped + cancelled + unsent_at_stop`.
+    /// `scheduled == completed + dropped + cancelled + unsent_at_stop + short_circuited`, and
+    /// with a retry policy every logical request started has ended.
     pub accounting_ok: bool,
 }
 
@@ -322,6 +340,8 @@ impl Report {
             connect_error: c.connect_error,
             transport_error: c.transport_error,
             local_error: c.local_error,
+            retries: m.tickets.retries,
+            short_circuited: m.tickets.short_circuited,
         };
         let clocks = &m.totals.clocks;
         let span = m.schedule_span.as_secs_f64();
@@ -342,12 +362,24 @@ impl Report {
         } else {
             due.map(|d| d as f64 / span)
         };
-        let in_window = counts.sent.saturating_sub(m.tickets.sent_late);
-        let achieved = if span > 0.0 {
-            in_window as f64 / span
-        } else {
-            0.0
-        };
+        let per_span = |n: u64| if span > 0.0 { n as f64 / span } else { 0.0 };
+        let achieved = per_span(m.tickets.first_on_time());
+        let offered = per_span(m.tickets.sent_in_window());
+        let retry = plan
+            .retry
+            .as_ref()
+            .zip(m.retry.as_ref())
+            .map(|(p, r)| RetryReport::new(p, r, m));
+        let trigger_end = plan
+            .recovery
+            .as_ref()
+            .and_then(|r| r.trigger_end(&plan.shape).ok().flatten());
+        let recovery = recovery::assess(
+            &m.timeline,
+            span,
+            &plan.recovery.clone().unwrap_or_default(),
+            trigger_end,
+        );
         let send_lag = Stats::of(&clocks.send_lag, clocks.clamped[2]);
         let limit = duration_us(plan.max_send_lag);
         let ceiling = limit.saturating_mul(SEND_LAG_CEILING_FACTOR);
@@ -378,6 +410,9 @@ impl Report {
             workers_full: m.concurrency >= plan.limits.max_in_flight,
             max_in_flight: plan.limits.max_in_flight,
             local_errors: first_message(&m.errors.samples(), "local_error"),
+            logical: retry
+                .as_ref()
+                .map(|r| (r.logical.started, r.logical.ended, r.logical.gave_up.queue_full, r.queue)),
         });
         Report {
             schema_version: SCHEMA_VERSION,
@@ -401,6 +436,7 @@ impl Report {
             rate: Rate {
                 target: target_rate.map(round3),
                 achieved: round3(achieved),
+                offered: round3(offered),
                 sent_after_schedule: m.tickets.sent_late,
             },
             status_codes: c.statuses().map(|(k, v)| (k.to_string(), v)).collect(),
@@ -448,6 +484,9 @@ impl Report {
                 send_lag_ceiling_us: ceiling,
                 pacer_quantum_us: duration_us(plan.pacer_quantum),
             },
+            retry,
+            timeline: TimelineReport::new(&m.timeline),
+            recovery,
             verdict,
         }
     }
@@ -599,6 +638,9 @@ pub struct VerdictInputs<'a> {
     pub max_in_flight: usize,
     /// The most frequent local error, if any.
     pub local_errors: Option<String>,
+    /// With a retry policy: logical requests started and ended, retries that found the
+    /// pending-retry queue full, and its bound.
+    pub logical: Option<(u64, u64, u64, usize)>,
 }
 
 /// Whether the generator kept its own schedule, and if not, why and what to change.
@@ -610,12 +652,27 @@ pub fn verdict(v: &VerdictInputs) -> Verdict {
             "internal error: the {task} panicked (a bug in metronome; please report it with the message above); the figures are incomplete"
         ));
     }
-    let accounting_ok = c.scheduled == c.completed + c.dropped + c.cancelled + c.unsent_at_stop;
-    if !accounting_ok && v.panics.is_empty() {
+    let attempts_ok = c.scheduled
+        == c.completed + c.dropped + c.cancelled + c.unsent_at_stop + c.short_circuited;
+    let logical_ok = v.logical.is_none_or(|(started, ended, ..)| started == ended);
+    let accounting_ok = attempts_ok && logical_ok;
+    if !attempts_ok && v.panics.is_empty() {
         reasons.push(format!(
-            "accounting mismatch: scheduled {} != completed {} + dropped {} + cancelled {} + unsent {} (a bug in metronome; please report it)",
-            c.scheduled, c.completed, c.dropped, c.cancelled, c.unsent_at_stop
+            "accounting mismatch: scheduled {} != completed {} + dropped {} + cancelled {} + unsent {} + short-circuited {} (a bug in metronome; please report it)",
+            c.scheduled, c.completed, c.dropped, c.cancelled, c.unsent_at_stop, c.short_circuited
         ));
+    }
+    if let Some((started, ended, queue_full, queue)) = v.logical {
+        if started != ended && v.panics.is_empty() {
+            reasons.push(format!(
+                "accounting mismatch: {started} logical requests started but {ended} ended (a bug in metronome; please report it)"
+            ));
+        }
+        if queue_full > 0 {
+            reasons.push(format!(
+                "{queue_full} retries were not made because the generator's pending-retry queue was full (queue={queue}): the client was not modelled faithfully; raise queue= in the retry policy"
+            ));
+        }
     }
     if let Some(message) = &v.local_errors {
         reasons.push(format!(
@@ -766,6 +823,8 @@ mod verdict_tests {
             connect_error: 0,
             transport_error: 0,
             local_error: 0,
+            retries: 0,
+            short_circuited: 0,
         }
     }
 
@@ -795,6 +854,7 @@ mod verdict_tests {
             workers_full: false,
             max_in_flight: 4000,
             local_errors: None,
+            logical: None,
         }
     }
 

@@ -68,11 +68,114 @@ pub fn progress_line(snap: &Snapshot, prev: &Tickets) -> String {
         );
     }
     line.push(')');
+    if let Some(r) = &snap.retry {
+        let retries = snap.tickets.sent_retries.saturating_sub(prev.sent_retries) as f64;
+        let first = (snap.tickets.sent.saturating_sub(prev.sent) as f64 - retries).max(0.0);
+        let amp = if first > 0.0 {
+            format!("×{:.2}", (first + retries) / first)
+        } else {
+            "-".to_string()
+        };
+        let _ = write!(
+            line,
+            " | retries {:.0}/s amplification {amp}, pending {}, gave up {}",
+            retries / secs,
+            r.pending,
+            r.gave_up + r.short_circuited
+        );
+    }
     let dropped = snap.tickets.dropped.saturating_sub(prev.dropped);
     if dropped > 0 {
         let _ = write!(line, " | DROPPED {dropped}");
     }
     line
+}
+
+/// What the retry policy did, and how the logical requests ended.
+fn retries(s: &mut String, r: &Report) {
+    let Some(x) = &r.retry else { return };
+    let l = &x.logical;
+    let g = &l.gave_up;
+    let _ = writeln!(s);
+    let _ = writeln!(s, "  retry      {}", x.policy);
+    let _ = writeln!(
+        s,
+        "  attempts   first {}, retries {} (rejected {}, timeout {}, connect {}, transport {}, error {}): amplification ×{:.2} overall, ×{:.2} at peak; offered {:.1}/s for a target of {}",
+        x.first_attempts,
+        x.retries,
+        x.retries_by_reason.rejected,
+        x.retries_by_reason.timeout,
+        x.retries_by_reason.connect_error,
+        x.retries_by_reason.transport_error,
+        x.retries_by_reason.http_error,
+        x.amplification,
+        x.peak_amplification,
+        r.rate.offered,
+        r.rate.target.map_or("-".to_string(), |t| format!("{t:.1}/s"))
+    );
+    let _ = writeln!(
+        s,
+        "  logical    {} requests: succeeded {} first try + {} after retries ({}), failed {}, gave up {} (attempts {}, budget {}, deadline {}, queue full {}), short-circuited {}, unfinished {}, dropped {}",
+        l.started,
+        l.succeeded_first_try,
+        l.succeeded_after_retry,
+        pct(l.succeeded_first_try + l.succeeded_after_retry, l.ended),
+        l.failed,
+        g.attempts_exhausted + g.budget + g.deadline + g.queue_full,
+        g.attempts_exhausted,
+        g.budget,
+        g.deadline,
+        g.queue_full,
+        l.short_circuited,
+        l.unfinished,
+        l.dropped
+    );
+    let e = &x.end_to_end_us;
+    let _ = writeln!(
+        s,
+        "  end-to-end p50 {} p99 {} p99.9 {} max {} (first attempt's intended start to final outcome)",
+        format_us(e.p50),
+        format_us(e.p99),
+        format_us(e.p999),
+        format_us(e.max)
+    );
+    if let Some(b) = &x.breaker {
+        let _ = writeln!(
+            s,
+            "  breaker    opened {} times, {} probes, closed again {} times",
+            b.opened, b.probes, b.closed
+        );
+    }
+}
+
+/// Whether the target recovered (shown with a retry policy, a recovery setting, or a degraded
+/// run of several stages).
+fn recovery(s: &mut String, r: &Report) {
+    let x = &r.recovery;
+    let shown = r.retry.is_some() || x.trigger_end_s.is_some() || x.status != "never_degraded";
+    if !shown {
+        return;
+    }
+    let rule = format!(
+        "success ratio ≥ {:.1}% for {}s",
+        x.threshold * 100.0,
+        x.hold_s
+    );
+    let from = match x.trigger_end_s {
+        Some(t) => format!("after the trigger ended at {t:.1}s"),
+        None => "after it degraded".to_string(),
+    };
+    let line = match (x.status, x.degraded_at_s, x.recovered_at_s, x.recovery_time_s) {
+        ("never_degraded", ..) => format!("never degraded ({rule})"),
+        ("recovered", Some(d), Some(at), Some(t)) => format!(
+            "degraded at {d:.0}s; {from}, recovered at {at:.0}s: recovery time {t:.1}s ({rule})"
+        ),
+        (_, Some(d), ..) => format!(
+            "degraded at {d:.0}s and DID NOT RECOVER {from} by the end of the schedule ({rule})"
+        ),
+        _ => format!("not judged ({rule})"),
+    };
+    let _ = writeln!(s, "  recovery   {line}");
 }
 
 fn pct(n: u64, of: u64) -> String {
@@ -154,6 +257,8 @@ pub fn render(r: &Report) -> String {
     clocks(&mut s, r);
     by_outcome(&mut s, r);
     stages(&mut s, r);
+    retries(&mut s, r);
+    recovery(&mut s, r);
     footer(&mut s, r);
     s
 }
@@ -248,8 +353,21 @@ fn counts(s: &mut String, r: &Report) {
     let c = &r.counts;
     let _ = writeln!(
         s,
-        "  requests   scheduled {}, sent {}, completed {}, dropped {}, cancelled {}, unsent at stop {}",
-        c.scheduled, c.sent, c.completed, c.dropped, c.cancelled, c.unsent_at_stop
+        "  requests   scheduled {}, sent {}, completed {}, dropped {}, cancelled {}, unsent at stop {}{}",
+        c.scheduled,
+        c.sent,
+        c.completed,
+        c.dropped,
+        c.cancelled,
+        c.unsent_at_stop,
+        if c.retries + c.short_circuited > 0 {
+            format!(
+                " (attempts: {} retries, {} short-circuited)",
+                c.retries, c.short_circuited
+            )
+        } else {
+            String::new()
+        }
     );
     if r.rate.sent_after_schedule > 0 {
         let _ = writeln!(

@@ -32,15 +32,23 @@ use std::time::{Duration, Instant};
 use curve::{secs, Cursor};
 
 /// One scheduled request: its sequence number, the instant it is due, and which request of the
-/// profile's mix to send.
+/// profile's mix to send. A retry (see [`crate::retry`]) is a ticket too: it keeps the first
+/// attempt's sequence number and intended start (its *origin*, from which end-to-end latency is
+/// measured) and has its own intended start, the due time its backoff gave it.
 ///
-/// Fields are private and the only constructor is [`Schedule::next_ticket`], so the intended
-/// time cannot be replaced by "now" anywhere downstream.
+/// Fields are private and the only constructors are [`Schedule::next_ticket`] and
+/// [`Ticket::retry`], so the intended time cannot be replaced by "now" anywhere downstream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ticket {
     seq: u64,
     intended: Instant,
+    /// The first attempt's intended start (equal to `intended` for a first attempt).
+    origin: Instant,
     request: u32,
+    /// 0 for the first attempt, 1 for the first retry…
+    attempt: u16,
+    /// The backoff (µs) that preceded this attempt, for decorrelated jitter.
+    backoff_us: u32,
 }
 
 impl Ticket {
@@ -48,11 +56,47 @@ impl Ticket {
     /// is the moment a slot became free, so latency equals service time. This is the one place a
     /// ticket's time comes from "now"; reports of such runs say they are closed-loop.
     pub fn unscheduled(seq: u64) -> Ticket {
+        let now = Instant::now();
         Ticket {
             seq,
-            intended: Instant::now(),
+            intended: now,
+            origin: now,
             request: 0,
+            attempt: 0,
+            backoff_us: 0,
         }
+    }
+
+    /// The next attempt of the same logical request, due at `due` after a backoff of `backoff`.
+    /// Its intended start is that due time: the retry is measured from when the client meant to
+    /// send it, like any ticket; the logical request is measured from [`Ticket::origin`].
+    pub fn retry(&self, due: Instant, backoff: Duration) -> Ticket {
+        Ticket {
+            intended: due,
+            attempt: self.attempt.saturating_add(1),
+            backoff_us: u32::try_from(backoff.as_micros()).unwrap_or(u32::MAX),
+            ..*self
+        }
+    }
+
+    /// The first attempt's intended start: end-to-end latency is measured from here.
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    /// 0 for a first attempt, n for the n-th retry.
+    pub fn attempt(&self) -> u16 {
+        self.attempt
+    }
+
+    /// Whether this ticket is a retry.
+    pub fn is_retry(&self) -> bool {
+        self.attempt > 0
+    }
+
+    /// The backoff that preceded this attempt (zero for a first attempt).
+    pub fn backoff(&self) -> Duration {
+        Duration::from_micros(u64::from(self.backoff_us))
     }
 
     /// Zero-based position in the schedule.
@@ -198,10 +242,14 @@ impl Schedule {
     pub fn next_ticket(&mut self) -> Option<Ticket> {
         let offset = self.due?;
         let request = self.mix.as_mut().map_or(0, Mix::pick);
+        let intended = self.start + offset;
         let ticket = Ticket {
             seq: self.next,
-            intended: self.start + offset,
+            intended,
+            origin: intended,
             request,
+            attempt: 0,
+            backoff_us: 0,
         };
         self.next += 1;
         self.due = self.compute();

@@ -28,6 +28,7 @@ use super::{Classifier, Client, Lease};
 use crate::error::Error;
 use crate::plan::{with_host, Plan, Protocol, RequestSpec, Target};
 use crate::record::{lock, Class, Completion, ConnStats};
+use crate::retry::parse_retry_after;
 
 type Body = Full<Bytes>;
 
@@ -243,6 +244,15 @@ impl Origin {
             }
         };
         let status = resp.status().as_u16();
+        // Only answers that are not a success can ask the client to come back later; a header
+        // lookup on those alone keeps the hot path of a healthy run untouched.
+        let retry_after = if (200..300).contains(&status) {
+            None
+        } else {
+            resp.headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| parse_retry_after(v.as_bytes(), std::time::SystemTime::now()))
+        };
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
             if let Err(e) = frame {
@@ -252,7 +262,12 @@ impl Origin {
                 );
             }
         }
-        (self.classifier.completion(status), true)
+        (
+            self.classifier
+                .completion(status)
+                .with_retry_after(retry_after),
+            true,
+        )
     }
 }
 

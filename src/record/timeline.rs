@@ -1,0 +1,190 @@
+//! The run second by second: attempts sent (first and retries), outcomes, and the target rate.
+//! Built by the collector from every interval it closes (never from the views' `watch` channel,
+//! which may skip some), so no second is missed. Memory is bounded: past [`MAX_BUCKETS`] buckets,
+//! neighbours are merged and each bucket covers twice as long.
+
+use std::time::Duration;
+
+use super::{Tally, Tickets};
+
+/// Most buckets kept: an hour at one second each, then two hours at two seconds…
+pub const MAX_BUCKETS: usize = 3600;
+
+/// What happened during one bucket of the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Bucket {
+    /// First attempts sent.
+    pub first: u64,
+    /// Retries sent.
+    pub retries: u64,
+    /// Attempts failed fast by the client's breaker.
+    pub short_circuited: u64,
+    /// Attempts that ended (answered or failed; not cut).
+    pub completed: u64,
+    pub ok: u64,
+    pub rejected: u64,
+    pub timeout: u64,
+    /// HTTP, connect, transport and local errors.
+    pub errors: u64,
+    /// Target rate of the schedule at the bucket's middle (the last value seen).
+    pub target: f64,
+}
+
+impl Bucket {
+    fn add(&mut self, o: &Bucket) {
+        self.first += o.first;
+        self.retries += o.retries;
+        self.short_circuited += o.short_circuited;
+        self.completed += o.completed;
+        self.ok += o.ok;
+        self.rejected += o.rejected;
+        self.timeout += o.timeout;
+        self.errors += o.errors;
+        self.target = (self.target + o.target) / 2.0;
+    }
+
+    /// Share of ended attempts that succeeded; `None` when nothing was sent or ended.
+    pub fn success_ratio(&self) -> Option<f64> {
+        if self.completed > 0 {
+            Some(self.ok as f64 / self.completed as f64)
+        } else if self.first + self.retries > 0 {
+            // Sent but nothing came back: as bad as it gets.
+            Some(0.0)
+        } else {
+            None
+        }
+    }
+
+    /// Attempts per first attempt (1 without retries); `None` without first attempts.
+    pub fn amplification(&self) -> Option<f64> {
+        (self.first > 0).then(|| (self.first + self.retries) as f64 / self.first as f64)
+    }
+}
+
+/// Buckets of equal width from the schedule's start.
+#[derive(Clone, Debug)]
+pub struct Timeline {
+    width: Duration,
+    buckets: Vec<Bucket>,
+    prev: Tickets,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline {
+            width: Duration::from_secs(1),
+            buckets: Vec::new(),
+            prev: Tickets::default(),
+        }
+    }
+}
+
+impl Timeline {
+    /// Folds one closed interval, whose middle is `mid` after the start, into its bucket.
+    /// `tickets` are the run's counters at the interval's end (deltas are taken here).
+    pub fn add(&mut self, mid: Duration, interval: &Tally, tickets: &Tickets, target: f64) {
+        let t = tickets;
+        let p = &self.prev;
+        let retries = t.sent_retries.saturating_sub(p.sent_retries);
+        let c = &interval.counts;
+        let b = Bucket {
+            first: t.sent.saturating_sub(p.sent).saturating_sub(retries),
+            retries,
+            short_circuited: t.short_circuited.saturating_sub(p.short_circuited),
+            completed: c.completed,
+            ok: c.ok,
+            rejected: c.rejected,
+            timeout: c.timeout,
+            errors: c.errors().saturating_sub(c.timeout),
+            target: if target.is_finite() { target } else { 0.0 },
+        };
+        self.prev = *tickets;
+        let mut idx = (mid.as_nanos() / self.width.as_nanos()) as usize;
+        while idx >= MAX_BUCKETS {
+            self.coarsen();
+            idx = (mid.as_nanos() / self.width.as_nanos()) as usize;
+        }
+        if self.buckets.len() <= idx {
+            self.buckets.resize(idx + 1, Bucket::default());
+        }
+        let slot = &mut self.buckets[idx];
+        let target = if slot.first + slot.retries + slot.completed == 0 && slot.target == 0.0 {
+            b.target
+        } else {
+            slot.target
+        };
+        slot.add(&b);
+        slot.target = if b.target > 0.0 { b.target } else { target };
+    }
+
+    /// Doubles the bucket width, merging neighbours.
+    fn coarsen(&mut self) {
+        let merged = self
+            .buckets
+            .chunks(2)
+            .map(|pair| {
+                let mut b = pair[0];
+                if let Some(o) = pair.get(1) {
+                    b.add(o);
+                }
+                b
+            })
+            .collect();
+        self.buckets = merged;
+        self.width *= 2;
+    }
+
+    pub fn width(&self) -> Duration {
+        self.width
+    }
+
+    pub fn buckets(&self) -> &[Bucket] {
+        &self.buckets
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tally(ok: u64, rejected: u64) -> Tally {
+        let mut t = Tally::default();
+        t.counts.ok = ok;
+        t.counts.rejected = rejected;
+        t.counts.completed = ok + rejected;
+        t
+    }
+
+    #[test]
+    fn intervals_land_in_their_second_and_deltas_are_taken() {
+        let mut tl = Timeline::default();
+        let mut tickets = Tickets {
+            sent: 100,
+            ..Tickets::default()
+        };
+        tl.add(Duration::from_millis(500), &tally(90, 10), &tickets, 100.0);
+        tickets.sent = 250;
+        tickets.sent_retries = 50;
+        tl.add(Duration::from_millis(1500), &tally(50, 100), &tickets, 100.0);
+        let b = tl.buckets();
+        assert_eq!(b.len(), 2);
+        assert_eq!((b[0].first, b[0].retries, b[0].ok), (100, 0, 90));
+        assert_eq!((b[1].first, b[1].retries), (100, 50));
+        assert_eq!(b[1].amplification(), Some(1.5));
+        assert_eq!(b[0].success_ratio(), Some(0.9));
+    }
+
+    #[test]
+    fn memory_stays_bounded_by_coarsening() {
+        let mut tl = Timeline::default();
+        let mut tickets = Tickets::default();
+        for s in 0..10_000u64 {
+            tickets.sent += 10;
+            tl.add(Duration::from_millis(s * 1000 + 500), &tally(10, 0), &tickets, 10.0);
+        }
+        assert!(tl.buckets().len() <= MAX_BUCKETS);
+        assert_eq!(tl.width(), Duration::from_secs(4));
+        let total: u64 = tl.buckets().iter().map(|b| b.first).sum();
+        assert_eq!(total, 100_000, "nothing is lost by merging");
+    }
+}
