@@ -426,7 +426,10 @@ impl RunArgs {
     }
 
     /// `--retry`, else the profile's `[retry]`.
-    fn retry_policy(&self, profile: Option<&Profile>) -> Result<Option<crate::retry::Policy>, Error> {
+    fn retry_policy(
+        &self,
+        profile: Option<&Profile>,
+    ) -> Result<Option<crate::retry::Policy>, Error> {
         match &self.retry {
             Some(spec) => crate::retry::Policy::parse(spec)
                 .map_err(|e| Error::invalid("--retry", spec.clone(), e.to_string())),
@@ -615,6 +618,10 @@ pub struct ServeArgs {
     #[arg(long = "stall")]
     pub stalls: Vec<Stall>,
 
+    /// Add Retry-After to shed (503) answers: this long, in whole seconds (e.g. 1s).
+    #[arg(long, value_parser = Clipped(duration))]
+    pub retry_after: Option<Duration>,
+
     /// Share of served requests answered 500 (0.0 to 1.0).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub error_rate: f64,
@@ -653,6 +660,7 @@ impl ServeArgs {
             rate_limit: self.rate_limit,
             rate_burst: self.burst,
             stalls: self.stalls.clone(),
+            retry_after: self.retry_after,
             error_rate: self.error_rate,
             seed: self.seed,
             max_body: self.max_body,

@@ -359,7 +359,11 @@ pub async fn pace<C: Client>(
 
 /// The earliest of the schedule's next ticket and the earliest pending retry due inside the
 /// window.
-fn next_due(schedule: &Schedule, retrier: Option<&Retrier>, window_end: Instant) -> Option<Instant> {
+fn next_due(
+    schedule: &Schedule,
+    retrier: Option<&Retrier>,
+    window_end: Instant,
+) -> Option<Instant> {
     let retry = retrier
         .and_then(Retrier::next_due)
         .filter(|&d| d <= window_end);
@@ -550,7 +554,8 @@ async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, waiters: &mut StopWa
         },
     };
     let done = clock.now();
-    let (class, status, retry_after) = (completion.class, completion.status, completion.retry_after);
+    let (class, status, retry_after) =
+        (completion.class, completion.status, completion.retry_after);
     recorder.record(&Outcome::new(ticket, sent_at, done, completion));
     if let Some(r) = retrier {
         r.settle(&ticket, class, status, retry_after, done, admission);
@@ -953,7 +958,13 @@ mod tests {
         .with_retrier(Some(retrier.clone()));
         crew.start(1);
         let shape = Shape::constant(100.0, Duration::from_secs(1)).unwrap();
-        let (end, _) = pace(Schedule::new(shape, start), tx, crew.clone(), Duration::ZERO).await;
+        let (end, _) = pace(
+            Schedule::new(shape, start),
+            tx,
+            crew.clone(),
+            Duration::ZERO,
+        )
+        .await;
         assert_eq!(end, PaceEnd::Completed);
         let mut tasks = crew.take_tasks();
         while tasks.join_next().await.is_some() {}
@@ -962,14 +973,21 @@ mod tests {
         let f = recorder.tickets();
         assert_eq!(f.retries, 55, "{f:?}");
         assert_eq!((f.scheduled, f.sent, f.sent_retries), (155, 155, 55));
-        assert_eq!(t.clocks.send_lag.max(), 0, "retries went out exactly when due");
+        assert_eq!(
+            t.clocks.send_lag.max(),
+            0,
+            "retries went out exactly when due"
+        );
         let l = retrier.logical();
         assert_eq!(
             (l.succeeded_first, l.succeeded_retry, l.exhausted),
             (70, 10, 20)
         );
         assert_eq!(l.ended(), 100);
-        assert_eq!((l.attempts_used[1], l.attempts_used[2], l.attempts_used[3]), (70, 5, 25));
+        assert_eq!(
+            (l.attempts_used[1], l.attempts_used[2], l.attempts_used[3]),
+            (70, 5, 25)
+        );
         // End to end: the longest is three attempts, 1 + 50 + 1 + 50 + 1 ms.
         assert_eq!(l.end_to_end.max() / 1000, 103);
     }

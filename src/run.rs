@@ -29,8 +29,8 @@ use crate::record::{
     ConnStats, Ending, Measured, Outcome, Recorder, RetryResult, Snapshot, StageBook, Tally,
     Tickets, Timeline,
 };
-use crate::retry::Retrier;
 use crate::report::{progress_line, Report};
+use crate::retry::Retrier;
 use crate::schedule::{Schedule, Shape, Ticket};
 use crate::transport::{http, Client};
 
@@ -492,7 +492,12 @@ async fn collect<C: Client>(c: Collector<C>, stop: CancellationToken) -> (Timeli
         let len = now.saturating_duration_since(last);
         let snapshot = c.snapshot(len);
         let mid = snapshot.at.saturating_sub(len / 2);
-        timeline.add(mid, &snapshot.interval, &snapshot.tickets, snapshot.target_rate);
+        timeline.add(
+            mid,
+            &snapshot.interval,
+            &snapshot.tickets,
+            snapshot.target_rate,
+        );
         last = now;
         c.views.tx.send_replace(Some(Arc::new(snapshot)));
     }

@@ -15,6 +15,12 @@
 //!    start), it waits until the window ends: requests arriving during a stall and those being
 //!    processed all finish just after it.
 //! 5. **Errors.** With probability `error_rate` the answer is `500`, otherwise `200` with the body.
+//! 6. **Wasted work.** Once admitted, a request is waited for and processed to the end even if
+//!    its client has gone (timed out, closed the connection), as a thread-per-request server
+//!    does: that work is counted as `abandoned`. This is what lets a retry storm keep the target
+//!    down after the trigger has passed: capacity is spent on requests nobody waits for.
+//!
+//! Shed answers (`503`) carry `Retry-After` when `retry_after` is set.
 //!
 //! Everything is bounded: counters are atomics, the timeline is a fixed array (one hour of
 //! 100 ms slots; later arrivals land in the last slot), per-path counts keep at most
@@ -58,6 +64,8 @@ pub struct ServeConfig {
     /// Token-bucket size, at least 1.
     pub rate_burst: f64,
     pub stalls: Vec<Stall>,
+    /// `Retry-After` on shed (503) answers, in whole seconds (rounded up); `None`: no header.
+    pub retry_after: Option<Duration>,
     /// Probability in [0, 1] that a served request is answered 500.
     pub error_rate: f64,
     pub seed: u64,
@@ -95,6 +103,7 @@ impl Default for ServeConfig {
             rate_limit: None,
             rate_burst: 1.0,
             stalls: Vec::new(),
+            retry_after: None,
             error_rate: 0.0,
             seed: 1,
             body: Bytes::from_static(b"ok\n"),
@@ -272,6 +281,8 @@ pub struct ServeStats {
     pub errors: u64,
     /// Answered 413: the request body was longer than `max_body`.
     pub too_large: u64,
+    /// Admitted requests processed to the end after their client had gone (wasted work).
+    pub abandoned: u64,
     /// Times `accept` failed for want of resources (out of file descriptors, kernel memory or
     /// buffers) and the accept loop paused for [`ACCEPT_BACKOFF`].
     pub accept_backoffs: u64,
@@ -285,8 +296,8 @@ impl ServeStats {
     /// One line for humans; the accept back-offs only when there were some.
     pub fn summary_line(&self) -> String {
         let mut line = format!(
-            "received {}, served {}, shed {} (503), limited {} (429), errors {} (500), too large {} (413), connections {} ({} closed slow or idle)",
-            self.received, self.served, self.shed, self.limited, self.errors, self.too_large, self.connections, self.timed_out
+            "received {}, served {}, shed {} (503), limited {} (429), errors {} (500), too large {} (413), abandoned {} (processed after the client left), connections {} ({} closed slow or idle)",
+            self.received, self.served, self.shed, self.limited, self.errors, self.too_large, self.abandoned, self.connections, self.timed_out
         );
         if self.accept_backoffs > 0 {
             line += &format!(
@@ -310,6 +321,7 @@ struct Counters {
     limited: AtomicU64,
     errors: AtomicU64,
     too_large: AtomicU64,
+    abandoned: AtomicU64,
     accept_backoffs: AtomicU64,
     timed_out: AtomicU64,
     timeline: Box<[AtomicU64]>,
@@ -335,6 +347,7 @@ impl Counters {
             limited: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             too_large: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
             accept_backoffs: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
             timeline: (0..TIMELINE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
@@ -374,6 +387,7 @@ impl Counters {
             limited: l(&self.limited),
             errors: l(&self.errors),
             too_large: l(&self.too_large),
+            abandoned: l(&self.abandoned),
             accept_backoffs: l(&self.accept_backoffs),
             timed_out: l(&self.timed_out),
         }
@@ -427,7 +441,7 @@ struct State {
     config: ServeConfig,
     started: Instant,
     counters: Counters,
-    workers: Semaphore,
+    workers: Arc<Semaphore>,
     waiting: AtomicUsize,
     bucket: Option<Mutex<Bucket>>,
     rng: Rng,
@@ -446,7 +460,7 @@ fn reply(status: StatusCode, body: Bytes) -> Reply {
 }
 
 impl State {
-    async fn handle(&self, req: Request<Incoming>) -> Reply {
+    async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Reply {
         let arrived = Instant::now();
         let c = &self.counters;
         c.received.fetch_add(1, Ordering::Relaxed);
@@ -510,38 +524,75 @@ impl State {
             }
         }
 
-        let permit = match self.workers.try_acquire() {
-            Ok(p) => p,
+        let permit = match self.workers.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
             Err(_) => {
                 if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.config.queue {
                     self.waiting.fetch_sub(1, Ordering::AcqRel);
                     c.shed.fetch_add(1, Ordering::Relaxed);
-                    return reply(
+                    let mut r = reply(
                         StatusCode::SERVICE_UNAVAILABLE,
                         Bytes::from_static(b"overloaded\n"),
                     );
+                    if let Some(after) = self.config.retry_after {
+                        let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+                        r.headers_mut()
+                            .insert(hyper::header::RETRY_AFTER, secs.into());
+                    }
+                    return r;
                 }
-                let p = self.workers.acquire().await;
-                self.waiting.fetch_sub(1, Ordering::AcqRel);
-                match p {
-                    Ok(p) => p,
-                    Err(_) => return reply(StatusCode::SERVICE_UNAVAILABLE, Bytes::new()),
-                }
+                None
             }
         };
+        if permit.is_some() && !self.has_work() {
+            return self.answer(permit);
+        }
+        // Admitted: the wait and the work go on in their own task, so a client that gives up
+        // (closing its connection or resetting its stream) does not free the capacity it took.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let state = self.clone();
+        tokio::spawn(async move {
+            let permit = match permit {
+                Some(p) => Some(p),
+                None => {
+                    let p = state.workers.clone().acquire_owned().await.ok();
+                    state.waiting.fetch_sub(1, Ordering::AcqRel);
+                    p
+                }
+            };
+            if permit.is_none() {
+                let _ = tx.send(reply(StatusCode::SERVICE_UNAVAILABLE, Bytes::new()));
+                return;
+            }
+            let service = match state.config.service_time {
+                ServiceTime::Fixed(d) => d,
+                t @ ServiceTime::Uniform(..) => t.pick(state.rng.next_f64()),
+            };
+            if !service.is_zero() {
+                tokio::time::sleep(service).await;
+            }
+            while let Some(end) = state.stall_end(Instant::now()) {
+                tokio::time::sleep_until(end.into()).await;
+            }
+            let answer = state.answer(permit);
+            if tx.send(answer).is_err() {
+                state.counters.abandoned.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        rx.await
+            .unwrap_or_else(|_| reply(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()))
+    }
 
-        let service = match self.config.service_time {
-            ServiceTime::Fixed(d) => d,
-            t @ ServiceTime::Uniform(..) => t.pick(self.rng.next_f64()),
-        };
-        if !service.is_zero() {
-            tokio::time::sleep(service).await;
-        }
-        while let Some(end) = self.stall_end(Instant::now()) {
-            tokio::time::sleep_until(end.into()).await;
-        }
+    /// Whether an admitted request takes any time (a service time or a stall window).
+    fn has_work(&self) -> bool {
+        self.config.service_time != ServiceTime::Fixed(Duration::ZERO)
+            || !self.config.stalls.is_empty()
+    }
+
+    /// The answer to a processed request, releasing its worker first.
+    fn answer(&self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Reply {
         drop(permit);
-
+        let c = &self.counters;
         if self.config.error_rate > 0.0 && self.rng.next_f64() < self.config.error_rate {
             c.errors.fetch_add(1, Ordering::Relaxed);
             return reply(
@@ -599,7 +650,7 @@ impl Server {
             })
         });
         let state = Arc::new(State {
-            workers: Semaphore::new(config.workers),
+            workers: Arc::new(Semaphore::new(config.workers)),
             waiting: AtomicUsize::new(0),
             rng: Rng(AtomicU64::new(config.seed)),
             bucket,

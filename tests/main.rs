@@ -9,6 +9,7 @@ mod faults;
 mod open_loop;
 mod profiles;
 mod report_schema;
+mod retries;
 mod serve;
 mod signals;
 mod tls;

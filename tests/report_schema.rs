@@ -43,7 +43,9 @@ async fn json_report_from_the_binary_matches_the_schema() {
     );
     let v = read_json(&json);
     assert_valid(&v);
-    assert_eq!(v["schema_version"], 3);
+    assert_eq!(v["schema_version"], 4);
+    assert!(v["retry"].is_null(), "no retry policy, no retry section");
+    assert_eq!(v["recovery"]["status"], "never_degraded");
     assert_eq!(v["counts"]["scheduled"], 200);
     assert_eq!(v["verdict"]["trustworthy"], true);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -87,5 +89,47 @@ async fn untrustworthy_report_validates_says_so_first_and_exits_3() {
     assert_eq!(v["verdict"]["trustworthy"], false);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("!! UNTRUSTWORTHY"), "{stderr}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_with_retries_and_a_breaker_validates() {
+    let server = serve(metronome::serve::ServeConfig {
+        rate_limit: Some(50.0),
+        ..Default::default()
+    })
+    .await;
+    let out = metronome(&[
+        "run",
+        &url(&server),
+        "-r",
+        "100",
+        "-d",
+        "2s",
+        "-q",
+        "--retry",
+        "on=rejected attempts=3 backoff=exp:10ms..100ms budget=50% breaker=90% breaker_min=50",
+        "--recovery",
+        "after=1s threshold=90%",
+        "--json",
+        "-",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout with --json -");
+    assert_valid(&v);
+    assert!(
+        v["retry"]["retries"].as_u64().unwrap() > 0,
+        "{}",
+        v["retry"]
+    );
+    assert_eq!(
+        v["retry"]["logical"]["started"], v["retry"]["logical"]["ended"],
+        "{}",
+        v["retry"]["logical"]
+    );
+    assert!(v["timeline"]["buckets"].as_array().unwrap().len() >= 2);
+    assert_eq!(v["recovery"]["trigger_end_s"], 1.0);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("amplification"), "{text}");
     server.shutdown().await;
 }

@@ -281,9 +281,9 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
     }
     let retry = match &raw.retry {
         None => None,
-        Some(t) => Some(
-            settings(&ctx, t, "retry", |pairs| crate::retry::Policy::from_pairs(pairs))?,
-        ),
+        Some(t) => Some(settings(&ctx, t, "retry", |pairs| {
+            crate::retry::Policy::from_pairs(pairs)
+        })?),
     };
     let recovery = match &raw.recovery {
         None => None,
@@ -293,7 +293,12 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
             })?;
             if let Err(e) = spec.trigger_end(&shape) {
                 let span = t.get_ref().span_of("after").unwrap_or(t.span());
-                return Err(ctx.at(span, format!("[recovery] {e}"), "after = a time since the start (\"30s\") or the name of a [[stage]]".to_string()));
+                return Err(ctx.at(
+                    span,
+                    format!("[recovery] {e}"),
+                    "after = a time since the start (\"30s\") or the name of a [[stage]]"
+                        .to_string(),
+                ));
             }
             Some(spec)
         }
@@ -335,7 +340,10 @@ fn settings<T>(
                         _ => {
                             return Err(ctx.at(
                                 v.span(),
-                                format!("[{name}] {}: a list of names or numbers was expected", k.get_ref()),
+                                format!(
+                                    "[{name}] {}: a list of names or numbers was expected",
+                                    k.get_ref()
+                                ),
                                 hint,
                             ))
                         }
@@ -346,7 +354,10 @@ fn settings<T>(
             _ => {
                 return Err(ctx.at(
                     v.span(),
-                    format!("[{name}] {}: a string or a number was expected", k.get_ref()),
+                    format!(
+                        "[{name}] {}: a string or a number was expected",
+                        k.get_ref()
+                    ),
                     hint,
                 ))
             }
@@ -359,7 +370,13 @@ fn settings<T>(
             .0
             .iter()
             .find(|(k, _)| k.get_ref() == &e.key)
-            .map_or(table.span(), |(k, v)| if e.value.is_empty() { k.span() } else { v.span() });
+            .map_or(table.span(), |(k, v)| {
+                if e.value.is_empty() {
+                    k.span()
+                } else {
+                    v.span()
+                }
+            });
         ctx.at(span, format!("[{name}] {e}"), hint)
     })
 }

@@ -34,9 +34,9 @@ use bytes::Bytes;
 use crate::schedule::Shape;
 
 pub use csv::parse_csv;
+pub(crate) use error::suggest;
 use error::Ctx;
 pub use error::ProfileError;
-pub(crate) use error::suggest;
 pub use file::parse_str;
 pub use shorthand::parse_shorthand;
 pub use show::{render_plot, show, summary};

@@ -165,7 +165,12 @@ mod tests {
         tl.add(Duration::from_millis(500), &tally(90, 10), &tickets, 100.0);
         tickets.sent = 250;
         tickets.sent_retries = 50;
-        tl.add(Duration::from_millis(1500), &tally(50, 100), &tickets, 100.0);
+        tl.add(
+            Duration::from_millis(1500),
+            &tally(50, 100),
+            &tickets,
+            100.0,
+        );
         let b = tl.buckets();
         assert_eq!(b.len(), 2);
         assert_eq!((b[0].first, b[0].retries, b[0].ok), (100, 0, 90));
@@ -180,7 +185,12 @@ mod tests {
         let mut tickets = Tickets::default();
         for s in 0..10_000u64 {
             tickets.sent += 10;
-            tl.add(Duration::from_millis(s * 1000 + 500), &tally(10, 0), &tickets, 10.0);
+            tl.add(
+                Duration::from_millis(s * 1000 + 500),
+                &tally(10, 0),
+                &tickets,
+                10.0,
+            );
         }
         assert!(tl.buckets().len() <= MAX_BUCKETS);
         assert_eq!(tl.width(), Duration::from_secs(4));

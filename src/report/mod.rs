@@ -410,9 +410,14 @@ impl Report {
             workers_full: m.concurrency >= plan.limits.max_in_flight,
             max_in_flight: plan.limits.max_in_flight,
             local_errors: first_message(&m.errors.samples(), "local_error"),
-            logical: retry
-                .as_ref()
-                .map(|r| (r.logical.started, r.logical.ended, r.logical.gave_up.queue_full, r.queue)),
+            logical: retry.as_ref().map(|r| {
+                (
+                    r.logical.started,
+                    r.logical.ended,
+                    r.logical.gave_up.queue_full,
+                    r.queue,
+                )
+            }),
         });
         Report {
             schema_version: SCHEMA_VERSION,
@@ -652,9 +657,11 @@ pub fn verdict(v: &VerdictInputs) -> Verdict {
             "internal error: the {task} panicked (a bug in metronome; please report it with the message above); the figures are incomplete"
         ));
     }
-    let attempts_ok = c.scheduled
-        == c.completed + c.dropped + c.cancelled + c.unsent_at_stop + c.short_circuited;
-    let logical_ok = v.logical.is_none_or(|(started, ended, ..)| started == ended);
+    let attempts_ok =
+        c.scheduled == c.completed + c.dropped + c.cancelled + c.unsent_at_stop + c.short_circuited;
+    let logical_ok = v
+        .logical
+        .is_none_or(|(started, ended, ..)| started == ended);
     let accounting_ok = attempts_ok && logical_ok;
     if !attempts_ok && v.panics.is_empty() {
         reasons.push(format!(

@@ -62,10 +62,14 @@ impl RecoverySpec {
                 "after" => {
                     r.after = Some(if v.starts_with(|c: char| c.is_ascii_digit()) {
                         After::At(humantime::parse_duration(v).map_err(|e| {
-                            err(&format!("{e} (give a time since the start such as 30s, or a stage name)"))
+                            err(&format!(
+                                "{e} (give a time since the start such as 30s, or a stage name)"
+                            ))
                         })?)
                     } else if v.is_empty() || v.starts_with('-') {
-                        return Err(err("give a time since the start such as 30s, or a stage name"));
+                        return Err(err(
+                            "give a time since the start such as 30s, or a stage name",
+                        ));
                     } else {
                         After::Stage(v.to_string())
                     })
@@ -142,7 +146,12 @@ pub struct Recovery {
 }
 
 /// Judges recovery over the schedule's window (`window_s` seconds).
-pub fn assess(timeline: &Timeline, window_s: f64, spec: &RecoverySpec, trigger_end: Option<f64>) -> Recovery {
+pub fn assess(
+    timeline: &Timeline,
+    window_s: f64,
+    spec: &RecoverySpec,
+    trigger_end: Option<f64>,
+) -> Recovery {
     let width = timeline.width().as_secs_f64();
     // Only buckets wholly inside the window: the drain after it is not the schedule's traffic.
     let full = ((window_s + 1e-9) / width).floor() as usize;
@@ -202,7 +211,12 @@ mod tests {
                 t.counts.ok = *pct;
                 t.counts.rejected = 100 - pct;
             }
-            tl.add(Duration::from_millis(s as u64 * 1000 + 500), &t, &tickets, 100.0);
+            tl.add(
+                Duration::from_millis(s as u64 * 1000 + 500),
+                &t,
+                &tickets,
+                100.0,
+            );
         }
         tl
     }
@@ -215,15 +229,64 @@ mod tests {
         };
         let ok = Some(100);
         let bad = Some(10);
-        let table: Vec<(&str, Vec<Option<u64>>, Option<f64>, &str, Option<f64>)> = vec![
+        type Case = (
+            &'static str,
+            Vec<Option<u64>>,
+            Option<f64>,
+            &'static str,
+            Option<f64>,
+        );
+        let table: Vec<Case> = vec![
             ("healthy", vec![ok; 10], None, "never_degraded", None),
-            ("dip and back, no trigger", vec![ok, ok, bad, bad, ok, ok, ok, ok], None, "recovered", Some(2.0)),
-            ("after the trigger at 4 s", vec![ok, ok, bad, bad, bad, bad, ok, ok, ok, ok], Some(4.0), "recovered", Some(2.0)),
-            ("a flap does not count", vec![ok, bad, ok, bad, bad, ok, ok, ok], None, "recovered", Some(4.0)),
-            ("storm to the end", vec![ok, ok, bad, bad, bad, bad, bad, bad], Some(3.0), "not_recovered", None),
-            ("healthy at the trigger's end", vec![ok, bad, ok, ok, ok, ok], Some(3.0), "recovered", Some(0.0)),
-            ("idle seconds are not failures", vec![ok, None, ok, ok], None, "never_degraded", None),
-            ("the last second may be short of hold", vec![bad, bad, bad, ok], None, "recovered", Some(3.0)),
+            (
+                "dip and back, no trigger",
+                vec![ok, ok, bad, bad, ok, ok, ok, ok],
+                None,
+                "recovered",
+                Some(2.0),
+            ),
+            (
+                "after the trigger at 4 s",
+                vec![ok, ok, bad, bad, bad, bad, ok, ok, ok, ok],
+                Some(4.0),
+                "recovered",
+                Some(2.0),
+            ),
+            (
+                "a flap does not count",
+                vec![ok, bad, ok, bad, bad, ok, ok, ok],
+                None,
+                "recovered",
+                Some(4.0),
+            ),
+            (
+                "storm to the end",
+                vec![ok, ok, bad, bad, bad, bad, bad, bad],
+                Some(3.0),
+                "not_recovered",
+                None,
+            ),
+            (
+                "healthy at the trigger's end",
+                vec![ok, bad, ok, ok, ok, ok],
+                Some(3.0),
+                "recovered",
+                Some(0.0),
+            ),
+            (
+                "idle seconds are not failures",
+                vec![ok, None, ok, ok],
+                None,
+                "never_degraded",
+                None,
+            ),
+            (
+                "the last second may be short of hold",
+                vec![bad, bad, bad, ok],
+                None,
+                "recovered",
+                Some(3.0),
+            ),
         ];
         for (name, ratios, trigger, status, time) in table {
             let tl = timeline(&ratios);
@@ -238,8 +301,17 @@ mod tests {
         let s = RecoverySpec::parse("after=burst threshold=95% hold=5s").unwrap();
         assert_eq!(s.after, Some(After::Stage("burst".into())));
         assert_eq!((s.threshold, s.hold), (0.95, Duration::from_secs(5)));
-        assert_eq!(RecoverySpec::parse("after=7s").unwrap().after, Some(After::At(Duration::from_secs(7))));
-        for (bad, key) in [("threshold=150%", "threshold"), ("hold=0s", "hold"), ("after=-3s", "after"), ("since=3s", "since"), ("threshold=0", "threshold")] {
+        assert_eq!(
+            RecoverySpec::parse("after=7s").unwrap().after,
+            Some(After::At(Duration::from_secs(7)))
+        );
+        for (bad, key) in [
+            ("threshold=150%", "threshold"),
+            ("hold=0s", "hold"),
+            ("after=-3s", "after"),
+            ("since=3s", "since"),
+            ("threshold=0", "threshold"),
+        ] {
             assert_eq!(RecoverySpec::parse(bad).unwrap_err().key, key, "{bad}");
         }
     }

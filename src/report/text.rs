@@ -165,7 +165,12 @@ fn recovery(s: &mut String, r: &Report) {
         Some(t) => format!("after the trigger ended at {t:.1}s"),
         None => "after it degraded".to_string(),
     };
-    let line = match (x.status, x.degraded_at_s, x.recovered_at_s, x.recovery_time_s) {
+    let line = match (
+        x.status,
+        x.degraded_at_s,
+        x.recovered_at_s,
+        x.recovery_time_s,
+    ) {
         ("never_degraded", ..) => format!("never degraded ({rule})"),
         ("recovered", Some(d), Some(at), Some(t)) => format!(
             "degraded at {d:.0}s; {from}, recovered at {at:.0}s: recovery time {t:.1}s ({rule})"

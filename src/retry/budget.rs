@@ -133,7 +133,10 @@ mod tests {
         // Over the whole run: the ratio, the floor, and at most one window's worth of slack
         // (retries earned by first attempts that have since left the window).
         let bound = 0.1 * deposits as f64 + 2.0 * 60.0 + (0.1 * deposits as f64 / 6.0 + 20.0);
-        assert!(granted as f64 <= bound, "{granted} retries for {deposits} first attempts");
+        assert!(
+            granted as f64 <= bound,
+            "{granted} retries for {deposits} first attempts"
+        );
         assert!(granted > 100, "the budget let retries through: {granted}");
         assert!(b.denied > 1000, "and refused the excess: {}", b.denied);
     }

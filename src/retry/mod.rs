@@ -409,7 +409,8 @@ impl Retrier {
 
     /// A jitter stream per attempt: reproducible for a seed, independent across requests.
     fn rng(&self, ticket: &Ticket) -> Rng {
-        let mut s = self.seed ^ ticket.seq().wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        let mut s = self.seed
+            ^ ticket.seq().wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ u64::from(ticket.attempt()) << 48;
         Rng::new(splitmix64(&mut s))
     }
@@ -459,7 +460,11 @@ mod tests {
         assert_eq!(l.exhausted, 1);
         assert_eq!(l.attempts_used[3], 1);
         assert_eq!(l.retries_by_reason.rejected, 2);
-        assert_eq!(l.end_to_end.max() / 1000, 215, "5+100+5+100+5 ms from the origin");
+        assert_eq!(
+            l.end_to_end.max() / 1000,
+            215,
+            "5+100+5+100+5 ms from the origin"
+        );
     }
 
     #[test]
@@ -480,7 +485,14 @@ mod tests {
         r.unfinished(&ts[5], at);
         let l = r.logical();
         assert_eq!(
-            (l.succeeded_first, l.failed, l.budget, l.dropped, l.short_circuited, l.unfinished),
+            (
+                l.succeeded_first,
+                l.failed,
+                l.budget,
+                l.dropped,
+                l.short_circuited,
+                l.unfinished
+            ),
             (1, 1, 1, 1, 1, 1)
         );
         assert_eq!(l.ended(), 6);
@@ -503,7 +515,10 @@ mod tests {
         r.close(start + Duration::from_millis(500));
         r.settle(&ts[3], Class::Timeout, 0, None, start, Admission::Pass);
         let l = r.logical();
-        assert_eq!(l.unfinished, 3, "two pending at the close, one decided after it");
+        assert_eq!(
+            l.unfinished, 3,
+            "two pending at the close, one decided after it"
+        );
         assert_eq!(r.next_due(), None);
     }
 
@@ -516,9 +531,27 @@ mod tests {
         let r = Retrier::new(p, start, 1);
         let ts = tickets(2, start);
         let at = ts[0].intended() + Duration::from_millis(10);
-        r.settle(&ts[0], Class::Rejected, 429, Some(Duration::from_secs(5)), at, Admission::Pass);
-        assert_eq!(r.logical().deadline, 1, "Retry-After 5s is past the 1 s deadline");
-        r.settle(&ts[1], Class::Rejected, 429, Some(Duration::from_millis(300)), at, Admission::Pass);
+        r.settle(
+            &ts[0],
+            Class::Rejected,
+            429,
+            Some(Duration::from_secs(5)),
+            at,
+            Admission::Pass,
+        );
+        assert_eq!(
+            r.logical().deadline,
+            1,
+            "Retry-After 5s is past the 1 s deadline"
+        );
+        r.settle(
+            &ts[1],
+            Class::Rejected,
+            429,
+            Some(Duration::from_millis(300)),
+            at,
+            Admission::Pass,
+        );
         assert_eq!(r.next_due(), Some(at + Duration::from_millis(300)));
     }
 }

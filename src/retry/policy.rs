@@ -266,7 +266,9 @@ impl Jitter {
 pub enum RetryAfter {
     Ignore,
     /// Wait at least what the server asked, up to `cap`.
-    Honour { cap: Duration },
+    Honour {
+        cap: Duration,
+    },
 }
 
 /// Retries allowed as a share of first attempts over a sliding window, plus a floor per second
@@ -392,7 +394,9 @@ impl Policy {
                 "on" => p.on = RetryOn::parse(v).map_err(err)?,
                 "attempts" => p.attempts = attempts(v).map_err(err)?,
                 "backoff" => p.backoff = Backoff::parse(v).map_err(err)?,
-                "multiplier" => multiplier = Some(number_at_least(v, 1.0, "1 (e.g. 2)").map_err(err)?),
+                "multiplier" => {
+                    multiplier = Some(number_at_least(v, 1.0, "1 (e.g. 2)").map_err(err)?)
+                }
                 "jitter" => p.jitter = Jitter::parse(v).map_err(err)?,
                 "retry_after" => {
                     retry_after = Some(match v {
@@ -541,12 +545,14 @@ impl Policy {
     /// One line for reports.
     pub fn describe(&self) -> String {
         let mut s = format!(
-            "on={} attempts={} backoff={} jitter={}",
+            "on={} attempts={} backoff={}",
             self.on.describe(),
             self.attempts,
             self.backoff.describe(),
-            self.jitter.name()
         );
+        if self.backoff != Backoff::Immediate {
+            s += &format!(" jitter={}", self.jitter.name());
+        }
         match self.retry_after {
             RetryAfter::Ignore => s += " retry_after=ignore",
             RetryAfter::Honour { cap } => s += &format!(" retry_after=honour(≤{})", fmt(cap)),
@@ -654,7 +660,9 @@ pub fn share(v: &str) -> Result<f64, String> {
     };
     match num.trim().parse::<f64>() {
         Ok(x) if x.is_finite() && (0.0..=1.0).contains(&(x / div)) => Ok(x / div),
-        _ => Err("expected a share from 0 to 1, or a percentage from 0% to 100% (e.g. 10%)".to_string()),
+        _ => Err(
+            "expected a share from 0 to 1, or a percentage from 0% to 100% (e.g. 10%)".to_string(),
+        ),
     }
 }
 
@@ -677,7 +685,7 @@ fn per_second(v: &str) -> Result<f64, String> {
         None => (v, 1.0),
     };
     match num.trim().parse::<f64>() {
-        Ok(x) if x.is_finite() && x >= 0.0 && x <= 1e9 => Ok(x / per),
+        Ok(x) if x.is_finite() && (0.0..=1e9).contains(&x) => Ok(x / per),
         _ => Err("expected a rate from 0 such as 10/s".to_string()),
     }
 }
@@ -688,11 +696,18 @@ pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
     let text = std::str::from_utf8(value).ok()?.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         // Absurdly long digit strings saturate at the cap later, not here.
-        let secs = text.parse::<u64>().unwrap_or(u64::MAX).min(MAX_DELAY.as_secs());
+        let secs = text
+            .parse::<u64>()
+            .unwrap_or(u64::MAX)
+            .min(MAX_DELAY.as_secs());
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(text).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_DELAY))
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_DELAY),
+    )
 }
 
 #[cfg(test)]
@@ -741,7 +756,10 @@ mod tests {
             }
             if lo != hi {
                 // The draws cover the range, not one corner of it.
-                assert!(seen.0 < lo + (hi - lo) / 10 && seen.1 > hi - (hi - lo) / 10, "{j}: {seen:?}");
+                assert!(
+                    seen.0 < lo + (hi - lo) / 10 && seen.1 > hi - (hi - lo) / 10,
+                    "{j}: {seen:?}"
+                );
             }
         }
         let p = policy("backoff=exp:100ms..1s jitter=decorrelated");
@@ -801,7 +819,10 @@ mod tests {
         assert!(!p.on.covers(Class::ConnectError, 0));
         assert!(!p.on.covers(Class::LocalError, 0));
         assert_eq!(p.on.describe(), "rejected,timeout,500");
-        assert!(p.allows_attempt(2) && !p.allows_attempt(3), "3 attempts by default");
+        assert!(
+            p.allows_attempt(2) && !p.allows_attempt(3),
+            "3 attempts by default"
+        );
     }
 
     #[test]
@@ -813,7 +834,10 @@ mod tests {
         assert_eq!(p.deadline, Some(Duration::from_secs(30)));
         assert_eq!(p.queue, 500);
         let b = p.breaker.unwrap();
-        assert_eq!((b.ratio, b.min_volume, b.cooldown), (0.5, 10, Duration::from_secs(2)));
+        assert_eq!(
+            (b.ratio, b.min_volume, b.cooldown),
+            (0.5, 10, Duration::from_secs(2))
+        );
         assert!(Policy::parse("none").unwrap().is_none());
         assert!(p.describe().contains("budget=10%"));
     }
@@ -826,7 +850,11 @@ mod tests {
             ("backoff=exp:0s..1s", "backoff", "above zero"),
             ("backoff=linear", "backoff", "unknown backoff"),
             ("multiplier=0.5", "multiplier", "from 1"),
-            ("backoff=fixed:1s multiplier=2", "multiplier", "only exponential"),
+            (
+                "backoff=fixed:1s multiplier=2",
+                "multiplier",
+                "only exponential",
+            ),
             ("budget=1.5", "budget", "share from 0 to 1"),
             ("budget=-10%", "budget", "share"),
             ("attempts=0", "attempts", "from 1 to 100"),

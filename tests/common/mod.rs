@@ -94,7 +94,7 @@ pub fn assert_accounting(r: &Report) {
     let c = &r.counts;
     assert_eq!(
         c.scheduled,
-        c.completed + c.dropped + c.cancelled + c.unsent_at_stop,
+        c.completed + c.dropped + c.cancelled + c.unsent_at_stop + c.short_circuited,
         "accounting invariant: {c:?}"
     );
     assert!(r.verdict.accounting_ok);
@@ -109,13 +109,36 @@ pub fn assert_accounting(r: &Report) {
     );
     assert_eq!(
         r.latency_us.count,
-        c.scheduled - c.dropped,
+        c.scheduled - c.dropped - c.short_circuited,
         "every request that took time is in the tail: {c:?}"
     );
     assert_eq!(
         r.send_lag_us.count, c.sent,
         "every sent request has a send lag"
     );
+    if let Some(x) = &r.retry {
+        let l = &x.logical;
+        assert_eq!(
+            l.started,
+            c.scheduled - c.retries,
+            "a logical request per first attempt"
+        );
+        assert_eq!(
+            l.started, l.ended,
+            "every logical request ended once: {l:?}"
+        );
+        assert_eq!(
+            x.end_to_end_us.count,
+            l.ended - l.dropped,
+            "every logical request that took time is in the end-to-end tail"
+        );
+        assert!(
+            x.retries <= c.retries,
+            "retries sent are among those released"
+        );
+        let used: u64 = x.attempts_used.values().sum();
+        assert!(used <= l.ended);
+    }
 }
 
 pub fn ms(us: u64) -> f64 {
