@@ -43,7 +43,7 @@ async fn json_report_from_the_binary_matches_the_schema() {
     );
     let v = read_json(&json);
     assert_valid(&v);
-    assert_eq!(v["schema_version"], 3);
+    assert_eq!(v["schema_version"], 4);
     assert_eq!(v["counts"]["scheduled"], 200);
     assert_eq!(v["verdict"]["trustworthy"], true);
     let text = String::from_utf8_lossy(&out.stdout);
