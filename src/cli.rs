@@ -17,7 +17,7 @@ use crate::serve::{ServeConfig, ServiceTime, Stall};
     name = "metronome",
     version,
     about = "Open-loop, coordinated-omission-correct load generator",
-    long_about = "Open-loop, coordinated-omission-correct load generator.\n\nEvery request's intended start is fixed by the schedule before the run; latency is measured from it, so a slow target cannot hide its own slowness.\n\nExit codes: 0 ok, 2 bad input or target unreachable before the start, 3 untrustworthy measurement (the generator fell behind, dropped requests or hit its own limits), 4 internal error (the report is still written), 130 stopped before the start."
+    long_about = "Open-loop, coordinated-omission-correct load generator.\n\nEvery request's intended start is fixed by the schedule before the run; latency is measured from it, so a slow target cannot hide its own slowness.\n\nExit codes: 0 ok, 1 a threshold failed or a clear regression against the baseline, 2 bad input or target unreachable before the start, 3 untrustworthy measurement (the generator fell behind, dropped requests or hit its own limits), 4 internal error (the report is still written), 130 stopped before the start."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -35,6 +35,69 @@ pub enum Command {
     /// Show or check a load profile; sends nothing.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Compare a report with a baseline: every percentile and share side by side, with the
+    /// change and its confidence; exit 1 on a clear regression beyond --max-regression.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// BASE.json NEW.json; with --replicas, the baseline replicas (then `--` and the new ones).
+    #[arg(required = true, value_name = "REPORT")]
+    pub files: Vec<PathBuf>,
+
+    /// The new runs' replicas, after `--`.
+    #[arg(last = true, value_name = "NEW")]
+    pub new: Vec<PathBuf>,
+
+    /// Replicated runs: `compare --replicas B1.json B2.json … -- N1.json N2.json …`; the change's
+    /// interval is then a bootstrap over the replicas.
+    #[arg(long)]
+    pub replicas: bool,
+
+    /// Allowed regression: `10%` for every gated figure (default 10%; gated by default: latency
+    /// and service time p50/p90/p99), or `FIGURE=5%` to gate one more (or set its own), e.g.
+    /// latency.p999=20% or errors.rate=1% (percentage points). Repeatable.
+    #[arg(long, value_name = "SPEC")]
+    pub max_regression: Vec<String>,
+
+    /// Write the comparison as JSON to FILE ('-' for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write one JUnit test case per gated figure to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+impl CompareArgs {
+    /// (baseline files, new files), checked for shape.
+    pub fn sides(&self) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Error> {
+        if self.replicas || !self.new.is_empty() {
+            if self.new.is_empty() {
+                return Err(Error::invalid(
+                    "--replicas",
+                    "(no new reports)",
+                    "give the baseline replicas, then -- and the new ones: compare --replicas B1.json B2.json -- N1.json N2.json",
+                ));
+            }
+            return Ok((self.files.clone(), self.new.clone()));
+        }
+        match self.files.as_slice() {
+            [base, new] => Ok((vec![base.clone()], vec![new.clone()])),
+            _ => Err(Error::invalid(
+                "REPORT",
+                format!("{} files", self.files.len()),
+                "give BASE.json NEW.json, or --replicas B1.json B2.json … -- N1.json N2.json …",
+            )),
+        }
+    }
+
+    pub fn limits(&self) -> Result<crate::gate::compare::Limits, Error> {
+        crate::gate::compare::Limits::parse(&self.max_regression).map_err(|reason| {
+            Error::invalid("--max-regression", self.max_regression.join(" "), reason)
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +149,7 @@ impl ShowArgs {
                 requests: Vec::new(),
                 retry: None,
                 recovery: None,
+                thresholds: Vec::new(),
             },
             (None, None) => {
                 return Err(Error::invalid(
@@ -371,6 +435,31 @@ pub struct RunArgs {
     /// Runtime worker threads. Default: the CPUs this process may run on.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+
+    /// A pass/fail condition on the report, e.g. 'latency.p99 < 250ms', 'errors.count == 0',
+    /// 'rejected.rate < 1%', 'rate.achieved >= 0.99 * rate.target', optionally scoped:
+    /// 'stage=peak' or 'for each 1s'. Repeatable; added to the profile's [thresholds]. Exit 1
+    /// when one fails (see docs/ci.md).
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+
+    /// Stop the run (gracefully; the full report is written) as soon as a threshold fails that
+    /// cannot recover: a `for each` window, or a count held below a limit.
+    #[arg(long)]
+    pub abort_on_fail: bool,
+
+    /// Write the verdicts (trust, every threshold, the baseline's gated figures) as JUnit XML.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Compare this run with a stored report at the end (as `metronome compare` does); exit 1
+    /// on a clear regression beyond --max-regression.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// With --baseline: allowed regression, `10%` or `FIGURE=5%` (as for `compare`).
+    #[arg(long, value_name = "SPEC", requires = "baseline")]
+    pub max_regression: Vec<String>,
 }
 
 fn scale(s: &str) -> Result<f64, String> {
@@ -450,6 +539,27 @@ impl RunArgs {
         }
     }
 
+    /// The thresholds of the profile's `[thresholds]` and of `--threshold`, checked (and every
+    /// `stage=NAME` against the plan's stages) before anything is sent.
+    pub fn gate(&self, plan: &Plan) -> Result<crate::gate::Gate, Error> {
+        let from_profile = match self.profile.as_deref() {
+            Some(p) => profile::load(p)?.thresholds,
+            None => Vec::new(),
+        };
+        let items = from_profile
+            .iter()
+            .map(|(origin, text)| (origin.clone(), text.as_str()))
+            .chain(
+                self.thresholds
+                    .iter()
+                    .map(|t| ("--threshold".to_string(), t.as_str())),
+            );
+        let gate = crate::gate::Gate::parse(items, self.abort_on_fail)?;
+        let stages: Vec<String> = plan.shape.stages().iter().map(|s| s.name.clone()).collect();
+        gate.check_stages(&stages)?;
+        Ok(gate)
+    }
+
     /// The files this run reads (the profile and its body files, `-b @FILE`, `--cacert`): the
     /// JSON report must not overwrite any of them.
     pub fn inputs(&self) -> Vec<PathBuf> {
@@ -461,6 +571,7 @@ impl RunArgs {
             files.push(PathBuf::from(b));
         }
         files.extend(self.cacert.iter().cloned());
+        files.extend(self.baseline.iter().cloned());
         files
     }
 

@@ -68,6 +68,12 @@ pub enum Error {
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
 
+    #[error(transparent)]
+    Gate(#[from] crate::gate::GateError),
+
+    #[error(transparent)]
+    Compare(#[from] crate::gate::compare::CompareError),
+
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -31,6 +31,7 @@ pub mod cli;
 pub mod demo;
 pub mod dispatch;
 pub mod error;
+pub mod gate;
 pub mod input;
 pub mod plan;
 pub mod profile;

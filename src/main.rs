@@ -1,7 +1,8 @@
 //! Thin binary: parse flags, build a runtime, run, print, exit with a documented code.
 //! Exit codes: 0 ok, 2 bad input or target unreachable before the start, 3 untrustworthy
 //! measurement, 4 internal error (a panic in the engine; the report is still written), 130
-//! stopped before the start. (1 is reserved for breached thresholds.)
+//! stopped before the start, 1 a threshold failed or a clear regression against the baseline
+//! (3 and 4 take precedence).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,7 +11,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use metronome::cli::{Cli, Command, DemoArgs, ProfileCommand, RunArgs, ServeArgs};
+use metronome::cli::{Cli, Command, CompareArgs, DemoArgs, ProfileCommand, RunArgs, ServeArgs};
+use metronome::gate::compare::{self, Side};
+use metronome::gate::windows::{Seen, Watcher};
+use metronome::gate::{junit, Gate};
 use metronome::report::JsonOut;
 use metronome::serve::Server;
 use metronome::{demo, Report, Stop};
@@ -76,6 +80,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(args) => serve(args),
         Command::Demo(args) => demo(args),
         Command::Profile(cmd) => profile(cmd),
+        Command::Compare(args) => compare_reports(args),
     }
 }
 
@@ -144,19 +149,78 @@ fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(args: RunArgs) -> anyhow::Result<u8> {
     let plan = args.plan()?;
+    // Thresholds and the baseline are checked before anything is sent.
+    let gate = args.gate(&plan)?;
+    let baseline = args.baseline.as_deref().map(compare::load).transpose()?;
+    let limits = compare::Limits::parse(&args.max_regression).map_err(|reason| {
+        metronome::Error::invalid("--max-regression", args.max_regression.join(" "), reason)
+    })?;
     // Claimed before anything is sent: an unwritable path is bad input, not a lost report.
     let json = args
         .json
         .as_deref()
         .map(|path| JsonOut::claim(path, &args.inputs()))
         .transpose()?;
+    let junit_out = args
+        .junit
+        .as_deref()
+        .map(|path| JsonOut::claim(path, &args.inputs()))
+        .transpose()?;
     let rt = runtime(args.threads.map(usize::from))?;
-    let report = rt.block_on(async {
+    let (mut report, seen) = rt.block_on(async {
         let stop = Stop::new();
         watch_signals(stop.clone(), plan.limits.grace);
-        metronome::run(&plan, stop).await
+        let views = metronome::Views::default();
+        let watcher = if Watcher::needed(&gate) {
+            let w = Watcher::new(
+                &gate,
+                stop.clone(),
+                plan.shape.duration(),
+                Duration::from_secs(1),
+            );
+            Some(
+                w.spawn(&views)
+                    .context("cannot start the thresholds' window watcher")?,
+            )
+        } else {
+            None
+        };
+        let report = metronome::run_with(&plan, stop, views).await?;
+        Ok::<_, anyhow::Error>((report, watcher))
     })?;
-    finish(&report, json)
+    let mut seen = seen
+        .map(|h| h.join().unwrap_or_default())
+        .unwrap_or_else(Seen::default);
+    seen.finish(report.elapsed_s);
+    judge(&mut report, &gate, &seen, baseline.map(|b| (b, limits)))?;
+    let code = finish(&report, json)?;
+    if let Some(out) = junit_out {
+        out.write_text(&junit::render("metronome run", &junit::run_cases(&report)))?;
+    }
+    Ok(code)
+}
+
+/// Thresholds and the baseline comparison, once the run is over.
+fn judge(
+    report: &mut Report,
+    gate: &Gate,
+    seen: &Seen,
+    baseline: Option<(Side, compare::Limits)>,
+) -> anyhow::Result<()> {
+    if !gate.is_empty() {
+        report.thresholds = Some(gate.judge(report, seen));
+    }
+    if let Some((base, limits)) = baseline {
+        let value = serde_json::to_value(&*report).context("cannot read back this run's report")?;
+        let new = Side::from_json("this run", &value)?;
+        report.baseline = Some(compare::compare(
+            &[base],
+            &[new],
+            &limits,
+            report.profile.seed,
+        ));
+    }
+    Ok(())
 }
 
 /// Writes the JSON report file first, so that nothing that happens to stdout can lose it, then
@@ -178,6 +242,58 @@ fn finish(report: &Report, json: Option<JsonOut>) -> anyhow::Result<u8> {
         None => emit(&text),
     }
     Ok(report.exit_code())
+}
+
+/// `metronome compare`: reads the reports, prints the table, writes JSON/JUnit if asked; exit
+/// 3 if an input was untrustworthy, 1 on a clear regression, else 0.
+fn compare_reports(args: CompareArgs) -> anyhow::Result<u8> {
+    let (base, new) = args.sides()?;
+    let limits = args.limits()?;
+    let inputs: Vec<std::path::PathBuf> = base.iter().chain(&new).cloned().collect();
+    let json = args
+        .json
+        .as_deref()
+        .map(|p| JsonOut::claim(p, &inputs))
+        .transpose()?;
+    let junit_out = args
+        .junit
+        .as_deref()
+        .map(|p| JsonOut::claim(p, &inputs))
+        .transpose()?;
+    let load = |files: &[std::path::PathBuf]| {
+        files
+            .iter()
+            .map(|f| compare::load(f))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let (base, new) = (load(&base)?, load(&new)?);
+    // A fixed seed: the same reports always give the same bootstrap interval.
+    let c = compare::compare(&base, &new, &limits, 0x6d65_7472_6f6e_6f6d);
+    let text = compare::render(&c);
+    match json {
+        Some(JsonOut::Stdout) => {
+            say(&text);
+            emit(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&c).unwrap_or_default()
+            ));
+        }
+        Some(out) => {
+            out.write_text(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&c).unwrap_or_default()
+            ))?;
+            emit(&text);
+        }
+        None => emit(&text),
+    }
+    if let Some(out) = junit_out {
+        out.write_text(&junit::render(
+            "metronome compare",
+            &junit::compare_cases(&c),
+        ))?;
+    }
+    Ok(c.exit_code())
 }
 
 /// First SIGINT/SIGTERM: stop scheduling and drain; second: stop waiting at once.

@@ -109,6 +109,11 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// 1-based line and column of byte `offset`.
+    pub(super) fn line_col(&self, offset: usize) -> (usize, usize) {
+        line_col(self.text, offset)
+    }
+
     pub(super) fn at(
         &self,
         span: Range<usize>,

@@ -42,6 +42,8 @@ struct FileToml {
     request: Vec<Spanned<RequestToml>>,
     retry: Option<Spanned<StageTable>>,
     recovery: Option<Spanned<StageTable>>,
+    /// `"FIGURE" = "OP LIMIT [scope]"` or a list of them (see docs/ci.md).
+    thresholds: Option<StageTable>,
 }
 
 /// A `[[stage]]` or `[[overlay]]` table as written: every key with its span and raw value, in
@@ -303,6 +305,10 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
             Some(spec)
         }
     };
+    let thresholds = match &raw.thresholds {
+        Some(t) => build_thresholds(&ctx, t, path)?,
+        None => Vec::new(),
+    };
     Ok(Profile {
         name,
         description: raw.description,
@@ -310,6 +316,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
         shape,
         seed,
         requests,
+        thresholds,
         retry,
         recovery,
     })
@@ -379,6 +386,68 @@ fn settings<T>(
             });
         ctx.at(span, format!("[{name}] {e}"), hint)
     })
+}
+
+const THRESHOLD_HINT: &str = "write thresholds as \"latency.p99\" = \"< 250ms\", or a list: \"errors.count\" = [\"== 0\", \"== 0 for each 1s\"]";
+
+/// The `[thresholds]` table: each `"FIGURE" = "OP LIMIT [scope]"` (or a list of them) is one
+/// threshold, checked here so that an error points at the file, line and column.
+fn build_thresholds(
+    ctx: &Ctx,
+    table: &StageTable,
+    path: &Path,
+) -> Result<Vec<(String, String)>, ProfileError> {
+    let mut out = Vec::new();
+    for (key, value) in &table.0 {
+        let texts: Vec<&str> = match value.get_ref() {
+            toml::Value::String(s) => vec![s.as_str()],
+            toml::Value::Array(items) => items.iter().filter_map(|v| v.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        let is_list = matches!(value.get_ref(), toml::Value::Array(_));
+        if texts.is_empty()
+            || (is_list
+                && value
+                    .get_ref()
+                    .as_array()
+                    .is_some_and(|a| a.len() != texts.len()))
+        {
+            return Err(ctx.at(
+                value.span(),
+                format!(
+                    "threshold of '{}' is not a string or a list of strings",
+                    key.get_ref()
+                ),
+                THRESHOLD_HINT,
+            ));
+        }
+        for text in texts {
+            let expr = format!("{} {}", key.get_ref(), text);
+            if let Err(e) = crate::gate::parse(&expr) {
+                let key_len = key.get_ref().chars().count();
+                let at = if e.column > key_len && !is_list {
+                    // Inside the value string, after its opening quote.
+                    value.span().start + 1 + (e.column - key_len - 1)
+                } else if e.column > key_len {
+                    value.span().start
+                } else {
+                    let quoted = ctx
+                        .text
+                        .get(key.span().start..)
+                        .is_some_and(|t| t.starts_with('"'));
+                    key.span().start + usize::from(quoted) + e.column
+                };
+                return Err(ctx.at(
+                    at..at + 1,
+                    format!("invalid threshold '{expr}': {}", e.message),
+                    e.hint,
+                ));
+            }
+            let (line, col) = ctx.line_col(value.span().start);
+            out.push((format!("{}:{line}:{col}", path.display()), expr));
+        }
+    }
+    Ok(out)
 }
 
 const RATE_HINT: &str = "rates are numbers of requests per second (500) or strings with a unit (\"500/s\", \"30000/m\", \"100/h\")";

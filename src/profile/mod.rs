@@ -62,6 +62,8 @@ pub struct Profile {
     /// The requests to send, picked by weight for each ticket ([`crate::schedule::Ticket::request`]
     /// indexes this list). Empty: the command line's URL, method, headers and body apply.
     pub requests: Vec<RequestDef>,
+    /// The `[thresholds]`, checked: (where written as `FILE:LINE:COL`, the expression).
+    pub thresholds: Vec<(String, String)>,
 }
 
 impl Profile {

@@ -112,6 +112,11 @@ impl JsonOut {
     pub fn write(self, report: &Report) -> Result<(), Error> {
         let mut json = report.to_json();
         json.push('\n');
+        self.write_text(&json)
+    }
+
+    /// Writes `json` (any text: the JUnit file is claimed and written the same way).
+    pub fn write_text(self, json: &str) -> Result<(), Error> {
         match self {
             JsonOut::Stdout => {
                 std::io::stdout()

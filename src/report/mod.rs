@@ -2,11 +2,13 @@
 //! (`docs/report-schema.md`, `docs/report-schema.json`) or rendered as text. It also carries the
 //! generator-health verdict: whether the generator kept its own schedule.
 
+pub mod hist;
 mod json;
 pub mod recovery;
 mod retry;
 mod text;
 
+pub use hist::Histograms;
 pub use json::JsonOut;
 pub use retry::{BucketReport, GaveUp, LogicalReport, RetryReport, TimelineReport};
 pub use text::{format_us, progress_line};
@@ -17,6 +19,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::gate::compare::Comparison;
+use crate::gate::confidence::Confidence;
+use crate::gate::{GateVerdict, EXIT_BREACHED};
 use crate::plan::{Plan, Protocol};
 use crate::record::{Ending, ErrorSample, Group, Measured, StageTally};
 use crate::schedule::Arrivals;
@@ -83,6 +88,15 @@ pub struct Report {
     /// Whether and when the target's success ratio recovered after a fault.
     pub recovery: recovery::Recovery,
     pub verdict: Verdict,
+    // Schema 4, CI gates (docs/ci.md): kept together and apart from the rest.
+    /// Every clock's whole-run histogram, lossless (base64 HdrHistogram V2), for `compare`.
+    pub histograms: Histograms,
+    /// A 95 % interval for every percentile of the three clocks, and whether it is resolved.
+    pub confidence_us: Confidence,
+    /// The thresholds' verdict (`null` without thresholds); set by the caller after the run.
+    pub thresholds: Option<GateVerdict>,
+    /// The comparison with `--baseline` (`null` without one); set by the caller after the run.
+    pub baseline: Option<Comparison>,
 }
 
 /// Latency (from intended start) per outcome group.
@@ -493,18 +507,33 @@ impl Report {
             timeline: TimelineReport::new(&m.timeline),
             recovery,
             verdict,
+            histograms: Histograms {
+                latency: clocks.latency.clone(),
+                service_time: clocks.service_time.clone(),
+                send_lag: clocks.send_lag.clone(),
+                latency_ok: clocks.latency_by_group[Group::Ok as usize].clone(),
+            },
+            confidence_us: Confidence::of(&clocks.latency, &clocks.service_time, &clocks.send_lag),
+            thresholds: None,
+            baseline: None,
         }
     }
 
-    /// The process exit code this report calls for: 0 trustworthy, 3 untrustworthy, 4 an
-    /// internal error (a panic in the engine; takes precedence).
+    /// The process exit code this report calls for, the first that applies: 4 an internal error
+    /// (a panic in the engine), 3 untrustworthy (a run that could not keep its own schedule
+    /// never passes, nor fails, a gate silently: its figures are not the target's), 1 a breached
+    /// threshold or a clear regression against the baseline, else 0.
     pub fn exit_code(&self) -> u8 {
+        let breached = self.thresholds.as_ref().is_some_and(|t| !t.passed)
+            || self.baseline.as_ref().is_some_and(|b| b.regressed);
         if self.ending == Ending::InternalError {
             EXIT_INTERNAL_ERROR
-        } else if self.verdict.trustworthy {
-            0
-        } else {
+        } else if !self.verdict.trustworthy {
             EXIT_UNTRUSTWORTHY
+        } else if breached {
+            EXIT_BREACHED
+        } else {
+            0
         }
     }
 

@@ -260,12 +260,121 @@ pub fn render(r: &Report) -> String {
     header(&mut s, r);
     counts(&mut s, r);
     clocks(&mut s, r);
+    intervals(&mut s, r);
     by_outcome(&mut s, r);
     stages(&mut s, r);
     retries(&mut s, r);
     recovery(&mut s, r);
     footer(&mut s, r);
+    thresholds(&mut s, r);
+    baseline(&mut s, r);
     s
+}
+
+/// `lo–hi`, with `?` for a side the data cannot bound and `*` when not resolved.
+fn interval_cell(i: Option<crate::gate::confidence::Interval>) -> String {
+    let Some(i) = i else { return "-".into() };
+    let b = |x: Option<u64>| x.map_or("?".to_string(), format_us);
+    let mark = if i.resolved { "" } else { " *" };
+    format!("{}..{}{mark}", b(i.low), b(i.high))
+}
+
+/// The 95 % interval of every percentile of the three clocks.
+fn intervals(s: &mut String, r: &Report) {
+    let c = &r.confidence_us;
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "  95% intervals (distribution-free; * = not resolved: unbounded, or wider than {:.0}% of the figure)",
+        c.resolved_width * 100.0
+    );
+    let (l, t, g) = (c.latency.all(), c.service_time.all(), c.send_lag.all());
+    for (k, (name, _)) in crate::gate::confidence::PERCENTILES.iter().enumerate() {
+        let name = match *name {
+            "p999" => "p99.9",
+            "p9999" => "p99.99",
+            other => other,
+        };
+        let _ = writeln!(
+            s,
+            "  {:<8} {:>22} {:>22} {:>22}",
+            name,
+            interval_cell(l[k]),
+            interval_cell(t[k]),
+            interval_cell(g[k])
+        );
+    }
+}
+
+/// Every threshold: observed (and interval), limit, pass or fail.
+fn thresholds(s: &mut String, r: &Report) {
+    let Some(v) = &r.thresholds else { return };
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "  thresholds {}",
+        if v.passed { "passed" } else { "FAILED" }
+    );
+    for j in &v.results {
+        let show = |x: f64| match j.unit {
+            "us" => format_us(x.max(0.0).round() as u64),
+            "share" => format!("{:.2}%", x * 100.0),
+            "per_second" => format!("{x:.1}/s"),
+            _ => format!("{x}"),
+        };
+        let observed = match (j.observed, j.limit) {
+            (Some(o), Some(l)) => {
+                let interval = match (j.low, j.high) {
+                    (None, None) => String::new(),
+                    (lo, hi) => format!(
+                        " [{}, {}]",
+                        lo.map_or("?".into(), show),
+                        hi.map_or("?".into(), show)
+                    ),
+                };
+                let clear = if j.clear == Some(false) {
+                    ", within noise of the limit"
+                } else {
+                    ""
+                };
+                format!("observed {}{interval}, limit {}{clear}", show(o), show(l))
+            }
+            _ => String::new(),
+        };
+        let windows = j
+            .windows
+            .as_ref()
+            .map(|w| {
+                let first = w
+                    .first_failed_at_s
+                    .map(|t| format!(", first at {t:.0}s"))
+                    .unwrap_or_default();
+                format!(
+                    " ({} of {} windows failed{first}, {} missed)",
+                    w.failed, w.judged, w.missed
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  {} {}  {observed}{windows}",
+            if j.passed { "  pass" } else { "  FAIL" },
+            j.threshold
+        );
+        if let Some(n) = &j.note {
+            let _ = writeln!(s, "         {n}");
+        }
+    }
+    if let Some(t) = &v.aborted_by {
+        let _ = writeln!(s, "  the run was stopped early by --abort-on-fail: {t}");
+    }
+}
+
+/// The comparison with `--baseline`.
+fn baseline(s: &mut String, r: &Report) {
+    let Some(c) = &r.baseline else { return };
+    let _ = writeln!(s);
+    s.push_str(&crate::gate::compare::render(c));
 }
 
 /// What must be read first: an untrustworthy verdict, an internal error, a run that only failed.

@@ -1,0 +1,684 @@
+//! A report against a baseline: every percentile and share side by side, the change with its
+//! confidence, and a regression verdict that needs the change to be both larger than the allowed
+//! regression *and* statistically clear, so noise does not fail a build.
+//!
+//! - **One run each** (`compare BASE NEW`, `run --baseline`): the percentiles come from the
+//!   lossless histograms in the reports (never the rounded figures), each with its
+//!   distribution-free 95 % interval ([`super::confidence`]). A change is *clear* when the two
+//!   intervals do not overlap; the change's interval is the conservative one they imply
+//!   (new.low / base.high − 1 to new.high / base.low − 1).
+//! - **Replicated runs** (`compare --replicas B1 B2 … -- N1 N2 …`): run-to-run noise (another
+//!   process on the CI machine, a cold cache) is larger than any one run's sampling error, and
+//!   replicas are how to measure it. The change is the ratio of the replicas' mean percentiles,
+//!   and its interval a seeded percentile bootstrap over the replicas (2 000 resamples); it is
+//!   clear when that interval excludes zero.
+//!
+//! What is gated by default: latency and service time at p50, p90 and p99 (at 10 %). Any other
+//! figure (a higher percentile, `errors.rate` in percentage points) can be gated by naming it in
+//! `--max-regression`. Shares are compared in percentage points with Wilson intervals.
+
+use std::fmt::Write;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::confidence::Interval;
+use super::{share, Observed};
+use crate::report::format_us;
+use crate::report::hist;
+use crate::schedule::Rng;
+
+/// The allowed regression when `--max-regression` gives none for all figures.
+pub const DEFAULT_MAX_REGRESSION: f64 = 0.10;
+/// Bootstrap resamples for replicated comparisons.
+pub const BOOTSTRAP_RESAMPLES: usize = 2000;
+/// Figures gated by default.
+pub const DEFAULT_GATED: [&str; 6] = [
+    "latency.p50",
+    "latency.p90",
+    "latency.p99",
+    "service_time.p50",
+    "service_time.p90",
+    "service_time.p99",
+];
+
+const CLOCKS: [&str; 4] = ["latency", "service_time", "send_lag", "latency_ok"];
+const QUANTILES: [(&str, f64); 5] = [
+    ("p50", 0.5),
+    ("p90", 0.9),
+    ("p99", 0.99),
+    ("p999", 0.999),
+    ("p9999", 0.9999),
+];
+const SHARES: [&str; 4] = ["ok", "rejected", "errors", "dropped"];
+
+/// A report that cannot be compared.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot compare '{file}': {reason}")]
+pub struct CompareError {
+    pub file: String,
+    pub reason: String,
+}
+
+/// `--max-regression`: a global share and per-figure ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    pub global: f64,
+    pub per_metric: Vec<(String, f64)>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            global: DEFAULT_MAX_REGRESSION,
+            per_metric: Vec::new(),
+        }
+    }
+}
+
+impl Limits {
+    /// Parses `10%` (all gated figures) or `latency.p999=20%` (one figure, gated from then on).
+    pub fn parse(specs: &[String]) -> Result<Limits, String> {
+        let mut limits = Limits::default();
+        for spec in specs {
+            match spec.split_once('=') {
+                None => limits.global = percent(spec)?,
+                Some((metric, value)) => {
+                    let metric = metric.trim();
+                    if !known_metric(metric) {
+                        return Err(format!(
+                            "unknown figure '{metric}' in '{spec}' (e.g. latency.p99=5%, service_time.p999=20%, errors.rate=1%)"
+                        ));
+                    }
+                    limits
+                        .per_metric
+                        .push((metric.to_string(), percent(value)?));
+                }
+            }
+        }
+        Ok(limits)
+    }
+
+    /// The allowed regression of `metric`, if it is gated.
+    fn of(&self, metric: &str) -> Option<f64> {
+        if let Some((_, x)) = self.per_metric.iter().rev().find(|(m, _)| m == metric) {
+            return Some(*x);
+        }
+        DEFAULT_GATED.contains(&metric).then_some(self.global)
+    }
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, scale) = match t.strip_suffix('%') {
+        Some(n) => (n, 0.01),
+        None => (t, 1.0),
+    };
+    match num.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x * scale),
+        _ => Err(format!(
+            "'{s}' is not a share (write 10% or 0.1, or FIGURE=5%)"
+        )),
+    }
+}
+
+fn known_metric(m: &str) -> bool {
+    let Some((head, tail)) = m.split_once('.') else {
+        return false;
+    };
+    (CLOCKS.contains(&head) && QUANTILES.iter().any(|(n, _)| *n == tail))
+        || (SHARES.contains(&head) && tail == "rate")
+}
+
+/// What a report says, read from its JSON (schema 4 or later).
+#[derive(Clone, Debug)]
+pub struct Side {
+    pub label: String,
+    hists: Vec<Histogram<u64>>,
+    /// completed, scheduled, and the counts of [`SHARES`].
+    completed: u64,
+    scheduled: u64,
+    counts: [u64; 4],
+    achieved: f64,
+    trustworthy: bool,
+    /// Conditions that should match between the two sides: (name, shown value).
+    conditions: Vec<(&'static str, String)>,
+}
+
+impl Side {
+    pub fn from_json(label: &str, v: &Value) -> Result<Side, CompareError> {
+        let err = |reason: String| CompareError {
+            file: label.to_string(),
+            reason,
+        };
+        let version = v["schema_version"].as_u64().unwrap_or(0);
+        if version < 4 {
+            return Err(err(format!(
+                "it is not a metronome report of schema version 4 or later (schema_version {}): only those carry the histograms a comparison needs; run the test again with this metronome and --json",
+                v["schema_version"]
+            )));
+        }
+        let mut hists = Vec::new();
+        for clock in CLOCKS {
+            let text = v["histograms"][clock]
+                .as_str()
+                .ok_or_else(|| err(format!("histograms.{clock} is missing")))?;
+            hists.push(hist::decode(text).map_err(|e| err(format!("histograms.{clock}: {e}")))?);
+        }
+        let c = &v["counts"];
+        let n = |k: &str| c[k].as_u64().unwrap_or(0);
+        let errors = [
+            "http_error",
+            "timeout",
+            "connect_error",
+            "transport_error",
+            "local_error",
+        ]
+        .iter()
+        .map(|k| n(k))
+        .sum();
+        let show = |x: &Value| match x {
+            Value::String(s) => s.clone(),
+            Value::Null => "-".into(),
+            other => other.to_string(),
+        };
+        Ok(Side {
+            label: label.to_string(),
+            hists,
+            completed: n("completed"),
+            scheduled: n("scheduled"),
+            counts: [n("ok"), n("rejected"), errors, n("dropped")],
+            achieved: v["rate"]["achieved"].as_f64().unwrap_or(0.0),
+            trustworthy: v["verdict"]["trustworthy"].as_bool().unwrap_or(false),
+            conditions: vec![
+                ("target", show(&v["target"])),
+                ("protocol", show(&v["protocol"])),
+                ("method", show(&v["method"])),
+                ("mode", show(&v["mode"])),
+                ("profile", show(&v["profile"]["shape"])),
+                ("rate", show(&v["rate"]["target"])),
+                ("duration", show(&v["duration_s"])),
+                ("connections", show(&v["settings"]["connections"])),
+                ("max connections", show(&v["settings"]["max_connections"])),
+            ],
+        })
+    }
+
+    fn percentile(&self, clock: usize, q: f64) -> Option<Observed> {
+        super::clock_figure(&self.hists[clock], super::expr::Stat::Quantile(q))
+    }
+
+    fn share(&self, i: usize) -> Option<Observed> {
+        let of = if SHARES[i] == "dropped" {
+            self.scheduled
+        } else {
+            self.completed
+        };
+        (of > 0).then(|| share(self.counts[i], of))
+    }
+}
+
+/// One figure compared.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// `latency.p99`, `errors.rate`, `rate.achieved`.
+    pub metric: String,
+    /// `us`, `share` or `per_second`.
+    pub unit: &'static str,
+    pub base: Option<f64>,
+    pub base_low: Option<f64>,
+    pub base_high: Option<f64>,
+    pub new: Option<f64>,
+    pub new_low: Option<f64>,
+    pub new_high: Option<f64>,
+    /// Relative change for times and rates (0.2 = +20 %); difference in shares for shares.
+    pub change: Option<f64>,
+    pub change_low: Option<f64>,
+    pub change_high: Option<f64>,
+    /// The interval of the change excludes zero.
+    pub clear: bool,
+    /// The allowed regression, if this figure is gated.
+    pub max_regression: Option<f64>,
+    /// Gated, worse by more than allowed, and clear.
+    pub regressed: bool,
+}
+
+/// The whole comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    pub base: Vec<String>,
+    pub new: Vec<String>,
+    /// `intervals` (one run each) or `bootstrap` (replicas).
+    pub method: &'static str,
+    pub rows: Vec<Row>,
+    /// Conditions that differ between the runs, and untrustworthy inputs.
+    pub warnings: Vec<String>,
+    /// A gated figure regressed.
+    pub regressed: bool,
+    /// Every input's generator kept its schedule.
+    pub trustworthy: bool,
+}
+
+impl Comparison {
+    /// Exit code: 3 if an input was untrustworthy, 1 on a regression, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if !self.trustworthy {
+            crate::report::EXIT_UNTRUSTWORTHY
+        } else if self.regressed {
+            super::EXIT_BREACHED
+        } else {
+            0
+        }
+    }
+}
+
+/// Compares replicated runs (one each is the common case).
+pub fn compare(base: &[Side], new: &[Side], limits: &Limits, seed: u64) -> Comparison {
+    let replicated = base.len() > 1 || new.len() > 1;
+    let mut rows = Vec::new();
+    for (ci, clock) in CLOCKS.iter().enumerate() {
+        for (qn, q) in QUANTILES {
+            let metric = format!("{clock}.{qn}");
+            let b: Vec<_> = base.iter().map(|s| s.percentile(ci, q)).collect();
+            let n: Vec<_> = new.iter().map(|s| s.percentile(ci, q)).collect();
+            rows.push(row(&metric, "us", &b, &n, limits, replicated, seed, false));
+        }
+    }
+    for (i, name) in SHARES.iter().enumerate() {
+        let metric = format!("{name}.rate");
+        let b: Vec<_> = base.iter().map(|s| s.share(i)).collect();
+        let n: Vec<_> = new.iter().map(|s| s.share(i)).collect();
+        // A lower ok share is the regression.
+        let worse_down = *name == "ok";
+        let mut r = row(&metric, "share", &b, &n, limits, replicated, seed, true);
+        if worse_down {
+            r.regressed = r.max_regression.is_some_and(|m| {
+                r.clear
+                    && r.change.is_some_and(|c| -c > m)
+                    && r.change_high.is_some_and(|h| h < 0.0)
+            });
+        }
+        rows.push(r);
+    }
+    let achieved = |s: &[Side]| -> Vec<Option<Observed>> {
+        s.iter()
+            .map(|x| Some(Observed::exact(x.achieved)))
+            .collect()
+    };
+    rows.push(row(
+        "rate.achieved",
+        "per_second",
+        &achieved(base),
+        &achieved(new),
+        &Limits {
+            global: 0.0,
+            per_metric: Vec::new(),
+        },
+        replicated,
+        seed,
+        false,
+    ));
+    let mut warnings = condition_warnings(base, new);
+    let mut trustworthy = true;
+    for s in base.iter().chain(new) {
+        if !s.trustworthy {
+            trustworthy = false;
+            warnings.push(format!(
+                "{} is an UNTRUSTWORTHY measurement (the generator did not keep its schedule): its figures are not the target's",
+                s.label
+            ));
+        }
+    }
+    Comparison {
+        base: base.iter().map(|s| s.label.clone()).collect(),
+        new: new.iter().map(|s| s.label.clone()).collect(),
+        method: if replicated { "bootstrap" } else { "intervals" },
+        regressed: rows.iter().any(|r| r.regressed),
+        rows,
+        warnings,
+        trustworthy,
+    }
+}
+
+/// One figure: the change and whether it is a gated, clear regression (higher is worse).
+#[allow(clippy::too_many_arguments)]
+fn row(
+    metric: &str,
+    unit: &'static str,
+    base: &[Option<Observed>],
+    new: &[Option<Observed>],
+    limits: &Limits,
+    replicated: bool,
+    seed: u64,
+    absolute: bool,
+) -> Row {
+    let max_regression = limits.of(metric);
+    let mut r = Row {
+        metric: metric.to_string(),
+        unit,
+        base: None,
+        base_low: None,
+        base_high: None,
+        new: None,
+        new_low: None,
+        new_high: None,
+        change: None,
+        change_low: None,
+        change_high: None,
+        clear: false,
+        max_regression,
+        regressed: false,
+    };
+    let (Some(b), Some(n)) = (all(base), all(new)) else {
+        return r;
+    };
+    let (change, low, high) = if replicated {
+        let bv: Vec<f64> = b.iter().map(|o| o.value).collect();
+        let nv: Vec<f64> = n.iter().map(|o| o.value).collect();
+        r.base = Some(mean(&bv));
+        r.new = Some(mean(&nv));
+        let (lo, hi) = bootstrap(&bv, &nv, absolute, seed);
+        (diff(mean(&bv), mean(&nv), absolute), lo, hi)
+    } else {
+        let (b, n) = (b[0], n[0]);
+        r.base = Some(b.value);
+        r.base_low = b.low;
+        r.base_high = b.high;
+        r.new = Some(n.value);
+        r.new_low = n.low;
+        r.new_high = n.high;
+        let low = match (n.low, b.high) {
+            (Some(nl), Some(bh)) => diff(bh, nl, absolute),
+            _ => None,
+        };
+        let high = match (n.high, b.low) {
+            (Some(nh), Some(bl)) => diff(bl, nh, absolute),
+            _ => None,
+        };
+        (diff(b.value, n.value, absolute), low, high)
+    };
+    r.change = change.map(round6);
+    r.change_low = low.map(round6);
+    r.change_high = high.map(round6);
+    r.clear = low.is_some_and(|l| l > 0.0) || high.is_some_and(|h| h < 0.0);
+    r.regressed = max_regression
+        .is_some_and(|m| change.is_some_and(|c| c > m) && low.is_some_and(|l| l > 0.0));
+    r
+}
+
+fn all(v: &[Option<Observed>]) -> Option<Vec<Observed>> {
+    v.iter().copied().collect()
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// new relative to base (or the difference, for shares); `None` against a zero base.
+fn diff(base: f64, new: f64, absolute: bool) -> Option<f64> {
+    if absolute {
+        Some(new - base)
+    } else if base > 0.0 {
+        Some(new / base - 1.0)
+    } else {
+        None
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// 95 % percentile-bootstrap interval of the change of the replicas' means.
+fn bootstrap(base: &[f64], new: &[f64], absolute: bool, seed: u64) -> (Option<f64>, Option<f64>) {
+    let mut rng = Rng::new(seed);
+    let mut draw = |v: &[f64]| {
+        let n = v.len() as u64;
+        (0..n).map(|_| v[rng.below(n) as usize]).sum::<f64>() / n as f64
+    };
+    let mut changes: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .filter_map(|_| {
+            let b = draw(base);
+            let n = draw(new);
+            diff(b, n, absolute)
+        })
+        .collect();
+    if changes.len() < BOOTSTRAP_RESAMPLES / 2 {
+        return (None, None);
+    }
+    changes.sort_by(f64::total_cmp);
+    let at = |p: f64| changes[((changes.len() - 1) as f64 * p).round() as usize];
+    (Some(at(0.025)), Some(at(0.975)))
+}
+
+fn condition_warnings(base: &[Side], new: &[Side]) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(first) = base.first() else {
+        return out;
+    };
+    for other in base.iter().skip(1).chain(new) {
+        for ((name, a), (_, b)) in first.conditions.iter().zip(&other.conditions) {
+            if a != b {
+                out.push(format!(
+                    "conditions differ: {name} is {a} in {} but {b} in {}; the comparison may measure the change of conditions, not of the target",
+                    first.label, other.label
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Reads a report file for comparison.
+pub fn load(path: &std::path::Path) -> Result<Side, CompareError> {
+    let label = path.display().to_string();
+    let err = |reason: String| CompareError {
+        file: label.clone(),
+        reason,
+    };
+    let text = crate::input::read_text(path, 256 << 20, "report")
+        .map_err(|e| err(format!("{e} (give a report written with --json)")))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| err(format!("not JSON ({e}); give a report written with --json")))?;
+    Side::from_json(&label, &v)
+}
+
+/// The side-by-side table.
+pub fn render(c: &Comparison) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "compare: {} → {} ({})",
+        c.base.join(", "),
+        c.new.join(", "),
+        if c.method == "bootstrap" {
+            "replicas: means, 95% bootstrap interval of the change"
+        } else {
+            "95% distribution-free intervals"
+        }
+    );
+    for w in &c.warnings {
+        let _ = writeln!(s, "  warning: {w}");
+    }
+    let _ = writeln!(
+        s,
+        "  {:<18} {:>26} {:>26} {:>26}  gate",
+        "figure", "base", "new", "change"
+    );
+    for r in &c.rows {
+        let _ = writeln!(
+            s,
+            "  {:<18} {:>26} {:>26} {:>26}  {}",
+            r.metric,
+            value_cell(r.unit, r.base, r.base_low, r.base_high),
+            value_cell(r.unit, r.new, r.new_low, r.new_high),
+            change_cell(r),
+            gate_cell(r)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  verdict    {}",
+        match (c.trustworthy, c.regressed) {
+            (false, _) => "UNTRUSTWORTHY input (see the warnings): no verdict",
+            (true, true) => "REGRESSION: a gated figure got worse by more than allowed, clearly",
+            (true, false) => "no clear regression beyond the allowed",
+        }
+    );
+    s
+}
+
+fn fmt_value(unit: &str, x: f64) -> String {
+    match unit {
+        "us" => format_us(x.round() as u64),
+        "share" => format!("{:.2}%", x * 100.0),
+        _ => format!("{x:.1}/s"),
+    }
+}
+
+fn value_cell(unit: &str, v: Option<f64>, lo: Option<f64>, hi: Option<f64>) -> String {
+    let Some(v) = v else { return "-".into() };
+    let b = |x: Option<f64>| x.map_or("?".to_string(), |x| fmt_value(unit, x));
+    if lo.is_none() && hi.is_none() {
+        return fmt_value(unit, v);
+    }
+    format!("{} [{}, {}]", fmt_value(unit, v), b(lo), b(hi))
+}
+
+fn change_cell(r: &Row) -> String {
+    let Some(c) = r.change else { return "-".into() };
+    let f = |x: f64| {
+        if r.unit == "share" {
+            format!("{:+.2}pp", x * 100.0)
+        } else {
+            format!("{:+.1}%", x * 100.0)
+        }
+    };
+    let b = |x: Option<f64>| x.map_or("?".to_string(), f);
+    format!("{} [{}, {}]", f(c), b(r.change_low), b(r.change_high))
+}
+
+fn gate_cell(r: &Row) -> String {
+    let Some(m) = r.max_regression else {
+        return String::new();
+    };
+    let allowed = if r.unit == "share" {
+        format!("{:.2}pp", m * 100.0)
+    } else {
+        format!("{:.0}%", m * 100.0)
+    };
+    if r.regressed {
+        format!("REGRESSION (> {allowed}, clear)")
+    } else if r.change.is_none() {
+        format!("not judged (≤ {allowed})")
+    } else {
+        format!("ok (≤ {allowed} or within noise)")
+    }
+}
+
+/// An interval for a percentile of one histogram (for tests and tools).
+pub fn percentile(h: &Histogram<u64>, q: f64) -> Option<Interval> {
+    Interval::of(h, q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(label: &str, scale: f64, n: usize, seed: u64) -> Side {
+        let mut rng = Rng::new(seed);
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        for _ in 0..n {
+            h.record(((5_000.0 + rng.exp1() * 500.0) * scale) as u64)
+                .unwrap();
+        }
+        Side {
+            label: label.into(),
+            hists: vec![h.clone(), h.clone(), h.clone(), h],
+            completed: n as u64,
+            scheduled: n as u64,
+            counts: [n as u64, 0, 0, 0],
+            achieved: 100.0,
+            trustworthy: true,
+            conditions: vec![("rate", "100".into())],
+        }
+    }
+
+    #[test]
+    fn a_clear_regression_is_flagged_and_noise_is_not() {
+        let limits = Limits::default();
+        let same = compare(
+            &[side("a", 1.0, 5000, 1)],
+            &[side("b", 1.0, 5000, 2)],
+            &limits,
+            7,
+        );
+        assert!(!same.regressed, "{}", render(&same));
+        let slow = compare(
+            &[side("a", 1.0, 5000, 1)],
+            &[side("b", 1.2, 5000, 2)],
+            &limits,
+            7,
+        );
+        assert!(slow.regressed, "{}", render(&slow));
+        let p50 = slow
+            .rows
+            .iter()
+            .find(|r| r.metric == "latency.p50")
+            .unwrap();
+        assert!(p50.regressed && p50.clear);
+        assert!((p50.change.unwrap() - 0.2).abs() < 0.03, "{p50:?}");
+        // +20 % but only 20 requests: not clear, so not a regression.
+        let few = compare(
+            &[side("a", 1.0, 20, 1)],
+            &[side("b", 1.2, 20, 2)],
+            &limits,
+            7,
+        );
+        let p99 = few.rows.iter().find(|r| r.metric == "latency.p99").unwrap();
+        assert!(!p99.regressed, "{p99:?}");
+    }
+
+    #[test]
+    fn replicas_use_the_bootstrap() {
+        let limits = Limits::default();
+        let base: Vec<Side> = (0..3).map(|i| side("b", 1.0, 3000, i)).collect();
+        let same: Vec<Side> = (10..13).map(|i| side("n", 1.0, 3000, i)).collect();
+        let slow: Vec<Side> = (10..13).map(|i| side("n", 1.25, 3000, i)).collect();
+        let c = compare(&base, &same, &limits, 7);
+        assert_eq!(c.method, "bootstrap");
+        assert!(!c.regressed, "{}", render(&c));
+        assert!(compare(&base, &slow, &limits, 7).regressed);
+    }
+
+    #[test]
+    fn mismatched_conditions_warn() {
+        let a = side("a", 1.0, 100, 1);
+        let mut b = side("b", 1.0, 100, 2);
+        b.conditions = vec![("rate", "200".into())];
+        let c = compare(&[a], &[b], &Limits::default(), 7);
+        assert!(
+            c.warnings.iter().any(|w| w.contains("rate is 100")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn limits_parse() {
+        let l = Limits::parse(&[
+            "5%".into(),
+            "latency.p999=20%".into(),
+            "errors.rate=1%".into(),
+        ])
+        .unwrap();
+        assert_eq!(l.global, 0.05);
+        assert_eq!(l.of("latency.p99"), Some(0.05));
+        assert_eq!(l.of("latency.p999"), Some(0.2));
+        assert_eq!(l.of("errors.rate"), Some(0.01));
+        assert_eq!(l.of("send_lag.p99"), None);
+        assert!(Limits::parse(&["latncy.p99=5%".into()]).is_err());
+        assert!(Limits::parse(&["ten".into()]).is_err());
+    }
+}

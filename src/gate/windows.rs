@@ -1,0 +1,461 @@
+//! `for each Ns` thresholds and `--abort-on-fail`: a view that subscribes to the run's snapshots
+//! and judges every window on its own, so a short spike is not averaged away by a long run.
+//!
+//! Snapshots come on a `watch` channel, which keeps only the newest: a view that is not scheduled
+//! for a whole interval misses one. The watcher runs on its own thread (like the progress line)
+//! so it is rarely late, and it notices every miss (a gap between one snapshot's start and the
+//! previous one's end, or fewer snapshots than the run's length called for, see [`Seen::finish`]): a window with a
+//! missed interval is not judged and is counted as `missed`, never guessed. Windows are made of
+//! whole intervals as the recorder closes them (by completion time); the last part of the run
+//! after the final snapshot (under a second, mostly the drain) is in the whole-run figures only.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::expr::{Metric, Op, Operand, Scope, Threshold};
+use super::{judge_one, missing, Judged, WindowFigures};
+use crate::record::{Snapshot, Tally};
+use crate::run::{Stop, Views};
+
+/// How the windows of one `for each` threshold went.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct WindowCount {
+    /// Windows judged.
+    pub judged: u64,
+    pub failed: u64,
+    /// Windows not judged because a snapshot was missed.
+    pub missed: u64,
+    /// End of the first failing window, seconds from the start.
+    pub first_failed_at_s: Option<f64>,
+}
+
+/// What the watcher saw, per threshold index.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    per: BTreeMap<usize, State>,
+    /// The threshold whose failure stopped the run.
+    pub aborted_by: Option<String>,
+    /// End of the last snapshot seen, seconds from the start.
+    last_at_s: f64,
+    /// Window lengths (seconds) per `for each` threshold index.
+    lengths: Vec<(usize, u64)>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct State {
+    count: WindowCount,
+    /// The first failing window's verdict, else the worst passing one's.
+    shown: Option<Judged>,
+}
+
+impl Seen {
+    /// The verdict of `for each` threshold `i`.
+    pub fn judged(&self, i: usize, t: &Threshold) -> Judged {
+        let Some(s) = self.per.get(&i).filter(|s| s.count.judged > 0) else {
+            let mut j = missing(
+                t,
+                "no whole window was seen (a run shorter than one window, or every snapshot missed)",
+            );
+            j.windows = self.per.get(&i).map(|s| s.count.clone());
+            return j;
+        };
+        let mut j = s.shown.clone().unwrap_or_else(|| missing(t, "no window"));
+        j.threshold = t.text.clone();
+        j.passed = s.count.failed == 0;
+        j.windows = Some(s.count.clone());
+        if s.count.missed > 0 {
+            j.note = Some(format!(
+                "{} window(s) not judged: the watcher missed a snapshot (their requests are in the whole-run figures)",
+                s.count.missed
+            ));
+        }
+        j
+    }
+
+    /// Once the run is over: intervals after the last snapshot seen, up to the run's `elapsed`
+    /// seconds, were published but missed (or never published: the final partial interval is
+    /// not), so their windows count as missed.
+    pub fn finish(&mut self, elapsed_s: f64) {
+        let lost = (elapsed_s - self.last_at_s).floor().max(0.0) as u64;
+        for (i, secs) in self.lengths.clone() {
+            for _ in 0..lost / secs.max(1) {
+                self.missed(i);
+            }
+        }
+    }
+
+    fn record(&mut self, i: usize, t: &Threshold, j: Judged, at_s: f64) {
+        let s = self.per.entry(i).or_default();
+        s.count.judged += 1;
+        if !j.passed {
+            s.count.failed += 1;
+            if s.count.first_failed_at_s.is_none() {
+                s.count.first_failed_at_s = Some((at_s * 1000.0).round() / 1000.0);
+                s.shown = Some(j);
+            }
+            return;
+        }
+        if s.count.failed > 0 {
+            return;
+        }
+        let worse = match (&s.shown, j.observed) {
+            (None, _) => true,
+            (Some(old), Some(new)) => match (old.observed, t.op) {
+                (Some(o), Op::Lt | Op::Le) => new > o,
+                (Some(o), Op::Gt | Op::Ge) => new < o,
+                _ => false,
+            },
+            _ => false,
+        };
+        if worse {
+            s.shown = Some(j);
+        }
+    }
+
+    fn missed(&mut self, i: usize) {
+        self.per.entry(i).or_default().count.missed += 1;
+    }
+}
+
+/// Windows of one length being filled.
+struct Filling {
+    secs: u64,
+    tally: Tally,
+    intervals: u64,
+    seconds: f64,
+    sent: u64,
+    dropped: u64,
+    target_sum: f64,
+    /// A missed snapshot fell in this window: it is not judged.
+    broken: bool,
+}
+
+impl Filling {
+    fn new(secs: u64) -> Self {
+        Filling {
+            secs,
+            tally: Tally::default(),
+            intervals: 0,
+            seconds: 0.0,
+            sent: 0,
+            dropped: 0,
+            target_sum: 0.0,
+            broken: false,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.tally.reset();
+        self.intervals = 0;
+        self.seconds = 0.0;
+        self.sent = 0;
+        self.dropped = 0;
+        self.target_sum = 0.0;
+        self.broken = false;
+    }
+}
+
+/// Judges windows and early-failing thresholds as snapshots arrive.
+pub struct Watcher {
+    thresholds: Vec<Threshold>,
+    abort_on_fail: bool,
+    stop: Stop,
+    /// The schedule's length: rate figures are judged only on windows inside it.
+    schedule: Duration,
+    interval: Duration,
+    fills: Vec<Filling>,
+    seen: Seen,
+    last_at: Option<Duration>,
+    prev_sent: u64,
+    prev_dropped: u64,
+}
+
+impl Watcher {
+    pub fn new(gate: &super::Gate, stop: Stop, schedule: Duration, interval: Duration) -> Self {
+        let mut lengths: Vec<u64> = gate
+            .thresholds
+            .iter()
+            .filter_map(|t| match t.scope {
+                Scope::Each(d) => Some(d.as_secs()),
+                _ => None,
+            })
+            .collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        let seen = Seen {
+            lengths: gate
+                .thresholds
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| match t.scope {
+                    Scope::Each(d) => Some((i, d.as_secs())),
+                    _ => None,
+                })
+                .collect(),
+            ..Seen::default()
+        };
+        Watcher {
+            thresholds: gate.thresholds.clone(),
+            abort_on_fail: gate.abort_on_fail,
+            stop,
+            schedule,
+            interval,
+            fills: lengths.into_iter().map(Filling::new).collect(),
+            seen,
+            last_at: None,
+            prev_sent: 0,
+            prev_dropped: 0,
+        }
+    }
+
+    /// Whether anything needs watching.
+    pub fn needed(gate: &super::Gate) -> bool {
+        gate.thresholds
+            .iter()
+            .any(|t| matches!(t.scope, Scope::Each(_)) || (gate.abort_on_fail && early(t)))
+    }
+
+    /// Watches `views` on its own thread until the run is over; join for what it saw.
+    pub fn spawn(mut self, views: &Views) -> std::io::Result<JoinHandle<Seen>> {
+        let mut rx: watch::Receiver<Option<Arc<Snapshot>>> = views.subscribe();
+        let handle = tokio::runtime::Handle::current();
+        std::thread::Builder::new()
+            .name("metronome-gate".into())
+            .spawn(move || {
+                let mut started = false;
+                while handle.block_on(rx.changed()).is_ok() {
+                    let Some(snap) = rx.borrow_and_update().clone() else {
+                        if started {
+                            break;
+                        }
+                        continue;
+                    };
+                    started = true;
+                    self.see(&snap);
+                }
+                self.seen
+            })
+    }
+
+    /// One snapshot: note any gap, feed every window length, judge the full ones.
+    pub fn see(&mut self, snap: &Snapshot) {
+        let start = snap.at.saturating_sub(snap.interval_len);
+        let prev = self.last_at.unwrap_or(Duration::ZERO);
+        let gap = start.saturating_sub(prev);
+        if gap > self.interval / 2 {
+            let lost = (gap.as_secs_f64() / self.interval.as_secs_f64()).round() as u64;
+            self.lost(lost.max(1), start);
+        }
+        self.last_at = Some(snap.at);
+        self.seen.last_at_s = snap.at.as_secs_f64();
+        let sent = snap.tickets.sent.saturating_sub(self.prev_sent);
+        let dropped = snap.tickets.dropped.saturating_sub(self.prev_dropped);
+        self.prev_sent = snap.tickets.sent;
+        self.prev_dropped = snap.tickets.dropped;
+        let per_window = (1.0 / self.interval.as_secs_f64()).round().max(1.0) as u64;
+        for f in 0..self.fills.len() {
+            let fill = &mut self.fills[f];
+            fill.tally.add(&snap.interval);
+            fill.intervals += 1;
+            fill.seconds += snap.interval_len.as_secs_f64();
+            fill.sent += sent;
+            fill.dropped += dropped;
+            fill.target_sum += snap.target_rate;
+            if fill.intervals >= fill.secs * per_window {
+                self.close(f, snap.at);
+            }
+        }
+        if self.abort_on_fail {
+            self.judge_early(snap);
+        }
+    }
+
+    /// `n` intervals were missed: each counts in its windows as a hole, so a window with a hole
+    /// is not judged (counted as missed) and the windows after it stay aligned.
+    fn lost(&mut self, n: u64, at: Duration) {
+        let per_window = (1.0 / self.interval.as_secs_f64()).round().max(1.0) as u64;
+        for _ in 0..n {
+            for f in 0..self.fills.len() {
+                let fill = &mut self.fills[f];
+                fill.broken = true;
+                fill.intervals += 1;
+                if fill.intervals >= fill.secs * per_window {
+                    self.close(f, at);
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, f: usize, at: Duration) {
+        let fill = &self.fills[f];
+        let secs = fill.secs;
+        let inside = at.as_secs_f64() <= self.schedule.as_secs_f64() + 0.1;
+        let figures = WindowFigures {
+            tally: &fill.tally,
+            sent: fill.sent,
+            dropped: fill.dropped,
+            seconds: fill.seconds.max(1e-3),
+            target_rate: fill.target_sum / fill.intervals.max(1) as f64,
+        };
+        let mut verdicts = Vec::new();
+        for (i, t) in self.thresholds.iter().enumerate() {
+            if t.scope != Scope::Each(Duration::from_secs(secs)) {
+                continue;
+            }
+            if fill.broken {
+                verdicts.push((i, None));
+                continue;
+            }
+            if uses_rate(t) && !inside {
+                continue;
+            }
+            verdicts.push((i, Some(judge_one(t, &figures))));
+        }
+        for (i, v) in verdicts {
+            match v {
+                None => self.seen.missed(i),
+                Some(j) => {
+                    let failed = !j.passed;
+                    let t = self.thresholds[i].clone();
+                    self.seen.record(i, &t, j, at.as_secs_f64());
+                    if failed && self.abort_on_fail {
+                        self.abort(&t.text);
+                    }
+                }
+            }
+        }
+        self.fills[f].reset();
+    }
+
+    /// Whole-run thresholds that can only get worse (counts kept below a limit) fail for good.
+    fn judge_early(&mut self, snap: &Snapshot) {
+        let figures = WindowFigures {
+            tally: &snap.totals,
+            sent: snap.tickets.sent,
+            dropped: snap.tickets.dropped,
+            seconds: snap.at.as_secs_f64().max(1e-3),
+            target_rate: snap.target_rate,
+        };
+        let failed = self
+            .thresholds
+            .iter()
+            .find(|t| early(t) && !judge_one(t, &figures).passed)
+            .map(|t| t.text.clone());
+        if let Some(text) = failed {
+            self.abort(&text);
+        }
+    }
+
+    fn abort(&mut self, text: &str) {
+        if self.seen.aborted_by.is_none() {
+            self.seen.aborted_by = Some(text.to_string());
+            self.stop.graceful.cancel();
+        }
+    }
+}
+
+/// A whole-run count held below (or at) a constant only grows: once failed, failed for good.
+fn early(t: &Threshold) -> bool {
+    t.scope == Scope::Run
+        && matches!(t.metric, Metric::Count(_))
+        && matches!(t.op, Op::Lt | Op::Le | Op::Eq)
+        && matches!(t.operand, Operand::Const(_))
+}
+
+fn uses_rate(t: &Threshold) -> bool {
+    let rate = |m: Metric| matches!(m, Metric::RateAchieved | Metric::RateTarget);
+    rate(t.metric) || matches!(t.operand, Operand::Scaled(_, m) if rate(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::Gate;
+    use crate::record::{Connections, Health, Tickets};
+
+    fn snap(at_s: u64, latency_us: &[u64]) -> Snapshot {
+        let mut interval = Tally::default();
+        for &v in latency_us {
+            interval.clocks.latency.record(v).unwrap();
+        }
+        Snapshot {
+            at: Duration::from_secs(at_s),
+            interval_len: Duration::from_secs(1),
+            interval: interval.clone(),
+            totals: interval,
+            tickets: Tickets::default(),
+            backlog: 0,
+            workers: 0,
+            connections: Connections::default(),
+            target_rate: 100.0,
+            stage: None,
+            health: Health::default(),
+            cpu: Duration::ZERO,
+            retry: None,
+        }
+    }
+
+    fn watcher(exprs: &[&str]) -> Watcher {
+        let gate = Gate::parse(exprs.iter().map(|e| ("t".to_string(), *e)), false).unwrap();
+        Watcher::new(
+            &gate,
+            Stop::new(),
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn a_spike_in_one_window_fails_each_window_and_gaps_are_missed() {
+        let mut w = watcher(&[
+            "latency.max < 10ms for each 1s",
+            "latency.max < 10ms for each 2s",
+        ]);
+        w.see(&snap(1, &[1000, 2000]));
+        w.see(&snap(2, &[50_000]));
+        w.see(&snap(3, &[1000]));
+        // The 4 s snapshot is missed.
+        w.see(&snap(5, &[1000]));
+        let t1 = parse_t("latency.max < 10ms for each 1s");
+        let j = w.seen.judged(0, &t1);
+        assert!(!j.passed);
+        let c = j.windows.unwrap();
+        assert_eq!((c.judged, c.failed, c.missed), (4, 1, 1));
+        assert_eq!(c.first_failed_at_s, Some(2.0));
+        let max = j.observed.unwrap();
+        assert!((50_000.0..50_100.0).contains(&max), "{max}");
+        let j2 = w.seen.judged(1, &parse_t("latency.max < 10ms for each 2s"));
+        let c2 = j2.windows.unwrap();
+        // [1,2] fails; [3,4] is broken by the miss and not judged; 5 starts a new window.
+        assert_eq!((c2.judged, c2.failed, c2.missed), (1, 1, 1));
+    }
+
+    fn parse_t(s: &str) -> Threshold {
+        crate::gate::parse(s).unwrap()
+    }
+
+    #[test]
+    fn early_failure_stops_the_run() {
+        let gate = Gate::parse([("t".to_string(), "requests.count < 3")], true).unwrap();
+        let stop = Stop::new();
+        let mut w = Watcher::new(
+            &gate,
+            stop.clone(),
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+        );
+        let mut s = snap(1, &[1]);
+        s.totals.counts.completed = 2;
+        w.see(&s);
+        assert!(!stop.graceful.is_cancelled());
+        s.totals.counts.completed = 5;
+        w.see(&s);
+        assert!(stop.graceful.is_cancelled());
+        assert_eq!(w.seen.aborted_by.as_deref(), Some("requests.count < 3"));
+    }
+}

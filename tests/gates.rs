@@ -1,0 +1,375 @@
+//! CI gates from the real binary against `serve`: exit codes 0/1/2/3, per-window thresholds,
+//! --abort-on-fail, JUnit, and `compare` (a slowed target flagged, the same one twice not).
+
+use std::time::Duration;
+
+use metronome::serve::{ServeConfig, ServiceTime, Stall};
+
+use crate::common::*;
+use crate::report_schema::assert_valid;
+
+fn code(out: &std::process::Output) -> Option<i32> {
+    out.status.code()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+async fn slow(ms: u64) -> metronome::serve::Server {
+    serve(ServeConfig {
+        service_time: ServiceTime::Fixed(Duration::from_millis(ms)),
+        ..Default::default()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_0_1_2_3_from_real_runs() {
+    let _t = timing_lock().await;
+    let fast = serve_default().await;
+    let slow_target = slow(30).await;
+    let dir = tempdir();
+    let json = dir.join("pass.json");
+    // 0: every threshold holds.
+    let out = metronome(&[
+        "run",
+        &url(&fast),
+        "-r",
+        "200",
+        "-d",
+        "1s",
+        "-q",
+        "--threshold",
+        "latency.p99 < 2s",
+        "--threshold",
+        "errors.count == 0",
+        "--threshold",
+        "rate.achieved >= 0.95 * rate.target",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let v = read_json(&json);
+    assert_valid(&v);
+    assert_eq!(v["thresholds"]["passed"], true);
+    assert_eq!(v["thresholds"]["results"].as_array().unwrap().len(), 3);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("thresholds passed"), "{text}");
+    assert!(text.contains("95% intervals"), "{text}");
+
+    // 1: a 30 ms target breaches a 10 ms median.
+    let fail_json = dir.join("fail.json");
+    let out = metronome(&[
+        "run",
+        &url(&slow_target),
+        "-r",
+        "50",
+        "-d",
+        "1s",
+        "-q",
+        "--threshold",
+        "latency.p50 < 10ms",
+        "--threshold",
+        "errors.count == 0",
+        "--json",
+        fail_json.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    let v = read_json(&fail_json);
+    assert_valid(&v);
+    assert_eq!(v["verdict"]["trustworthy"], true);
+    let results = v["thresholds"]["results"].as_array().unwrap();
+    assert_eq!(results[0]["passed"], false);
+    assert!(results[0]["observed"].as_f64().unwrap() >= 30_000.0);
+    assert_eq!(results[1]["passed"], true);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL latency.p50 < 10ms"));
+
+    // 2: a bad expression, with its position; nothing is sent.
+    let before = fast.stats().received;
+    let out = metronome(&[
+        "run",
+        &url(&fast),
+        "-r",
+        "100",
+        "-q",
+        "--threshold",
+        "latency.p99 < 25xs",
+    ]);
+    assert_eq!(code(&out), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("at column 17") && err.contains("unknown time unit"),
+        "{err}"
+    );
+    let out = metronome(&[
+        "run",
+        &url(&fast),
+        "-r",
+        "100",
+        "-q",
+        "--threshold",
+        "latency.p99 < 1s stage=peak",
+    ]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert_eq!(fast.stats().received, before, "nothing was sent");
+
+    // 3: a passing threshold does not hide an untrustworthy run.
+    let out = metronome(&[
+        "run",
+        &url(&slow_target),
+        "-r",
+        "100",
+        "-d",
+        "1s",
+        "-c",
+        "1",
+        "--max-in-flight",
+        "1",
+        "--backlog",
+        "2",
+        "-q",
+        "--threshold",
+        "latency.p99 < 100s",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(code(&out), Some(3), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["thresholds"]["passed"], true);
+    assert_eq!(v["verdict"]["trustworthy"], false);
+    fast.shutdown().await;
+    slow_target.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_stall_fails_the_per_window_threshold_not_the_whole_run_one() {
+    let _t = timing_lock().await;
+    // A 400 ms stall starting 1.3 s after the server starts, inside a 4 s run.
+    let server = serve(ServeConfig {
+        stalls: vec![Stall {
+            at: Duration::from_millis(1300),
+            duration: Duration::from_millis(400),
+        }],
+        ..Default::default()
+    })
+    .await;
+    let out = metronome(&[
+        "run",
+        &url(&server),
+        "-r",
+        "200",
+        "-d",
+        "4s",
+        "-q",
+        "--threshold",
+        "latency.p99 < 150ms for each 1s",
+        "--threshold",
+        "latency.p50 < 150ms",
+        "--json",
+        "-",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", stderr(&out));
+    });
+    assert_valid(&v);
+    let r = v["thresholds"]["results"].as_array().unwrap();
+    let windows = &r[0]["windows"];
+    assert_eq!(r[0]["passed"], false, "{r:#?}");
+    assert!(windows["failed"].as_u64().unwrap() >= 1, "{windows}");
+    assert!(windows["judged"].as_u64().unwrap() + windows["missed"].as_u64().unwrap() >= 3);
+    assert_eq!(
+        r[1]["passed"], true,
+        "the whole run's median hides it: {r:#?}"
+    );
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_on_fail_stops_early_and_writes_the_full_report() {
+    let _t = timing_lock().await;
+    let server = serve(ServeConfig {
+        error_rate: 0.5,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempdir();
+    let junit = dir.join("junit.xml");
+    let out = metronome(&[
+        "run",
+        &url(&server),
+        "-r",
+        "100",
+        "-d",
+        "20s",
+        "-q",
+        "--threshold",
+        "errors.count == 0",
+        "--threshold",
+        "latency.p99 < 10s",
+        "--abort-on-fail",
+        "--json",
+        "-",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid(&v);
+    assert!(
+        v["duration_s"].as_f64().unwrap() < 5.0,
+        "{}",
+        v["duration_s"]
+    );
+    assert_eq!(v["ending"], "interrupted");
+    assert_eq!(v["thresholds"]["aborted_by"], "errors.count == 0");
+    assert_accounting_json(&v);
+    // JUnit: well-formed XML; one case for trust, one per threshold.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit is well-formed XML");
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 3, "{xml}");
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+        .map(|c| c.attribute("name").unwrap())
+        .collect();
+    assert_eq!(failed, ["errors.count == 0"], "{xml}");
+    server.shutdown().await;
+}
+
+fn assert_accounting_json(v: &serde_json::Value) {
+    let c = &v["counts"];
+    let n = |k: &str| c[k].as_u64().unwrap();
+    assert_eq!(
+        n("scheduled"),
+        n("completed") + n("dropped") + n("cancelled") + n("unsent_at_stop")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_flags_a_slowed_target_and_not_the_same_one_twice() {
+    let _t = timing_lock().await;
+    let dir = tempdir();
+    let base_target = slow(5).await;
+    let slowed = slow(7).await;
+    let run = |target: &str, name: &str, rate: &str| {
+        let path = dir.join(name);
+        let out = metronome(&[
+            "run",
+            target,
+            "-r",
+            rate,
+            "-d",
+            "2s",
+            "-q",
+            "--json",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+        path.to_str().unwrap().to_string()
+    };
+    let a1 = run(&url(&base_target), "a1.json", "300");
+    let a2 = run(&url(&base_target), "a2.json", "300");
+    let b = run(&url(&slowed), "b.json", "300");
+    let other_rate = run(&url(&base_target), "c.json", "200");
+
+    let same = metronome(&["compare", &a1, &a2]);
+    let text = String::from_utf8_lossy(&same.stdout);
+    assert_eq!(code(&same), Some(0), "{text}{}", stderr(&same));
+    assert!(
+        text.contains("latency.p99") && !text.contains("conditions differ"),
+        "{text}"
+    );
+
+    let worse = metronome(&["compare", &a1, &b, "--json", "-"]);
+    assert_eq!(code(&worse), Some(1), "{}", stderr(&worse));
+    let v: serde_json::Value = serde_json::from_slice(&worse.stdout).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let p50 = rows
+        .iter()
+        .find(|r| r["metric"] == "service_time.p50")
+        .unwrap();
+    assert_eq!(p50["regressed"], true, "{p50}");
+    assert!(p50["change"].as_f64().unwrap() > 0.1, "{p50}");
+    assert!(stderr(&worse).contains("REGRESSION"));
+
+    let warned = metronome(&["compare", &a1, &other_rate]);
+    assert!(
+        String::from_utf8_lossy(&warned.stdout).contains("conditions differ: rate"),
+        "{}",
+        String::from_utf8_lossy(&warned.stdout)
+    );
+
+    // run --baseline does the same at the end of a run.
+    let out = metronome(&[
+        "run",
+        &url(&slowed),
+        "-r",
+        "300",
+        "-d",
+        "2s",
+        "-q",
+        "--baseline",
+        &a1,
+        "--json",
+        "-",
+    ]);
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid(&v);
+    assert_eq!(v["baseline"]["regressed"], true);
+
+    // Replicas: the bootstrap method.
+    let rep = metronome(&["compare", "--replicas", &a1, &a2, "--", &b, &b]);
+    assert_eq!(
+        code(&rep),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&rep.stdout)
+    );
+    assert!(String::from_utf8_lossy(&rep.stdout).contains("bootstrap"));
+
+    // A file that is not a schema-4 report is bad input.
+    let bad = dir.join("old.json");
+    std::fs::write(&bad, "{\"schema_version\": 3}").unwrap();
+    let out = metronome(&["compare", bad.to_str().unwrap(), &a1]);
+    assert_eq!(code(&out), Some(2));
+    assert!(
+        stderr(&out).contains("schema version 4"),
+        "{}",
+        stderr(&out)
+    );
+    base_target.shutdown().await;
+    slowed.shutdown().await;
+}
+
+#[test]
+fn profile_thresholds_are_checked_with_their_position() {
+    let dir = tempdir();
+    let stage = "[[stage]]\nshape = \"constant\"\nrate = 10\nduration = \"1s\"\n";
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        format!("{stage}[thresholds]\n\"latency.p99\" = \"< 250ms\"\n\"errors.count\" = [\"== 0\", \"== 0 for each 1s\"]\n"),
+    )
+    .unwrap();
+    let out = metronome(&["profile", "check", good.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("{stage}[thresholds]\n\"latency.p99\" = \"< 250xs\"\n"),
+    )
+    .unwrap();
+    let out = metronome(&["profile", "check", bad.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(2));
+    let err = stderr(&out);
+    // Line 6, column 23: the unit inside the value string.
+    assert!(err.contains("bad.toml:6:23"), "{err}");
+    assert!(err.contains("unknown time unit"), "{err}");
+}
