@@ -253,6 +253,14 @@ pub async fn pace<C: Client>(
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     let end = loop {
+        // Paused from outside (src/control.rs): nothing is due; the rest of the schedule shifts.
+        if let Some(resumed) = schedule.hold() {
+            tokio::select! {
+                biased;
+                _ = &mut stopped => break (PaceEnd::Stopped, clock.now()),
+                _ = resumed => continue,
+            }
+        }
         let Some(due) = schedule.peek() else {
             break (PaceEnd::Completed, schedule.end());
         };
@@ -262,6 +270,7 @@ pub async fn pace<C: Client>(
             tokio::select! {
                 biased;
                 _ = &mut stopped => break (PaceEnd::Stopped, clock.now()),
+                _ = schedule.steered() => continue,
                 _ = sleep_until(&clock, &mut timer, wake) => {}
             }
         } else if stop.is_cancelled() {

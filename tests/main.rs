@@ -12,3 +12,4 @@ mod report_schema;
 mod serve;
 mod signals;
 mod tls;
+mod tui;

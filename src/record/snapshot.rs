@@ -31,6 +31,8 @@ pub struct Snapshot {
     pub health: Health,
     /// CPU time (user + system) the generator's process has used so far.
     pub cpu: Duration,
+    /// Pause and rate changes (see [`crate::control`]).
+    pub steering: crate::control::Status,
 }
 
 impl Snapshot {
@@ -78,4 +80,6 @@ pub struct Measured {
     pub warm: usize,
     /// The connection cap in force (after fitting the file-descriptor limit).
     pub max_connections: usize,
+    /// Pauses and rate changes made during the run.
+    pub control: crate::control::Summary,
 }
