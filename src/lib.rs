@@ -41,6 +41,7 @@ pub mod run;
 pub mod schedule;
 pub mod serve;
 pub mod transport;
+pub mod tui;
 
 pub use control::Control;
 pub use error::Error;

@@ -13,7 +13,7 @@ use clap::Parser;
 use metronome::cli::{Cli, Command, DemoArgs, ProfileCommand, RunArgs, ServeArgs};
 use metronome::report::JsonOut;
 use metronome::serve::Server;
-use metronome::{demo, Report, Stop};
+use metronome::{demo, tui, Control, Plan, Report, Stop, Views};
 
 const EXIT_BAD_INPUT: u8 = 2;
 /// Stopped by a signal before the clock started (128 + SIGINT, as shells report it).
@@ -151,12 +151,38 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         .map(|path| JsonOut::claim(path, &args.inputs()))
         .transpose()?;
     let rt = runtime(args.threads.map(usize::from))?;
-    let report = rt.block_on(async {
-        let stop = Stop::new();
-        watch_signals(stop.clone(), plan.limits.grace);
-        metronome::run(&plan, stop).await
-    })?;
+    let ui = (!args.no_tui && !args.quiet).then(|| tui::Info::for_plan(&plan));
+    let report = rt.block_on(run_live(plan, ui))?;
     finish(&report, json)
+}
+
+/// Runs `plan` under the terminal UI when one is wanted and stderr is a terminal, else with the
+/// progress lines (if the plan asks for them). The numbers are the same either way: the UI only
+/// reads the snapshots the run publishes.
+async fn run_live(mut plan: Plan, ui: Option<tui::Info>) -> anyhow::Result<Report> {
+    let stop = Stop::new();
+    let control = Control::new();
+    let mut views = Views::default();
+    let mut session = None;
+    if let Some(info) = ui.filter(|_| tui::available()) {
+        let live = Views::every(tui::SNAPSHOT_EVERY);
+        match tui::Session::start(info, &live, stop.clone(), control.clone()) {
+            Ok(s) => {
+                session = Some(s);
+                views = live;
+                plan.progress = false;
+            }
+            Err(e) => say(&format!("warning: {e}; printing progress lines instead\n")),
+        }
+    }
+    watch_signals(stop.clone(), plan.limits.grace, session.is_some());
+    let report = metronome::run_steered(&plan, stop, views, control).await;
+    if let Some(s) = session {
+        if let Err(e) = s.finish() {
+            say(&format!("warning: the terminal UI failed: {e}\n"));
+        }
+    }
+    Ok(report?)
 }
 
 /// Writes the JSON report file first, so that nothing that happens to stdout can lose it, then
@@ -180,8 +206,9 @@ fn finish(report: &Report, json: Option<JsonOut>) -> anyhow::Result<u8> {
     Ok(report.exit_code())
 }
 
-/// First SIGINT/SIGTERM: stop scheduling and drain; second: stop waiting at once.
-fn watch_signals(stop: Stop, grace: std::time::Duration) {
+/// First SIGINT/SIGTERM: stop scheduling and drain; second: stop waiting at once. `quiet`: say
+/// nothing (the terminal UI shows the stop itself; a line would be printed over it).
+fn watch_signals(stop: Stop, grace: std::time::Duration, quiet: bool) {
     tokio::spawn(async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -195,6 +222,14 @@ fn watch_signals(stop: Stop, grace: std::time::Duration) {
                 _ = term.recv() => {}
             }
             seen += 1;
+            if quiet {
+                if seen == 1 {
+                    stop.graceful.cancel();
+                    continue;
+                }
+                stop.abort.cancel();
+                return;
+            }
             if seen == 1 {
                 eprintln!(
                     "stopping: nothing more is sent (requests already due but not yet sent are counted as unsent); waiting up to {} for those in flight (signal again to stop now)",
@@ -253,9 +288,8 @@ fn demo(args: DemoArgs) -> anyhow::Result<u8> {
         let url = format!("http://{}/", server.local_addr());
         eprint!("{}", demo::intro(&url));
         let plan = demo::plan(&url, args.duration)?;
-        let stop = Stop::new();
-        watch_signals(stop.clone(), plan.limits.grace);
-        let report = metronome::run(&plan, stop).await?;
+        let ui = (!args.no_tui).then(|| demo::ui_info(&plan, &url));
+        let report = run_live(plan, ui).await?;
         let stats = server.shutdown().await;
         eprintln!("built-in target: {}", stats.summary_line());
         Ok::<_, anyhow::Error>(report)
