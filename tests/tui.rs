@@ -134,3 +134,126 @@ async fn a_rate_change_rescales_the_rest_of_the_schedule() {
         k.changes[0]
     );
 }
+
+/// A tmux server of our own (its own socket), with one session running a command in a
+/// 100×30 terminal; killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// `None` (and a loud note) when tmux is not installed.
+    fn start(command: &str) -> Option<Tmux> {
+        let socket = format!(
+            "metronome-test-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        );
+        let started = std::process::Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
+            .args(["-x", "100", "-y", "30", command])
+            .env_remove("TMUX")
+            .status();
+        match started {
+            Ok(s) if s.success() => Some(Tmux { socket }),
+            _ => {
+                eprintln!("SKIPPED: tmux is not installed; the real-terminal test needs it");
+                None
+            }
+        }
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p"])
+    }
+
+    fn keys(&self, keys: &str) {
+        self.tmux(&["send-keys", keys]);
+    }
+
+    /// Waits (up to `limit`) until the screen shows every one of `needles`; returns the screen.
+    fn wait_for(&self, needles: &[&str], limit: Duration) -> String {
+        let until = Instant::now() + limit;
+        loop {
+            let screen = self.screen();
+            if needles.iter().all(|n| screen.contains(n)) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < until,
+                "waited {limit:?} for {needles:?}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_real_terminal_the_ui_shows_rates_and_percentiles_and_q_restores_it() {
+    let _t = timing_lock().await;
+    let server = serve_default().await;
+    let dir = tempdir();
+    let json = dir.join("r.json");
+    let command = format!(
+        "{} run {} -r 200 -d 20s --json {}; echo \"exit $?\"; sleep 30",
+        bin().display(),
+        url(&server),
+        json.display()
+    );
+    let Some(tmux) = Tmux::start(&command) else {
+        return;
+    };
+    let wait = Duration::from_secs(10);
+    let screen = tmux.wait_for(
+        &["target 200/s", "latency p99", "p99.9", "on schedule"],
+        wait,
+    );
+    assert!(screen.contains("achieved"), "{screen}");
+    assert_eq!(tmux.tmux(&["display", "-p", "#{alternate_on}"]).trim(), "1");
+
+    tmux.keys("Space");
+    tmux.wait_for(&["PAUSED"], wait);
+    tmux.keys("Space");
+    tmux.keys("+");
+    tmux.wait_for(&["rate ×1.10"], wait);
+    tmux.keys("q");
+    let after = tmux.wait_for(&["exit ", "verdict"], wait);
+    let flags = tmux.tmux(&["display", "-p", "#{alternate_on} #{cursor_flag}"]);
+    assert_eq!(
+        flags.trim(),
+        "0 1",
+        "alternate screen left, cursor shown:\n{after}"
+    );
+    assert!(after.contains("exit 0"), "{after}");
+    assert!(after.contains("steering   paused 1 time(s)"), "{after}");
+
+    let report = read_json(&json);
+    crate::report_schema::assert_valid(&report);
+    assert_eq!(report["ending"], "interrupted");
+    assert!(
+        report["counts"]["ok"].as_u64().unwrap_or(0) > 100,
+        "{report}"
+    );
+    assert_eq!(report["control"]["pauses"], 1);
+    assert_eq!(report["control"]["rate_factor"], 1.1);
+    assert_eq!(
+        report["counts"]["sent"].as_u64(),
+        Some(server.stats().received),
+        "the target saw exactly what was sent"
+    );
+}

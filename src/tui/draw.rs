@@ -83,7 +83,8 @@ fn q_us(h: &Histogram<u64>, q: f64) -> String {
 }
 
 fn draw_header(f: &mut Frame, app: &App, area: Rect, note: Option<&str>) {
-    let rows = Layout::vertical([Constraint::Length(1); 5]).split(area);
+    let rows = Layout::vertical(vec![Constraint::Length(1); usize::from(area.height)]).split(area);
+    let row = |i: usize| rows.get(i).copied().unwrap_or_default();
     let snap = app.latest.as_deref();
     let stage = snap
         .and_then(|s| s.stage.as_deref())
@@ -94,14 +95,14 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect, note: Option<&str>) {
         Span::raw(format!("{}  ", app.info.target)),
         Span::styled(format!("{}{stage}", app.info.profile), fg(app, Color::Cyan)),
     ]);
-    f.render_widget(Paragraph::new(title), rows[0]);
-    draw_progress(f, app, snap, rows[1]);
-    f.render_widget(Paragraph::new(rates_line(app, snap)), rows[2]);
-    f.render_widget(Paragraph::new(health_line(app, snap)), rows[3]);
+    f.render_widget(Paragraph::new(title), row(0));
+    draw_progress(f, app, snap, row(1));
+    f.render_widget(Paragraph::new(rates_line(app, snap)), row(2));
+    f.render_widget(Paragraph::new(health_line(app, snap)), row(3));
     if let Some(n) = note {
         f.render_widget(
             Paragraph::new(Span::styled(n.to_string(), fg(app, Color::Yellow))),
-            rows[4],
+            row(4),
         );
     }
 }
@@ -423,11 +424,11 @@ fn draw_distribution(f: &mut Frame, app: &App, area: Rect) {
     let header = Row::new(["", "p50", "p90", "p99", "p99.9", "max"]).style(bold());
     let widths = [
         Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
+        Constraint::Fill(1),
+        Constraint::Fill(1),
+        Constraint::Fill(1),
+        Constraint::Fill(1),
+        Constraint::Fill(1),
     ];
     let t = Table::new(rows, widths)
         .header(header)

@@ -116,6 +116,24 @@ fn the_key_figures_are_on_an_80_by_24_screen() {
 }
 
 #[test]
+fn without_a_note_the_header_keeps_every_line() {
+    let mut app = app_with(6, ramp());
+    app.info.notes.clear();
+    let screen = render(&app, 80, 24);
+    for needle in [
+        "stage ramp",
+        "rejected 5.0% now",
+        "generator on schedule",
+        "send lag",
+    ] {
+        assert!(
+            screen.contains(needle),
+            "{needle:?} missing from:\n{screen}"
+        );
+    }
+}
+
+#[test]
 fn a_wide_screen_shows_every_panel() {
     let screen = render(&app_with(6, ramp()), 200, 60);
     for needle in [
