@@ -428,9 +428,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "SETTINGS")]
     pub recovery: Option<String>,
 
-    /// No per-second progress lines on stderr.
+    /// No per-second progress lines on stderr (and no terminal UI).
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Per-second progress lines instead of the terminal UI (the UI is the default when stderr
+    /// is a terminal).
+    #[arg(long)]
+    pub no_tui: bool,
 
     /// Runtime worker threads. Default: the CPUs this process may run on.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -788,7 +793,11 @@ pub struct DemoArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
-    /// How long the demo sends load.
-    #[arg(short, long, value_parser = Clipped(duration), default_value = "8s")]
+    /// How long the demo sends load (its story is scaled to fit).
+    #[arg(short, long, value_parser = Clipped(duration), default_value = "30s")]
     pub duration: Duration,
+
+    /// Per-second progress lines instead of the terminal UI.
+    #[arg(long)]
+    pub no_tui: bool,
 }

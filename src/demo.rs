@@ -1,12 +1,13 @@
 //! `metronome demo`: a real load test against the built-in target, with nothing to set up.
 //!
 //! The target has a capacity of about 800 requests/s (5 workers × 5–6 ms: a 5 ms service time
-//! on tokio's 1 ms timer) and a queue of 40. The demo's load is a three-stage profile that
-//! crosses that capacity: 500/s (`under`), a ramp 500 → 1200/s (`ramp`), then 1200/s
-//! (`overload`). What that shows, stage by stage: clean latency under capacity; requests queue
-//! once the ramp passes ~800/s (latency climbs to ~50 ms although each one takes 5–6 ms of work);
-//! then the queue is full and about a third of the requests are shed with 503, counted as
-//! rejections, while the generator itself stays on schedule (send lag in microseconds).
+//! on tokio's 1 ms timer) and a queue of 40. The demo's load tells a short story in five stages
+//! (30 s unless `--duration` scales it): 400/s (`under`: clean latency), a ramp 400 → 1100/s
+//! (`ramp`: requests queue once it passes ~800/s, latency climbs to ~50 ms although each takes
+//! 5–6 ms of work, then the full queue sheds the excess as 503, counted as rejections), 500/s
+//! (`calm`: the queue drains), a 1 s burst to 2500/s (`burst`: most of it shed) and 500/s again
+//! (`recovery`), all while the generator itself stays on schedule (send lag in microseconds).
+//! In a terminal it runs under the live UI, which tells the story stage by stage.
 
 use std::time::Duration;
 
@@ -15,12 +16,32 @@ use crate::plan::{Limits, Plan, Protocol, RequestSpec, Target, TlsOptions};
 use crate::profile;
 use crate::serve::{ServeConfig, ServiceTime};
 
-/// The demo's load at its natural length (8 s); `--duration` scales time, not rates.
-pub const DEMO_SHAPE: &str =
-    "500/s@2s,name=under; 500->1200/s@4s,name=ramp; 1200/s@2s,name=overload";
+/// The demo's load at its natural length (30 s); `--duration` scales time, not rates.
+pub const DEMO_SHAPE: &str = "400/s@5s,name=under; 400->1100/s@10s,name=ramp; \
+     500/s@5s,name=calm; burst:500->2500/s@5s,hold=1s,at=1s,name=burst; 500/s@5s,name=recovery";
 
 /// Length of [`DEMO_SHAPE`] unscaled.
-pub const DEMO_LENGTH: Duration = Duration::from_secs(8);
+pub const DEMO_LENGTH: Duration = Duration::from_secs(30);
+
+/// What the terminal UI says while each stage of the demo runs.
+pub const STORY: [(&str, &str); 5] = [
+    ("under", "400/s, half the target's capacity (~800/s): latency is about the 5 ms of work"),
+    ("ramp", "ramping to 1100/s: past ~800/s requests queue (latency climbs far above 5 ms), then the queue of 40 overflows and the excess is shed as 503"),
+    ("calm", "back to 500/s: the queue drains and the tail comes back down"),
+    ("burst", "a 1 s burst at 2500/s, three times capacity: most of it is shed (503) while the generator stays on schedule"),
+    ("recovery", "500/s again: rejections stop, latency recovers; q ends the demo early"),
+];
+
+/// The terminal UI's view of the demo: the plan, and the story told stage by stage.
+pub fn ui_info(plan: &Plan, url: &str) -> crate::tui::Info {
+    let mut info = crate::tui::Info::for_plan(plan);
+    info.target = format!("built-in target {url}");
+    info.notes = STORY
+        .iter()
+        .map(|(stage, text)| (stage.to_string(), text.to_string()))
+        .collect();
+    info
+}
 
 /// The built-in target as the demo configures it: capacity ≈ 5 / 6 ms ≈ 800/s, queue 40.
 pub fn target_config() -> ServeConfig {
@@ -86,8 +107,9 @@ pub fn plan(url: &str, duration: Duration) -> Result<Plan, Error> {
 pub fn intro(url: &str) -> String {
     format!(
         "metronome demo: built-in target on {url} with capacity ~800 req/s (5 workers x 5-6 ms) and a queue of 40.\n\
-         Offering 500 req/s, then a ramp to 1200 req/s, open-loop: watch requests queue once the ramp passes\n\
-         capacity (latency rises far above the 5 ms of work) and the overflow get shed as 503 (counted as\n\
-         'rejected'), while send lag stays in microseconds. The report breaks the results down by stage.\n"
+         Offering 400 req/s, a ramp to 1100 req/s, 500 req/s, a 1 s burst at 2500 req/s and 500 req/s again,\n\
+         open-loop: watch requests queue once the ramp passes capacity (latency rises far above the 5 ms of work),\n\
+         the overflow get shed as 503 (counted as 'rejected') and the recovery, while send lag stays in\n\
+         microseconds. The report breaks the results down by stage.\n"
     )
 }

@@ -272,12 +272,36 @@ pub async fn pace<C: Client>(
     };
     let stop = crew.stop_sending.clone();
     let mut last_wake = schedule.start();
-    let window_end = schedule.end();
     let mut due_retries = Vec::new();
     // One waiter for the whole run, not one per wake-up (see [`StopWaiters`]).
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     let end = loop {
+        // The window's end moves with pauses and rate changes (src/control.rs).
+        let window_end = schedule.end();
+        let retry_due = retrier.as_deref().and_then(Retrier::next_due);
+        // Paused from outside: no new arrivals, and the rest of the schedule shifts. Retries of
+        // requests already made still come due, as their clients would send them.
+        if let Some(resumed) = schedule.hold() {
+            let retry_wait = async {
+                match retry_due {
+                    Some(at) => sleep_until(&clock, &mut timer, at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = &mut stopped => break (PaceEnd::Stopped, clock.now()),
+                _ = resumed => continue,
+                _ = retry_decided(retrier.as_deref()) => continue,
+                _ = retry_wait => {
+                    if let Some(r) = &retrier {
+                        release_retries(r, clock.now(), &mut due_retries, &backlog, &crew);
+                    }
+                    continue;
+                }
+            }
+        }
         let Some(due) = next_due(&schedule, retrier.as_deref(), window_end) else {
             // The schedule is done. Retries decided before the window ends are still due in it.
             if retrier.is_none() || clock.now() >= window_end {
@@ -287,6 +311,7 @@ pub async fn pace<C: Client>(
                 biased;
                 _ = &mut stopped => break (PaceEnd::Stopped, clock.now()),
                 _ = retry_decided(retrier.as_deref()) => {}
+                _ = schedule.steered() => {}
                 _ = sleep_until(&clock, &mut timer, window_end) => {}
             }
             continue;
@@ -299,6 +324,7 @@ pub async fn pace<C: Client>(
                 _ = &mut stopped => break (PaceEnd::Stopped, clock.now()),
                 // A retry due sooner than `wake` was queued: look again.
                 _ = retry_decided(retrier.as_deref()) => continue,
+                _ = schedule.steered() => continue,
                 _ = sleep_until(&clock, &mut timer, wake) => {}
             }
         } else if stop.is_cancelled() {
@@ -321,11 +347,7 @@ pub async fn pace<C: Client>(
             }
         }
         if let Some(r) = &retrier {
-            r.take_due(now.min(window_end), &mut due_retries);
-            for ticket in due_retries.drain(..) {
-                recorder.retry_scheduled();
-                release(&backlog, &crew, ticket);
-            }
+            release_retries(r, now.min(window_end), &mut due_retries, &backlog, &crew);
         }
         if behind {
             // No sleep this round: let the workers (and a signal handler) run before the next.
@@ -379,6 +401,21 @@ async fn retry_decided(retrier: Option<&Retrier>) {
     match retrier {
         Some(r) => r.wake.notified().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Releases every retry due by `now`.
+fn release_retries<C: Client>(
+    retrier: &Retrier,
+    now: Instant,
+    due: &mut Vec<Ticket>,
+    backlog: &Sender<Ticket>,
+    crew: &Arc<Crew<C>>,
+) {
+    retrier.take_due(now, due);
+    for ticket in due.drain(..) {
+        crew.recorder.retry_scheduled();
+        release(backlog, crew, ticket);
     }
 }
 

@@ -28,6 +28,7 @@
 //! - [`serve`] is the built-in target used by `metronome demo` and the tests.
 
 pub mod cli;
+pub mod control;
 pub mod demo;
 pub mod dispatch;
 pub mod error;
@@ -42,8 +43,10 @@ pub mod run;
 pub mod schedule;
 pub mod serve;
 pub mod transport;
+pub mod tui;
 
+pub use control::Control;
 pub use error::Error;
 pub use plan::Plan;
 pub use report::Report;
-pub use run::{run, run_with, Stop, Views};
+pub use run::{run, run_steered, run_with, Stop, Views};

@@ -17,7 +17,7 @@ use metronome::gate::windows::{Seen, Watcher};
 use metronome::gate::{junit, Gate};
 use metronome::report::JsonOut;
 use metronome::serve::Server;
-use metronome::{demo, Report, Stop};
+use metronome::{demo, tui, Control, Plan, Report, Stop, Views};
 
 const EXIT_BAD_INPUT: u8 = 2;
 /// Stopped by a signal before the clock started (128 + SIGINT, as shells report it).
@@ -167,27 +167,8 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         .map(|path| JsonOut::claim(path, &args.inputs()))
         .transpose()?;
     let rt = runtime(args.threads.map(usize::from))?;
-    let (mut report, seen) = rt.block_on(async {
-        let stop = Stop::new();
-        watch_signals(stop.clone(), plan.limits.grace);
-        let views = metronome::Views::default();
-        let watcher = if Watcher::needed(&gate) {
-            let w = Watcher::new(
-                &gate,
-                stop.clone(),
-                plan.shape.duration(),
-                Duration::from_secs(1),
-            );
-            Some(
-                w.spawn(&views)
-                    .context("cannot start the thresholds' window watcher")?,
-            )
-        } else {
-            None
-        };
-        let report = metronome::run_with(&plan, stop, views).await?;
-        Ok::<_, anyhow::Error>((report, watcher))
-    })?;
+    let ui = (!args.no_tui && !args.quiet).then(|| tui::Info::for_plan(&plan));
+    let (mut report, seen) = rt.block_on(run_live(plan, ui, &gate))?;
     let mut seen = seen
         .map(|h| h.join().unwrap_or_default())
         .unwrap_or_else(Seen::default);
@@ -221,6 +202,49 @@ fn judge(
         ));
     }
     Ok(())
+}
+
+/// Runs `plan` under the terminal UI when one is wanted and stderr is a terminal, else with the
+/// progress lines (if the plan asks for them). The numbers are the same either way: the UI only
+/// reads the snapshots the run publishes.
+async fn run_live(
+    mut plan: Plan,
+    ui: Option<tui::Info>,
+    gate: &Gate,
+) -> anyhow::Result<(Report, Option<std::thread::JoinHandle<Seen>>)> {
+    let stop = Stop::new();
+    let control = Control::new();
+    let mut views = Views::default();
+    let mut session = None;
+    if let Some(info) = ui.filter(|_| tui::available()) {
+        let live = Views::every(tui::SNAPSHOT_EVERY);
+        match tui::Session::start(info, &live, stop.clone(), control.clone()) {
+            Ok(s) => {
+                session = Some(s);
+                views = live;
+                plan.progress = false;
+            }
+            Err(e) => say(&format!("warning: {e}; printing progress lines instead\n")),
+        }
+    }
+    watch_signals(stop.clone(), plan.limits.grace, session.is_some());
+    // Per-window thresholds and --abort-on-fail: one more snapshot subscriber.
+    let watcher = if Watcher::needed(gate) {
+        let w = Watcher::new(gate, stop.clone(), plan.shape.duration(), views.interval());
+        Some(
+            w.spawn(&views)
+                .context("cannot start the thresholds' window watcher")?,
+        )
+    } else {
+        None
+    };
+    let report = metronome::run_steered(&plan, stop, views, control).await;
+    if let Some(s) = session {
+        if let Err(e) = s.finish() {
+            say(&format!("warning: the terminal UI failed: {e}\n"));
+        }
+    }
+    Ok((report?, watcher))
 }
 
 /// Writes the JSON report file first, so that nothing that happens to stdout can lose it, then
@@ -296,8 +320,9 @@ fn compare_reports(args: CompareArgs) -> anyhow::Result<u8> {
     Ok(c.exit_code())
 }
 
-/// First SIGINT/SIGTERM: stop scheduling and drain; second: stop waiting at once.
-fn watch_signals(stop: Stop, grace: std::time::Duration) {
+/// First SIGINT/SIGTERM: stop scheduling and drain; second: stop waiting at once. `quiet`: say
+/// nothing (the terminal UI shows the stop itself; a line would be printed over it).
+fn watch_signals(stop: Stop, grace: std::time::Duration, quiet: bool) {
     tokio::spawn(async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -311,6 +336,14 @@ fn watch_signals(stop: Stop, grace: std::time::Duration) {
                 _ = term.recv() => {}
             }
             seen += 1;
+            if quiet {
+                if seen == 1 {
+                    stop.graceful.cancel();
+                    continue;
+                }
+                stop.abort.cancel();
+                return;
+            }
             if seen == 1 {
                 eprintln!(
                     "stopping: nothing more is sent (requests already due but not yet sent are counted as unsent); waiting up to {} for those in flight (signal again to stop now)",
@@ -369,9 +402,8 @@ fn demo(args: DemoArgs) -> anyhow::Result<u8> {
         let url = format!("http://{}/", server.local_addr());
         eprint!("{}", demo::intro(&url));
         let plan = demo::plan(&url, args.duration)?;
-        let stop = Stop::new();
-        watch_signals(stop.clone(), plan.limits.grace);
-        let report = metronome::run(&plan, stop).await?;
+        let ui = (!args.no_tui).then(|| demo::ui_info(&plan, &url));
+        let (report, _) = run_live(plan, ui, &Gate::default()).await?;
         let stats = server.shutdown().await;
         eprintln!("built-in target: {}", stats.summary_line());
         Ok::<_, anyhow::Error>(report)

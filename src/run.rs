@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::control::{self, Control};
 use crate::dispatch::{self, Crew, Fault, PaceEnd};
 use crate::error::Error;
 use crate::plan::Plan;
@@ -132,6 +133,11 @@ impl Views {
         }
     }
 
+    /// How often snapshots are published.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// A new subscriber; it sees the latest snapshot and every later one it has time for.
     pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Snapshot>>> {
         self.tx.subscribe()
@@ -145,6 +151,17 @@ pub async fn run(plan: &Plan, stop: Stop) -> Result<Report, Error> {
 
 /// [`run`], publishing snapshots to `views` while it goes.
 pub async fn run_with(plan: &Plan, stop: Stop, views: Views) -> Result<Report, Error> {
+    run_steered(plan, stop, views, Control::new()).await
+}
+
+/// [`run_with`], with `control` able to pause the schedule and change its rate while it runs
+/// (open loop only; a closed-loop run has no schedule to steer).
+pub async fn run_steered(
+    plan: &Plan,
+    stop: Stop,
+    views: Views,
+    control: Control,
+) -> Result<Report, Error> {
     let pooling = pooling(plan)?;
     let conns = Arc::new(ConnStats::default());
     let client = tokio::select! {
@@ -160,7 +177,7 @@ pub async fn run_with(plan: &Plan, stop: Stop, views: Views) -> Result<Report, E
         conns,
         pooling,
         stop,
-        &views,
+        (&views, &control),
         Fault::from_env(),
     )
     .await;
@@ -174,17 +191,18 @@ async fn drive<C: Client>(
     conns: Arc<ConnStats>,
     pooling: http::Pooling,
     stop: Stop,
-    views: &Views,
+    (views, control): (&Views, &Control),
     fault: Fault,
 ) -> Measured {
     let (tx, rx) = async_channel::bounded(plan.limits.backlog.max(1));
     let abort = CancellationToken::new();
     let started = SystemTime::now();
     let start = Instant::now();
+    control.anchor(start);
     let recorder = Arc::new(
         Recorder::starting_at(start)
             .with_conns(conns)
-            .with_stages(StageBook::for_shape(&plan.shape, start)),
+            .with_stages(StageBook::for_shape(&plan.shape)),
     );
     let retrier = plan
         .retry
@@ -210,6 +228,7 @@ async fn drive<C: Client>(
             start,
             shape: plan.shape.clone(),
             views: views.clone(),
+            control: control.clone(),
             fault,
         },
         collector_stop.clone(),
@@ -220,7 +239,7 @@ async fn drive<C: Client>(
         let (end, at, set) = saturate(plan, &crew, pooling, start, &stop).await;
         (Some(end), at, set)
     } else {
-        open_loop(plan, &crew, tx, pooling, start).await
+        open_loop(plan, &crew, tx, pooling, (start, control)).await
     };
     recorder.window_ends(sched_end);
 
@@ -266,6 +285,7 @@ async fn drive<C: Client>(
             shape: &plan.shape,
         },
     );
+    m.control = control::Summary::at(&control.state(), sched_end);
     m.retry = retrier.map(|r| RetryResult {
         logical: r.logical(),
         budget_denied: r.budget_denied(),
@@ -324,6 +344,7 @@ fn measured(
         max_connections: pooling.max_connections,
         timeline,
         retry: None,
+        control: control::Summary::default(),
     }
 }
 
@@ -334,11 +355,13 @@ async fn open_loop<C: Client>(
     crew: &Arc<Crew<C>>,
     tx: async_channel::Sender<Ticket>,
     pooling: http::Pooling,
-    start: Instant,
+    (start, control): (Instant, &Control),
 ) -> (Option<PaceEnd>, Instant, JoinSet<()>) {
     // A few workers to begin with; the crew grows as soon as tickets wait for one.
     crew.start(pooling.warm.min(INITIAL_WORKERS));
-    let schedule = Schedule::new(plan.shape.clone(), start).with_mix(&plan.weights);
+    let schedule = Schedule::new(plan.shape.clone(), start)
+        .with_mix(&plan.weights)
+        .steered_by(control);
     let pacer = tokio::spawn(dispatch::pace(
         schedule,
         tx,
@@ -468,6 +491,7 @@ struct Collector<C: Client> {
     start: Instant,
     shape: Shape,
     views: Views,
+    control: Control,
     fault: Fault,
 }
 
@@ -507,12 +531,20 @@ impl<C: Client> Collector<C> {
     fn snapshot(&self, interval_len: Duration) -> Snapshot {
         let mut interval = Tally::default();
         self.recorder.close_interval(&mut interval);
-        let at = self.start.elapsed();
-        // The middle of the interval just measured.
-        let mid = at.saturating_sub(interval_len / 2);
+        let now = Instant::now();
+        let at = now.saturating_duration_since(self.start);
+        let control = self.control.state();
+        let steering = control.status(now);
+        // The middle of the interval just measured, on the shape's own clock.
+        let mid = control.position(now.checked_sub(interval_len / 2).unwrap_or(now));
         let stage = (self.shape.stages().len() > 1)
             .then(|| self.shape.stage_at(mid).map(|(_, name)| name.to_string()))
             .flatten();
+        let target_rate = if steering.paused {
+            0.0
+        } else {
+            self.shape.rate_at(mid) * steering.factor
+        };
         Snapshot {
             at,
             interval_len,
@@ -522,11 +554,12 @@ impl<C: Client> Collector<C> {
             backlog: self.backlog.len() as u64,
             workers: self.crew.size() as u64,
             connections: self.recorder.conns().snapshot(),
-            target_rate: self.shape.rate_at(mid),
+            target_rate,
             stage,
             health: self.recorder.health(),
             cpu: process_cpu(),
             retry: self.crew.retrier().map(|r| r.counts()),
+            steering,
         }
     }
 }

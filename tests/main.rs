@@ -14,3 +14,4 @@ mod retries;
 mod serve;
 mod signals;
 mod tls;
+mod tui;

@@ -397,6 +397,7 @@ mod tests {
             health: Health::default(),
             cpu: Duration::ZERO,
             retry: None,
+            steering: Default::default(),
         }
     }
 

@@ -34,6 +34,8 @@ pub struct Snapshot {
     pub cpu: Duration,
     /// Retries so far, when the run has a retry policy.
     pub retry: Option<RetryCounts>,
+    /// Pause and rate changes (see [`crate::control`]).
+    pub steering: crate::control::Status,
 }
 
 impl Snapshot {
@@ -85,6 +87,8 @@ pub struct Measured {
     pub timeline: Timeline,
     /// What the client's retry policy did, when it had one.
     pub retry: Option<RetryResult>,
+    /// Pauses and rate changes made during the run.
+    pub control: crate::control::Summary,
 }
 
 /// What a run's retry policy did: the logical requests' tally, budget and breaker counters.

@@ -5,8 +5,6 @@
 //! so a stall's tail is charged to the load that caused it. Memory is fixed at construction: two
 //! histograms of 2 significant digits (~27 KiB each) per stage, at most [`MAX_STAGES`] stages.
 
-use std::time::Instant;
-
 use hdrhistogram::Histogram;
 
 use super::{Class, Outcome, HIGHEST_US};
@@ -86,21 +84,19 @@ impl StageTally {
 /// the recorder's shards, under their locks, and are merged when read.
 #[derive(Debug)]
 pub struct StageBook {
-    start: Instant,
     /// Stage start offsets (s), ascending.
     starts: Vec<f64>,
 }
 
 impl StageBook {
-    /// A book for `shape` run from `start`, or `None` when per-stage tallies would say nothing
+    /// A book for `shape`, or `None` when per-stage tallies would say nothing
     /// new (one stage, closed loop) or cost too much (more than [`MAX_STAGES`]).
-    pub fn for_shape(shape: &Shape, start: Instant) -> Option<StageBook> {
+    pub fn for_shape(shape: &Shape) -> Option<StageBook> {
         let spans = shape.stages();
         if spans.len() < 2 || spans.len() > MAX_STAGES {
             return None;
         }
         Some(StageBook {
-            start,
             starts: spans.iter().map(|s| s.start).collect(),
         })
     }
@@ -112,10 +108,8 @@ impl StageBook {
 
     /// The stage a ticket was due in; past the end (a count-limited Poisson run) is the last.
     pub(super) fn index(&self, ticket: &Ticket) -> usize {
-        let t = ticket
-            .intended()
-            .saturating_duration_since(self.start)
-            .as_secs_f64();
+        // The shape's own clock, so a paused or re-rated run still charges the right stage.
+        let t = ticket.offset().as_secs_f64();
         self.starts.partition_point(|&s| s <= t).saturating_sub(1)
     }
 }

@@ -97,6 +97,59 @@ pub struct Report {
     pub thresholds: Option<GateVerdict>,
     /// The comparison with `--baseline` (`null` without one); set by the caller after the run.
     pub baseline: Option<Comparison>,
+    /// Pauses and live rate changes (from the terminal UI): when, and what they did to the
+    /// schedule.
+    pub control: ControlReport,
+}
+
+/// What steering did to the schedule (see `crate::control`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ControlReport {
+    /// Wall time the schedule spent paused (excluded from the rates).
+    pub paused_s: f64,
+    pub pauses: u64,
+    /// The rate factor in force at the end (1 = as planned).
+    pub rate_factor: f64,
+    /// How far along the shape's own clock the schedule got.
+    pub schedule_reached_s: f64,
+    pub changes: Vec<ChangeReport>,
+}
+
+/// One pause, resume or rate change.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChangeReport {
+    /// Seconds since the schedule's start (wall time).
+    pub at_s: f64,
+    pub action: crate::control::Action,
+    /// The rate factor in force after the change.
+    pub rate_factor: f64,
+    /// The schedule time (the shape's clock) reached at the change.
+    pub schedule_s: f64,
+}
+
+impl ControlReport {
+    fn of(c: &crate::control::Summary) -> ControlReport {
+        ControlReport {
+            paused_s: round3(c.paused.as_secs_f64()),
+            pauses: c
+                .changes
+                .iter()
+                .filter(|x| x.action == crate::control::Action::Pause)
+                .count() as u64,
+            rate_factor: c.factor,
+            schedule_reached_s: round3(c.position.as_secs_f64()),
+            changes: c
+                .changes
+                .iter()
+                .map(|x| ChangeReport {
+                    at_s: round3(x.at.as_secs_f64()),
+                    action: x.action,
+                    rate_factor: x.factor,
+                    schedule_s: round3(x.sched.as_secs_f64()),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Latency (from intended start) per outcome group.
@@ -358,20 +411,27 @@ impl Report {
             short_circuited: m.tickets.short_circuited,
         };
         let clocks = &m.totals.clocks;
-        let span = m.schedule_span.as_secs_f64();
+        let steered = m.control.steered();
+        // Paused time is not schedule time: rates are judged over the time the schedule ran.
+        let span = m
+            .schedule_span
+            .saturating_sub(m.control.paused)
+            .as_secs_f64();
         let closed_loop = plan.shape.is_closed_loop();
         // What the schedule asked for over the span actually run (a stopped ramp is judged on
-        // the part it ran).
+        // the part it ran; a steered one on the shape's clock it reached).
         let due = if closed_loop {
             None
         } else if matches!(m.ending, Ending::Completed) {
             Some(plan.shape.total())
+        } else if steered {
+            Some(plan.shape.due_before(m.control.position))
         } else {
             Some(plan.shape.due_before(m.schedule_span))
         };
         let target_rate = if closed_loop {
             None
-        } else if m.ending == Ending::Completed || span <= 0.0 {
+        } else if (m.ending == Ending::Completed && !steered) || span <= 0.0 {
             plan.shape.mean_rate()
         } else {
             due.map(|d| d as f64 / span)
@@ -449,7 +509,7 @@ impl Report {
                 Mode::OpenLoop
             },
             start_time: rfc3339(m.started),
-            duration_s: round3(span),
+            duration_s: round3(m.schedule_span.as_secs_f64()),
             elapsed_s: round3(m.elapsed.as_secs_f64()),
             ending: m.ending,
             rate: Rate {
@@ -516,6 +576,7 @@ impl Report {
             confidence_us: Confidence::of(&clocks.latency, &clocks.service_time, &clocks.send_lag),
             thresholds: None,
             baseline: None,
+            control: ControlReport::of(&m.control),
         }
     }
 

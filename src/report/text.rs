@@ -84,6 +84,12 @@ pub fn progress_line(snap: &Snapshot, prev: &Tickets) -> String {
             r.gave_up + r.short_circuited
         );
     }
+    let st = &snap.steering;
+    if st.paused {
+        line.push_str(" | PAUSED");
+    } else if st.factor != 1.0 && st.changes > 0 {
+        let _ = write!(line, " | rate ×{:.2}", st.factor);
+    }
     let dropped = snap.tickets.dropped.saturating_sub(prev.dropped);
     if dropped > 0 {
         let _ = write!(line, " | DROPPED {dropped}");
@@ -460,6 +466,33 @@ fn header(s: &mut String, r: &Report) {
             r.rate.achieved
         ),
     };
+    steering(s, r);
+}
+
+/// Pauses and rate changes, when there were any: the rates above exclude the paused time.
+fn steering(s: &mut String, r: &Report) {
+    let c = &r.control;
+    if c.changes.is_empty() {
+        return;
+    }
+    let list: Vec<String> = c
+        .changes
+        .iter()
+        .map(|x| match x.action {
+            crate::control::Action::Rate => {
+                format!("{:.1}s rate ×{:.2}", x.at_s, x.rate_factor)
+            }
+            a => format!("{:.1}s {a:?}", x.at_s).to_lowercase(),
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "  steering   paused {} time(s) for {:.3}s (excluded from the schedule and the rates), rate ×{:.2} at the end; {}",
+        c.pauses,
+        c.paused_s,
+        c.rate_factor,
+        list.join(", ")
+    );
 }
 
 /// Requests by fate and outcome, connections, the error sample and status codes.

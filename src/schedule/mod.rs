@@ -30,6 +30,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use curve::{secs, Cursor};
+use tokio::sync::watch;
+
+use crate::control::{self, Control, Warp};
 
 /// One scheduled request: its sequence number, the instant it is due, and which request of the
 /// profile's mix to send. A retry (see [`crate::retry`]) is a ticket too: it keeps the first
@@ -44,6 +47,9 @@ pub struct Ticket {
     intended: Instant,
     /// The first attempt's intended start (equal to `intended` for a first attempt).
     origin: Instant,
+    /// Where the ticket sits on the shape's own clock (equals `intended − start` unless the run
+    /// was paused or its rate changed, see [`crate::control`]).
+    offset: Duration,
     request: u32,
     /// 0 for the first attempt, 1 for the first retry…
     attempt: u16,
@@ -61,6 +67,7 @@ impl Ticket {
             seq,
             intended: now,
             origin: now,
+            offset: Duration::ZERO,
             request: 0,
             attempt: 0,
             backoff_us: 0,
@@ -109,6 +116,11 @@ impl Ticket {
         self.intended
     }
 
+    /// Offset on the shape's own clock: which stage the ticket belongs to.
+    pub fn offset(&self) -> Duration {
+        self.offset
+    }
+
     /// Index into the profile's request list (0 without a mix).
     pub fn request(&self) -> u32 {
         self.request
@@ -153,6 +165,25 @@ pub struct Schedule {
     area: f64,
     rng: Option<Rng>,
     mix: Option<Mix>,
+    /// Pause and rate changes from outside, if the run can be steered.
+    steering: Option<Steering>,
+}
+
+/// The schedule's view of a [`Control`]: the warp as of the last [`Schedule::hold`].
+#[derive(Clone, Debug)]
+struct Steering {
+    rx: watch::Receiver<control::State>,
+    warp: Warp,
+    /// While paused: the schedule offset reached at the pause; nothing from there on is due.
+    frozen: Option<Duration>,
+}
+
+impl Steering {
+    fn refresh(&mut self) {
+        let state = self.rx.borrow_and_update();
+        self.warp = state.warp().clone();
+        self.frozen = state.is_paused().then(|| state.position(Instant::now()));
+    }
 }
 
 impl Schedule {
@@ -176,6 +207,7 @@ impl Schedule {
             area: 0.0,
             rng,
             mix: None,
+            steering: None,
         };
         s.due = s.compute();
         s
@@ -198,6 +230,62 @@ impl Schedule {
             rng: Rng::stream(self.shape.seed(), rng::STREAM_MIX),
         });
         self
+    }
+
+    /// Lets `control` pause the schedule and change its rate while it runs (see
+    /// [`crate::control`]): intended starts then follow the control's warp of schedule time.
+    pub fn steered_by(mut self, control: &Control) -> Self {
+        let mut steering = Steering {
+            rx: control.subscribe(),
+            warp: Warp::identity(self.start),
+            frozen: None,
+        };
+        steering.refresh();
+        self.steering = Some(steering);
+        self
+    }
+
+    /// For the pacer, once per round: takes in the latest pause or rate change. While paused it
+    /// returns a future that completes at the next change (then call `hold` again); nothing is
+    /// due meanwhile.
+    pub fn hold(&mut self) -> Option<impl std::future::Future<Output = ()> + '_> {
+        let st = self.steering.as_mut()?;
+        if st.rx.has_changed().unwrap_or(false) {
+            st.refresh();
+        }
+        st.frozen?;
+        Some(async move {
+            if st.rx.changed().await.is_err() {
+                // The control is gone: nobody can resume; stay paused until stopped.
+                std::future::pending::<()>().await;
+            }
+            st.refresh();
+        })
+    }
+
+    /// Completes at the next pause or rate change (never without a control), so a pacer asleep
+    /// until the next due time can re-time it.
+    pub fn steered(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let rx = self.steering.as_ref().map(|s| s.rx.clone());
+        async move {
+            let changed = match rx {
+                Some(mut rx) => rx.changed().await.is_ok(),
+                None => false,
+            };
+            if !changed {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// The wall instant of schedule offset `offset`; `None` while paused at or before it.
+    #[inline]
+    fn at(&self, offset: Duration) -> Option<Instant> {
+        match &self.steering {
+            None => Some(self.start + offset),
+            Some(s) if s.frozen.is_some_and(|f| offset >= f) => None,
+            Some(s) => Some(s.warp.wall(offset)),
+        }
     }
 
     pub fn start(&self) -> Instant {
@@ -237,16 +325,17 @@ impl Schedule {
         Some(secs(self.last))
     }
 
-    /// The next ticket, or `None` when the shape has ended.
+    /// The next ticket, or `None` when the shape has ended (or, steered, while it is paused).
     #[inline]
     pub fn next_ticket(&mut self) -> Option<Ticket> {
         let offset = self.due?;
+        let intended = self.at(offset)?;
         let request = self.mix.as_mut().map_or(0, Mix::pick);
-        let intended = self.start + offset;
         let ticket = Ticket {
             seq: self.next,
             intended,
             origin: intended,
+            offset,
             request,
             attempt: 0,
             backoff_us: 0,
@@ -256,16 +345,21 @@ impl Schedule {
         Some(ticket)
     }
 
-    /// The intended instant of the next ticket without consuming it.
+    /// The intended instant of the next ticket without consuming it (`None` at the end, or while
+    /// paused).
     #[inline]
     pub fn peek(&self) -> Option<Instant> {
-        self.due.map(|o| self.start + o)
+        self.due.and_then(|o| self.at(o))
     }
 
     /// The instant at which the shape ends: the end of the last interval, not the last ticket
     /// (or the last ticket, for a count-limited Poisson run that went past the curve).
     pub fn end(&self) -> Instant {
-        self.start + self.shape.duration().max(secs(self.last))
+        let offset = self.shape.duration().max(secs(self.last));
+        match &self.steering {
+            None => self.start + offset,
+            Some(s) => s.warp.wall(offset),
+        }
     }
 
     /// Offset of the schedule's end from the start.
