@@ -147,8 +147,27 @@ fn rates_line(app: &App, snap: Option<&Snapshot>) -> Line<'static> {
         "max".into()
     };
     let mut spans = steering_spans(app, s);
+    spans.push(Span::raw(format!(
+        "target {target}  achieved {}  ",
+        rate(p.first())
+    )));
+    if let Some(r) = &s.retry {
+        // A retry policy: what the target is really offered, and by how much retries multiply it.
+        let amp = p
+            .amplification()
+            .map_or("-".to_string(), |a| format!("×{a:.2}"));
+        spans.push(Span::styled(
+            format!(
+                "offered {} (retries {}, {amp}; pending {}, gave up {})  ",
+                rate(p.sent),
+                rate(p.retries),
+                r.pending,
+                r.gave_up + r.short_circuited
+            ),
+            bold().patch(fg(app, Color::Magenta)),
+        ));
+    }
     spans.extend([
-        Span::raw(format!("target {target}  achieved {}  ", rate(p.sent))),
         Span::styled(format!("ok {}  ", rate(p.ok)), fg(app, Color::Green)),
         Span::styled(
             format!(
@@ -322,7 +341,7 @@ fn chart<'a>(
 
 fn draw_rates(f: &mut Frame, app: &App, area: Rect) {
     let pts: Vec<Point> = app.points.iter().copied().collect();
-    let sets = vec![
+    let mut sets = vec![
         (series(&pts, |p| Some(p.target)), "target", Color::Gray),
         (series(&pts, |p| Some(p.ok)), "ok", Color::Green),
         (
@@ -337,6 +356,9 @@ fn draw_rates(f: &mut Frame, app: &App, area: Rect) {
             Color::Magenta,
         ),
     ];
+    if pts.iter().any(|p| p.retries > 0.0) {
+        sets.push((series(&pts, |p| Some(p.retries)), "retries", Color::Cyan));
+    }
     let data: Vec<_> = sets.iter().map(|s| s.0.clone()).collect();
     let title = format!(
         "rates /s  (sent {})",

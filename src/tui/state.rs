@@ -19,7 +19,10 @@ pub struct Point {
     /// Seconds since the start (end of the interval).
     pub t: f64,
     pub target: f64,
+    /// Every attempt sent (first attempts and retries).
     pub sent: f64,
+    /// Of `sent`, retries (0 without a retry policy).
+    pub retries: f64,
     pub ok: f64,
     pub rejected: f64,
     /// HTTP errors, connect, transport and local errors (timeouts apart).
@@ -36,6 +39,16 @@ fn ms_at(h: &Histogram<u64>, q: f64) -> f64 {
 }
 
 impl Point {
+    /// First attempts sent per second: the schedule's own requests.
+    pub fn first(&self) -> f64 {
+        (self.sent - self.retries).max(0.0)
+    }
+
+    /// Attempts per first attempt (1 without retries).
+    pub fn amplification(&self) -> Option<f64> {
+        (self.first() > 0.0).then(|| self.sent / self.first())
+    }
+
     fn of(snap: &Snapshot, prev: &Tickets) -> Point {
         let secs = snap.interval_len.as_secs_f64().max(1e-3);
         let c = &snap.interval.counts;
@@ -50,6 +63,7 @@ impl Point {
                 0.0
             },
             sent: per(snap.tickets.sent.saturating_sub(prev.sent)),
+            retries: per(snap.tickets.sent_retries.saturating_sub(prev.sent_retries)),
             ok: per(c.ok),
             rejected: per(c.rejected),
             errors: per(c.errors().saturating_sub(c.timeout)),

@@ -222,3 +222,40 @@ fn without_colour_the_screen_has_no_colour() {
         .count();
     assert_eq!(coloured, 0);
 }
+
+#[test]
+fn a_retry_policy_shows_offered_load_retries_and_amplification() {
+    // 800 first attempts a second, and from the 3rd second 1 200 retries a second on top.
+    let mut app = App::new(info(ramp()));
+    let mut totals = Tally::default();
+    let mut retries = 0;
+    for i in 1..=6u64 {
+        let mut s = snapshot(i, &mut totals);
+        if i >= 3 {
+            retries += 1200;
+        }
+        s.tickets.sent += retries;
+        s.tickets.sent_retries = retries;
+        s.retry = Some(crate::retry::RetryCounts {
+            scheduled: retries,
+            gave_up: 17,
+            short_circuited: 0,
+            pending: 42,
+        });
+        app.push(Arc::new(s));
+    }
+    let screen = render(&app, 200, 60);
+    for needle in [
+        "achieved 800/s",
+        "offered 2000/s (retries 1200/s, ×2.50; pending 42, gave up 17)",
+        "retries",
+    ] {
+        assert!(
+            screen.contains(needle),
+            "{needle:?} missing from:\n{screen}"
+        );
+    }
+    // Without a policy there is no retry figure at all.
+    let plain = render(&app_with(6, ramp()), 200, 60);
+    assert!(!plain.contains("offered"), "{plain}");
+}
