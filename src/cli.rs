@@ -465,6 +465,15 @@ pub struct RunArgs {
     /// With --baseline: allowed regression, `10%` or `FIGURE=5%` (as for `compare`).
     #[arg(long, value_name = "SPEC", requires = "baseline")]
     pub max_regression: Vec<String>,
+
+    /// Run at --rate until this percentile is known to within ±SHARE at 95 % confidence, then
+    /// stop gracefully, e.g. 'latency.p99 ±2%' (see docs/ci.md); capped by --max-duration.
+    #[arg(long, value_name = "RULE", conflicts_with_all = ["duration", "requests", "shape", "profile"])]
+    pub until_confident: Option<String>,
+
+    /// With --until-confident: the longest the run may go on (default 10m).
+    #[arg(long, value_parser = Clipped(duration), requires = "until_confident", allow_hyphen_values = true)]
+    pub max_duration: Option<Duration>,
 }
 
 fn scale(s: &str) -> Result<f64, String> {
@@ -623,6 +632,33 @@ impl RunArgs {
         Ok((specs, p.weights()))
     }
 
+    /// `-d`, or with --until-confident its --max-duration cap, else 10 s.
+    fn duration_or_cap(&self) -> Duration {
+        match (&self.until_confident, self.duration) {
+            (Some(_), _) => self
+                .max_duration
+                .unwrap_or(crate::gate::until::DEFAULT_MAX_DURATION),
+            (None, d) => d.unwrap_or(Duration::from_secs(10)),
+        }
+    }
+
+    /// `--until-confident`, checked: it needs a constant rate.
+    pub fn until_confident(&self) -> Result<Option<crate::gate::until::UntilConfident>, Error> {
+        let Some(text) = &self.until_confident else {
+            return Ok(None);
+        };
+        if !matches!(self.rate, Some(RateArg::PerSecond(_))) {
+            return Err(Error::invalid(
+                "--until-confident",
+                text.clone(),
+                "it needs a constant rate to run at: give -r RATE (not max)",
+            ));
+        }
+        crate::gate::until::UntilConfident::parse(text)
+            .map(Some)
+            .map_err(|reason| Error::invalid("--until-confident", text.clone(), reason))
+    }
+
     /// The load shape from --rate, --shape or --profile, then --arrivals/--seed and the scales.
     fn shape(&self, profile: Option<&Profile>) -> Result<Shape, Error> {
         let base = match (self.rate, &self.shape, profile) {
@@ -654,7 +690,7 @@ impl RunArgs {
             }
             (Some(RateArg::PerSecond(r)), ..) => match self.requests {
                 Some(n) => Shape::constant_count(r, n),
-                None => Shape::constant(r, self.duration.unwrap_or(Duration::from_secs(10))),
+                None => Shape::constant(r, self.duration_or_cap()),
             }
             .map_err(flag_error)?,
             (None, Some(text), _) => profile::parse_shorthand(text)?,

@@ -13,6 +13,7 @@ use clap::Parser;
 
 use metronome::cli::{Cli, Command, CompareArgs, DemoArgs, ProfileCommand, RunArgs, ServeArgs};
 use metronome::gate::compare::{self, Side};
+use metronome::gate::until::{UntilConfident, UntilReport};
 use metronome::gate::windows::{Seen, Watcher};
 use metronome::gate::{junit, Gate};
 use metronome::report::JsonOut;
@@ -167,8 +168,19 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         .map(|path| JsonOut::claim(path, &args.inputs()))
         .transpose()?;
     let rt = runtime(args.threads.map(usize::from))?;
+    let until = args.until_confident()?;
+    let max_duration = plan.shape.duration();
     let ui = (!args.no_tui && !args.quiet).then(|| tui::Info::for_plan(&plan));
-    let (mut report, seen) = rt.block_on(run_live(plan, ui, &gate))?;
+    let (mut report, seen, confident) = rt.block_on(run_live(plan, ui, &gate, until.as_ref()))?;
+    if let Some(rule) = &until {
+        let at_end = confident.and_then(|h| h.join().ok()).flatten();
+        report.until_confident = Some(UntilReport::new(
+            rule,
+            report_interval(&report, rule),
+            at_end,
+            max_duration,
+        ));
+    }
     let mut seen = seen
         .map(|h| h.join().unwrap_or_default())
         .unwrap_or_else(Seen::default);
@@ -211,7 +223,8 @@ async fn run_live(
     mut plan: Plan,
     ui: Option<tui::Info>,
     gate: &Gate,
-) -> anyhow::Result<(Report, Option<std::thread::JoinHandle<Seen>>)> {
+    until: Option<&UntilConfident>,
+) -> anyhow::Result<Live> {
     let stop = Stop::new();
     let control = Control::new();
     let mut views = Views::default();
@@ -238,13 +251,39 @@ async fn run_live(
     } else {
         None
     };
+    let confident = match until {
+        Some(rule) => Some(
+            rule.spawn(&views, stop.clone())
+                .context("cannot start the --until-confident watcher")?,
+        ),
+        None => None,
+    };
     let report = metronome::run_steered(&plan, stop, views, control).await;
     if let Some(s) = session {
         if let Err(e) = s.finish() {
             say(&format!("warning: the terminal UI failed: {e}\n"));
         }
     }
-    Ok((report?, watcher))
+    Ok((report?, watcher, confident))
+}
+
+/// A finished run, the window watcher's findings and when --until-confident was reached.
+type Live = (
+    Report,
+    Option<std::thread::JoinHandle<Seen>>,
+    Option<std::thread::JoinHandle<Option<f64>>>,
+);
+
+/// The --until-confident figure's interval in the final report, from its lossless histograms.
+fn report_interval(
+    report: &Report,
+    rule: &UntilConfident,
+) -> Option<metronome::gate::confidence::Interval> {
+    let mut clocks = metronome::record::Clocks::default();
+    clocks.latency = report.histograms.latency.clone();
+    clocks.service_time = report.histograms.service_time.clone();
+    clocks.send_lag = report.histograms.send_lag.clone();
+    rule.interval(&clocks)
 }
 
 /// Writes the JSON report file first, so that nothing that happens to stdout can lose it, then
@@ -403,7 +442,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<u8> {
         eprint!("{}", demo::intro(&url));
         let plan = demo::plan(&url, args.duration)?;
         let ui = (!args.no_tui).then(|| demo::ui_info(&plan, &url));
-        let (report, _) = run_live(plan, ui, &Gate::default()).await?;
+        let (report, ..) = run_live(plan, ui, &Gate::default(), None).await?;
         let stats = server.shutdown().await;
         eprintln!("built-in target: {}", stats.summary_line());
         Ok::<_, anyhow::Error>(report)

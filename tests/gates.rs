@@ -373,3 +373,91 @@ fn profile_thresholds_are_checked_with_their_position() {
     assert!(err.contains("bad.toml:6:23"), "{err}");
     assert!(err.contains("unknown time unit"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_confident_stops_once_the_percentile_is_pinned_down_and_says_so() {
+    let _t = timing_lock().await;
+    // Service time uniform in 1..3 ms: at 2 000/s, p50 ±5 % needs a few hundred requests.
+    let server = serve(ServeConfig {
+        service_time: metronome::serve::ServiceTime::Uniform(
+            std::time::Duration::from_millis(1),
+            std::time::Duration::from_millis(3),
+        ),
+        ..ServeConfig::default()
+    })
+    .await;
+    let out = metronome(&[
+        "run",
+        &url(&server),
+        "-r",
+        "2000",
+        "--until-confident",
+        "service_time.p50 ±5%",
+        "--max-duration",
+        "20s",
+        "-q",
+        "--json",
+        "-",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    crate::report_schema::assert_valid(&v);
+    let u = &v["until_confident"];
+    assert_eq!(u["reached"], true, "{u}");
+    let at = u["reached_at_s"].as_f64().expect("stopped itself");
+    assert!(at < 10.0, "reached at {at} s");
+    assert!(
+        v["duration_s"].as_f64().unwrap() < 12.0,
+        "the run stopped early"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A figure that cannot be pinned down in time: p99.99 to ±1 % in 2 s.
+    let out = metronome(&[
+        "run",
+        &url(&server),
+        "-r",
+        "500",
+        "--until-confident",
+        "latency.p9999 ±1%",
+        "--max-duration",
+        "2s",
+        "-q",
+        "--json",
+        "-",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(v["until_confident"]["reached"], false);
+    assert!(v["until_confident"]["reached_at_s"].is_null());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT reached"));
+    // Bad rules are refused before anything is sent.
+    for (args, words) in [
+        (vec!["--until-confident", "latency.p99"], "no ± share"),
+        (
+            vec!["--until-confident", "latency.p99 ±2%", "-d", "5s"],
+            "cannot be used with",
+        ),
+    ] {
+        let mut argv = vec!["run", "http://127.0.0.1:9/", "-r", "100"];
+        argv.extend(args);
+        let out = metronome(&argv);
+        assert_eq!(out.status.code(), Some(2), "{argv:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(words),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = metronome(&[
+        "run",
+        "http://127.0.0.1:9/",
+        "-r",
+        "max",
+        "--until-confident",
+        "latency.p99 ±2%",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -5,7 +5,8 @@
 //! - [`confidence`]: distribution-free percentile intervals;
 //! - [`windows`]: `for each 1s` thresholds, judged on every snapshot the run publishes;
 //! - [`compare`]: a report against a baseline (or replicated runs against replicated runs);
-//! - [`junit`]: the verdicts as JUnit XML for CI systems.
+//! - [`junit`]: the verdicts as JUnit XML for CI systems;
+//! - [`until`]: `--until-confident`, a run that stops once a percentile is known well enough.
 //!
 //! A threshold passes or fails on the point estimate (as k6 and Nighthawk judge); its interval
 //! is shown beside it, and `clear` says whether the whole interval is on the verdict's side, so
@@ -15,6 +16,7 @@ pub mod compare;
 pub mod confidence;
 pub mod expr;
 pub mod junit;
+pub mod until;
 pub mod windows;
 
 use hdrhistogram::Histogram;

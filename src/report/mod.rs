@@ -97,6 +97,9 @@ pub struct Report {
     pub thresholds: Option<GateVerdict>,
     /// The comparison with `--baseline` (`null` without one); set by the caller after the run.
     pub baseline: Option<Comparison>,
+    /// `--until-confident`: whether the figure was pinned down (`null` without it); set by the
+    /// caller after the run.
+    pub until_confident: Option<crate::gate::until::UntilReport>,
     /// Pauses and live rate changes (from the terminal UI): when, and what they did to the
     /// schedule.
     pub control: ControlReport,
@@ -576,6 +579,7 @@ impl Report {
             confidence_us: Confidence::of(&clocks.latency, &clocks.service_time, &clocks.send_lag),
             thresholds: None,
             baseline: None,
+            until_confident: None,
             control: ControlReport::of(&m.control),
         }
     }

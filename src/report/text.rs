@@ -272,6 +272,7 @@ pub fn render(r: &Report) -> String {
     retries(&mut s, r);
     recovery(&mut s, r);
     footer(&mut s, r);
+    until_confident(&mut s, r);
     thresholds(&mut s, r);
     baseline(&mut s, r);
     s
@@ -313,6 +314,36 @@ fn intervals(s: &mut String, r: &Report) {
 }
 
 /// Every threshold: observed (and interval), limit, pass or fail.
+/// Whether `--until-confident` pinned its figure down.
+fn until_confident(s: &mut String, r: &Report) {
+    let Some(u) = &r.until_confident else { return };
+    let interval = u.interval.map_or("no data".to_string(), |i| {
+        let b = |x: Option<u64>| x.map_or("?".to_string(), format_us);
+        format!("{} in {}..{}", format_us(i.value), b(i.low), b(i.high))
+    });
+    let _ = match (u.reached, u.reached_at_s) {
+        (true, Some(at)) => writeln!(
+            s,
+            "  confident  {} ±{}% reached at {at:.1}s, run stopped there ({interval})",
+            u.figure,
+            u.within * 100.0
+        ),
+        (true, None) => writeln!(
+            s,
+            "  confident  {} ±{}% reached by the end ({interval})",
+            u.figure,
+            u.within * 100.0
+        ),
+        (false, _) => writeln!(
+            s,
+            "  confident  {} ±{}% NOT reached within --max-duration {}s ({interval}): run longer or at a higher rate",
+            u.figure,
+            u.within * 100.0,
+            u.max_duration_s
+        ),
+    };
+}
+
 fn thresholds(s: &mut String, r: &Report) {
     let Some(v) = &r.thresholds else { return };
     let _ = writeln!(s);
