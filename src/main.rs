@@ -279,10 +279,12 @@ fn report_interval(
     report: &Report,
     rule: &UntilConfident,
 ) -> Option<metronome::gate::confidence::Interval> {
-    let mut clocks = metronome::record::Clocks::default();
-    clocks.latency = report.histograms.latency.clone();
-    clocks.service_time = report.histograms.service_time.clone();
-    clocks.send_lag = report.histograms.send_lag.clone();
+    let clocks = metronome::record::Clocks {
+        latency: report.histograms.latency.clone(),
+        service_time: report.histograms.service_time.clone(),
+        send_lag: report.histograms.send_lag.clone(),
+        ..Default::default()
+    };
     rule.interval(&clocks)
 }
 
