@@ -283,6 +283,7 @@ async fn drive<C: Client>(
             last_close,
             start,
             shape: &plan.shape,
+            retry: retrier.as_ref().map(|r| r.counts()),
         },
     );
     m.control = control::Summary::at(&control.state(), sched_end);
@@ -301,6 +302,8 @@ struct Closing<'a> {
     last_close: Instant,
     start: Instant,
     shape: &'a Shape,
+    /// The retry counters at the end, with a retry policy.
+    retry: Option<crate::retry::RetryCounts>,
 }
 
 /// The run's result, from the recorder once every task is done.
@@ -319,11 +322,18 @@ fn measured(
         last_close,
         start,
         shape,
+        retry,
     } = closing;
     let now = Instant::now();
     let mid = (last_close + now.saturating_duration_since(last_close) / 2)
         .saturating_duration_since(start);
-    timeline.add(mid, &last, &recorder.tickets(), shape.rate_at(mid));
+    timeline.add(
+        mid,
+        &last,
+        &recorder.tickets(),
+        shape.rate_at(mid),
+        retry.as_ref(),
+    );
     let health = recorder.health();
     if !health.panics.is_empty() {
         ending = Ending::InternalError;
@@ -521,6 +531,7 @@ async fn collect<C: Client>(c: Collector<C>, stop: CancellationToken) -> (Timeli
             &snapshot.interval,
             &snapshot.tickets,
             snapshot.target_rate,
+            snapshot.retry.as_ref(),
         );
         last = now;
         c.views.tx.send_replace(Some(Arc::new(snapshot)));

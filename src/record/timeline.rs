@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::{Tally, Tickets};
+use crate::retry::RetryCounts;
 
 /// Most buckets kept: an hour at one second each, then two hours at two seconds…
 pub const MAX_BUCKETS: usize = 3600;
@@ -19,6 +20,8 @@ pub struct Bucket {
     pub retries: u64,
     /// Attempts failed fast by the client's breaker.
     pub short_circuited: u64,
+    /// Retries decided, by the outcome that caused them: rejected, timeout, other failures.
+    pub retry_reasons: [u64; 3],
     /// Attempts that ended (answered or failed; not cut).
     pub completed: u64,
     pub ok: u64,
@@ -35,6 +38,9 @@ impl Bucket {
         self.first += o.first;
         self.retries += o.retries;
         self.short_circuited += o.short_circuited;
+        for (a, b) in self.retry_reasons.iter_mut().zip(o.retry_reasons) {
+            *a += b;
+        }
         self.completed += o.completed;
         self.ok += o.ok;
         self.rejected += o.rejected;
@@ -67,6 +73,7 @@ pub struct Timeline {
     width: Duration,
     buckets: Vec<Bucket>,
     prev: Tickets,
+    prev_reasons: [u64; 3],
 }
 
 impl Default for Timeline {
@@ -75,14 +82,29 @@ impl Default for Timeline {
             width: Duration::from_secs(1),
             buckets: Vec::new(),
             prev: Tickets::default(),
+            prev_reasons: [0; 3],
         }
     }
 }
 
 impl Timeline {
     /// Folds one closed interval, whose middle is `mid` after the start, into its bucket.
-    /// `tickets` are the run's counters at the interval's end (deltas are taken here).
-    pub fn add(&mut self, mid: Duration, interval: &Tally, tickets: &Tickets, target: f64) {
+    /// `tickets` (and `retry`, with a retry policy) are the run's counters at the interval's
+    /// end (deltas are taken here).
+    pub fn add(
+        &mut self,
+        mid: Duration,
+        interval: &Tally,
+        tickets: &Tickets,
+        target: f64,
+        retry: Option<&RetryCounts>,
+    ) {
+        let reasons = retry.map_or([0; 3], |r| r.by_reason);
+        let mut retry_reasons = [0; 3];
+        for i in 0..3 {
+            retry_reasons[i] = reasons[i].saturating_sub(self.prev_reasons[i]);
+        }
+        self.prev_reasons = reasons;
         let t = tickets;
         let p = &self.prev;
         let retries = t.sent_retries.saturating_sub(p.sent_retries);
@@ -91,6 +113,7 @@ impl Timeline {
             first: t.sent.saturating_sub(p.sent).saturating_sub(retries),
             retries,
             short_circuited: t.short_circuited.saturating_sub(p.short_circuited),
+            retry_reasons,
             completed: c.completed,
             ok: c.ok,
             rejected: c.rejected,
@@ -162,20 +185,44 @@ mod tests {
             sent: 100,
             ..Tickets::default()
         };
-        tl.add(Duration::from_millis(500), &tally(90, 10), &tickets, 100.0);
+        tl.add(
+            Duration::from_millis(500),
+            &tally(90, 10),
+            &tickets,
+            100.0,
+            None,
+        );
         tickets.sent = 250;
         tickets.sent_retries = 50;
+        let mut retry = RetryCounts {
+            by_reason: [30, 15, 5],
+            ..RetryCounts::default()
+        };
         tl.add(
             Duration::from_millis(1500),
             &tally(50, 100),
             &tickets,
             100.0,
+            Some(&retry),
+        );
+        retry.by_reason = [40, 15, 5];
+        tl.add(
+            Duration::from_millis(1700),
+            &Tally::default(),
+            &tickets,
+            100.0,
+            Some(&retry),
         );
         let b = tl.buckets();
         assert_eq!(b.len(), 2);
         assert_eq!((b[0].first, b[0].retries, b[0].ok), (100, 0, 90));
         assert_eq!((b[1].first, b[1].retries), (100, 50));
         assert_eq!(b[1].amplification(), Some(1.5));
+        assert_eq!(
+            b[1].retry_reasons,
+            [40, 15, 5],
+            "deltas, summed within the second"
+        );
         assert_eq!(b[0].success_ratio(), Some(0.9));
     }
 
@@ -190,6 +237,7 @@ mod tests {
                 &tally(10, 0),
                 &tickets,
                 10.0,
+                None,
             );
         }
         assert!(tl.buckets().len() <= MAX_BUCKETS);

@@ -216,6 +216,7 @@ mod tests {
                 &t,
                 &tickets,
                 100.0,
+                None,
             );
         }
         tl

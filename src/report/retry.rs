@@ -151,6 +151,11 @@ pub struct BucketReport {
     /// Attempts per first attempt (`null` without first attempts).
     pub amplification: Option<f64>,
     pub short_circuited: u64,
+    /// Retries decided in the bucket, by the outcome that caused them.
+    pub retries_rejected: u64,
+    pub retries_timeout: u64,
+    /// Connect, transport and HTTP errors.
+    pub retries_other: u64,
     pub completed: u64,
     pub ok: u64,
     pub rejected: u64,
@@ -177,6 +182,9 @@ impl TimelineReport {
                     offered_rate: round3((b.first + b.retries) as f64 / w),
                     amplification: b.amplification().map(round3),
                     short_circuited: b.short_circuited,
+                    retries_rejected: b.retry_reasons[0],
+                    retries_timeout: b.retry_reasons[1],
+                    retries_other: b.retry_reasons[2],
                     completed: b.completed,
                     ok: b.ok,
                     rejected: b.rejected,

@@ -157,6 +157,8 @@ pub struct RetryCounts {
     pub gave_up: u64,
     pub short_circuited: u64,
     pub pending: u64,
+    /// Retries decided so far, by reason: rejected, timeout, other failures.
+    pub by_reason: [u64; 3],
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -386,11 +388,17 @@ impl Retrier {
     pub fn counts(&self) -> RetryCounts {
         let pending = lock(&self.pending).heap.len() as u64;
         let l = lock(&self.logical);
+        let r = &l.retries_by_reason;
         RetryCounts {
-            scheduled: l.retries_by_reason.total(),
+            scheduled: r.total(),
             gave_up: l.gave_up(),
             short_circuited: l.short_circuited,
             pending,
+            by_reason: [
+                r.rejected,
+                r.timeout,
+                r.connect_error + r.transport_error + r.http_error,
+            ],
         }
     }
 

@@ -241,6 +241,7 @@ fn a_retry_policy_shows_offered_load_retries_and_amplification() {
             gave_up: 17,
             short_circuited: 0,
             pending: 42,
+            by_reason: [retries, 0, 0],
         });
         app.push(Arc::new(s));
     }
