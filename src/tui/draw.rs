@@ -356,6 +356,19 @@ fn draw_rates(f: &mut Frame, app: &App, area: Rect) {
             Color::Magenta,
         ),
     ];
+    // Rejections by cause, when both causes occur: rate limiting (429) and shedding (503).
+    if pts.iter().any(|p| p.rejected_429 > 0.0) && pts.iter().any(|p| p.rejected_503 > 0.0) {
+        sets.push((
+            series(&pts, |p| Some(p.rejected_429)),
+            "429",
+            Color::LightYellow,
+        ));
+        sets.push((
+            series(&pts, |p| Some(p.rejected_503)),
+            "503",
+            Color::LightRed,
+        ));
+    }
     if pts.iter().any(|p| p.retries > 0.0) {
         sets.push((series(&pts, |p| Some(p.retries)), "retries", Color::Cyan));
     }

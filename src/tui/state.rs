@@ -25,6 +25,9 @@ pub struct Point {
     pub retries: f64,
     pub ok: f64,
     pub rejected: f64,
+    /// Of `rejected`, answered 429 (rate limited) and 503 (shed), per second.
+    pub rejected_429: f64,
+    pub rejected_503: f64,
     /// HTTP errors, connect, transport and local errors (timeouts apart).
     pub errors: f64,
     pub timeouts: f64,
@@ -66,6 +69,8 @@ impl Point {
             retries: per(snap.tickets.sent_retries.saturating_sub(prev.sent_retries)),
             ok: per(c.ok),
             rejected: per(c.rejected),
+            rejected_429: per(c.status[429]),
+            rejected_503: per(c.status[503]),
             errors: per(c.errors().saturating_sub(c.timeout)),
             timeouts: per(c.timeout),
             latency: (!lat.is_empty()).then(|| [0.5, 0.9, 0.99, 0.999].map(|q| ms_at(lat, q))),

@@ -260,3 +260,23 @@ fn a_retry_policy_shows_offered_load_retries_and_amplification() {
     let plain = render(&app_with(6, ramp()), 200, 60);
     assert!(!plain.contains("offered"), "{plain}");
 }
+
+#[test]
+fn rejections_are_charted_by_cause_when_both_occur() {
+    let mut app = App::new(info(ramp()));
+    let mut totals = Tally::default();
+    for i in 1..=6u64 {
+        let mut s = snapshot(i, &mut totals);
+        // 40 rejected a second: 25 rate limited, 15 shed.
+        s.interval.counts.status[429] = 25;
+        s.interval.counts.status[503] = 15;
+        app.push(Arc::new(s));
+    }
+    let points = app.points.back().copied().unwrap();
+    assert_eq!((points.rejected_429, points.rejected_503), (25.0, 15.0));
+    let screen = render(&app, 200, 60);
+    assert!(screen.contains("429") && screen.contains("503"), "{screen}");
+    // 503 alone: one "rejected" line, no breakdown.
+    let plain = app_with(6, ramp());
+    assert_eq!(plain.points.back().unwrap().rejected_429, 0.0);
+}
