@@ -3,12 +3,10 @@
 //! attempt fast (never sent, counted as short-circuited) for the cool-down. Then it is half-open:
 //! a few probes go through; if they all succeed it closes, if one fails it opens again.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::policy::BreakerSpec;
-
-/// Buckets per window.
-const BUCKETS: usize = 10;
+use super::window::Window;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -43,11 +41,8 @@ pub struct BreakerCounts {
 pub struct Breaker {
     spec: BreakerSpec,
     state: State,
-    start: Instant,
-    bucket_len: Duration,
     /// (attempts, failures) per bucket.
-    buckets: [(u64, u64); BUCKETS],
-    newest: u64,
+    window: Window<(u64, u64)>,
     pub counts: BreakerCounts,
 }
 
@@ -56,10 +51,7 @@ impl Breaker {
         Breaker {
             spec,
             state: State::Closed,
-            start,
-            bucket_len: (spec.window / BUCKETS as u32).max(Duration::from_micros(1)),
-            buckets: [(0, 0); BUCKETS],
-            newest: 0,
+            window: Window::new(spec.window, start),
             counts: BreakerCounts::default(),
         }
     }
@@ -94,7 +86,7 @@ impl Breaker {
                     self.open(now);
                 } else if passed + 1 >= self.spec.probes {
                     self.state = State::Closed;
-                    self.buckets = [(0, 0); BUCKETS];
+                    self.window.clear();
                     self.counts.closed += 1;
                 } else {
                     self.state = State::HalfOpen {
@@ -104,12 +96,11 @@ impl Breaker {
                 }
             }
             (State::Closed, _) => {
-                self.advance(now);
-                let b = &mut self.buckets[(self.newest % BUCKETS as u64) as usize];
+                let b = self.window.at(now);
                 b.0 += 1;
                 b.1 += u64::from(failed);
                 let (n, f) = self
-                    .buckets
+                    .window
                     .iter()
                     .fold((0, 0), |(n, f), b| (n + b.0, f + b.1));
                 if n >= self.spec.min_volume && f as f64 >= self.spec.ratio * n as f64 {
@@ -127,24 +118,12 @@ impl Breaker {
         };
         self.counts.opened += 1;
     }
-
-    fn advance(&mut self, now: Instant) {
-        let idx = (now.saturating_duration_since(self.start).as_nanos()
-            / self.bucket_len.as_nanos().max(1)) as u64;
-        if idx <= self.newest {
-            return;
-        }
-        let stale = (idx - self.newest).min(BUCKETS as u64);
-        for k in 0..stale {
-            self.buckets[((idx - k) % BUCKETS as u64) as usize] = (0, 0);
-        }
-        self.newest = idx;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

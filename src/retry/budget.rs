@@ -2,15 +2,13 @@
 //! floor per second, so that retries can never multiply the offered load by more than
 //! `1 + ratio` once the floor is exceeded (Finagle's `RetryBudget`, gRPC's retry throttling).
 //!
-//! The window is kept as [`BUCKETS`] buckets of `window / BUCKETS` each: memory is fixed, and the
-//! window at any instant covers between `window − window/BUCKETS` and `window` of the past.
+//! The window is a fixed ring of buckets (see [`super::window`]).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::policy::BudgetSpec;
 
-/// Buckets per window.
-pub const BUCKETS: usize = 10;
+use super::window::Window;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Bucket {
@@ -22,11 +20,7 @@ struct Bucket {
 #[derive(Debug)]
 pub struct Budget {
     spec: BudgetSpec,
-    start: Instant,
-    bucket_len: Duration,
-    buckets: [Bucket; BUCKETS],
-    /// Index (since `start`) of the newest bucket.
-    newest: u64,
+    window: Window<Bucket>,
     /// Retries refused for want of budget.
     pub denied: u64,
 }
@@ -35,46 +29,24 @@ impl Budget {
     pub fn new(spec: BudgetSpec, start: Instant) -> Self {
         Budget {
             spec,
-            start,
-            bucket_len: (spec.window / BUCKETS as u32).max(Duration::from_micros(1)),
-            buckets: [Bucket::default(); BUCKETS],
-            newest: 0,
+            window: Window::new(spec.window, start),
             denied: 0,
         }
     }
 
-    /// Moves the window to `now`, emptying the buckets that fell out of it.
-    fn advance(&mut self, now: Instant) {
-        let idx = (now.saturating_duration_since(self.start).as_nanos()
-            / self.bucket_len.as_nanos().max(1)) as u64;
-        if idx <= self.newest {
-            return;
-        }
-        let stale = (idx - self.newest).min(BUCKETS as u64);
-        for k in 0..stale {
-            self.buckets[((idx - k) % BUCKETS as u64) as usize] = Bucket::default();
-        }
-        self.newest = idx;
-    }
-
-    fn current(&mut self) -> &mut Bucket {
-        &mut self.buckets[(self.newest % BUCKETS as u64) as usize]
-    }
-
     /// A first attempt was sent at `now`: it earns `ratio` of a retry.
     pub fn deposit(&mut self, now: Instant) {
-        self.advance(now);
-        self.current().firsts += 1;
+        self.window.at(now).firsts += 1;
     }
 
     /// Whether one more retry fits the budget at `now`; if so it is counted against it.
     pub fn try_withdraw(&mut self, now: Instant) -> bool {
-        self.advance(now);
+        self.window.at(now);
         let (firsts, retries) = self.totals();
         let allowed = self.spec.ratio * firsts as f64
             + self.spec.min_per_sec * self.spec.window.as_secs_f64();
         if (retries + 1) as f64 <= allowed {
-            self.current().retries += 1;
+            self.window.at(now).retries += 1;
             true
         } else {
             self.denied += 1;
@@ -84,7 +56,7 @@ impl Budget {
 
     /// First attempts and retries in the window.
     pub fn totals(&self) -> (u64, u64) {
-        self.buckets
+        self.window
             .iter()
             .fold((0, 0), |(f, r), b| (f + b.firsts, r + b.retries))
     }
@@ -93,6 +65,7 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use crate::schedule::Rng;
 
     fn spec(ratio: f64, min: f64, window_s: u64) -> BudgetSpec {

@@ -23,6 +23,7 @@
 pub mod breaker;
 pub mod budget;
 pub mod policy;
+mod window;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
