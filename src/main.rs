@@ -120,8 +120,13 @@ fn check_line(p: &metronome::profile::Profile) -> String {
         1 => ", 1 request".to_string(),
         n => format!(", a mix of {n} requests"),
     };
+    let retry = p
+        .retry
+        .as_ref()
+        .map(|r| format!("; retries {}", r.describe()))
+        .unwrap_or_default();
     format!(
-        "{} stage(s), {} requests over {}, peak {}/s{requests}",
+        "{} stage(s), {} requests over {}, peak {}/s{requests}{retry}",
         s.stages().len(),
         s.total(),
         humantime::format_duration(Duration::from_millis(s.duration().as_millis() as u64)),

@@ -65,8 +65,8 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use crate::schedule::Rng;
+    use std::time::Duration;
 
     fn spec(ratio: f64, min: f64, window_s: u64) -> BudgetSpec {
         BudgetSpec {
