@@ -145,8 +145,10 @@ async fn retry_after_is_honoured() {
     assert_accounting(&honour);
     let b = &honour.timeline.buckets;
     assert!(honour.retry.as_ref().unwrap().retries > 20);
-    assert_eq!(
-        b[0].retries, 0,
+    // The first second holds no retry but for the few that an interval closing a little late
+    // (a busy host) counts in it: those due just after 1 s.
+    assert!(
+        b[0].retries <= 5,
         "every retry waited the second it was asked to: {b:?}"
     );
     assert!(b[1].retries > 0);
@@ -162,7 +164,7 @@ async fn retry_after_is_honoured() {
     ]))
     .await;
     assert!(
-        ignore.timeline.buckets[0].retries > 10,
+        ignore.timeline.buckets[0].retries > 20,
         "ignored, retries come 10 ms later"
     );
 }
