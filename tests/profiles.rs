@@ -313,7 +313,8 @@ fn profile_show_and_check_work_on_every_example_and_refuse_a_broken_file() {
         files.len()
     );
 
-    let bad = tempdir().join("bad.toml");
+    let dir = tempdir();
+    let bad = dir.join("bad.toml");
     std::fs::write(
         &bad,
         "[[stage]]\nshape = \"constant\"\nrate = 100\nduraton = \"1m\"\n",
