@@ -66,6 +66,9 @@ pub enum Error {
     Profile(#[from] crate::profile::ProfileError),
 
     #[error(transparent)]
+    Grpc(#[from] crate::grpc::schema::SchemaError),
+
+    #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
 
     #[error(transparent)]
