@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{clip, Error};
-use crate::plan::{self, Limits, Plan, Protocol, RequestSpec, Target, TlsOptions};
+use crate::grpc::schema::CallName;
+use crate::plan::{self, GrpcPlan, GrpcSchema, Limits, Plan, Protocol, RequestSpec, Target, TlsOptions};
 use crate::profile::{self, Profile};
 use crate::schedule::{fresh_seed, Arrivals, Shape, ShapeError, ShapeParam};
 use crate::serve::{ServeConfig, ServiceTime, Stall};
@@ -375,6 +376,29 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub body: Option<String>,
 
+    /// gRPC: the method to call, package.Service/Method (with a grpc:// or grpcs:// target).
+    #[arg(long, value_name = "METHOD")]
+    pub call: Option<String>,
+
+    /// gRPC: a .proto file with the called service (repeatable); compiled at run time, no protoc
+    /// needed. Without it the schema comes from the server's reflection service.
+    #[arg(long = "proto", value_name = "FILE")]
+    pub protos: Vec<PathBuf>,
+
+    /// gRPC: a directory the .proto files' imports are under (repeatable; each file's own
+    /// directory is searched too).
+    #[arg(long = "import-path", value_name = "DIR")]
+    pub import_paths: Vec<PathBuf>,
+
+    /// gRPC: status codes counted as rejections (load shedding) rather than errors, by name or
+    /// number; empty for none. DEADLINE_EXCEEDED is always a timeout.
+    #[arg(long, default_value = "RESOURCE_EXHAUSTED,UNAVAILABLE")]
+    pub grpc_rejected: String,
+
+    /// gRPC: pause this long after each response message, a slow reader (server streaming).
+    #[arg(long, value_parser = Clipped(duration), allow_hyphen_values = true)]
+    pub read_delay: Option<Duration>,
+
     /// Give up on a request after this long (it is counted as a timeout and enters the latency
     /// figures at that moment).
     #[arg(long, value_parser = Clipped(duration), default_value = "10s", allow_hyphen_values = true)]
@@ -479,11 +503,15 @@ impl RunArgs {
     pub fn plan(&self) -> Result<Plan, Error> {
         let profile = self.profile.as_deref().map(profile::load).transpose()?;
         let target = self.target(profile.as_ref())?;
-        let (requests, weights) = self.requests(profile.as_ref(), &target)?;
+        let grpc = self.grpc(profile.as_ref(), &target)?;
+        let (requests, weights) = match &grpc {
+            Some((_, spec)) => (vec![spec.clone()], vec![1]),
+            None => self.requests(profile.as_ref(), &target)?,
+        };
         let shape = self.shape(profile.as_ref())?;
         let plan = Plan {
             target,
-            protocol: if self.http2 {
+            protocol: if self.http2 || grpc.is_some() {
                 Protocol::Http2
             } else {
                 Protocol::Http1
@@ -509,6 +537,7 @@ impl RunArgs {
                 ca_file: self.cacert.clone(),
             },
             rejected: plan::parse_statuses(&self.rejected)?,
+            grpc: grpc.map(|(g, _)| g),
             max_send_lag: self.max_send_lag,
             progress: !self.quiet,
             pacer_quantum: self.pacer_quantum,
@@ -576,6 +605,7 @@ impl RunArgs {
             files.push(PathBuf::from(b));
         }
         files.extend(self.cacert.iter().cloned());
+        files.extend(self.protos.iter().cloned());
         files.extend(self.baseline.iter().cloned());
         files
     }
@@ -595,6 +625,74 @@ impl RunArgs {
                 "give the target URL, e.g. metronome run -r 100 http://127.0.0.1:8080/ (or url = \"...\" in the profile's [[request]])",
             ))
         })
+    }
+
+    /// A gRPC target's call: the method, its schema (the .proto files are compiled and the body
+    /// encoded here; reflection waits for the run), metadata from -H, the deadline.
+    fn grpc(
+        &self,
+        profile: Option<&Profile>,
+        target: &Target,
+    ) -> Result<Option<(GrpcPlan, RequestSpec)>, Error> {
+        if !target.grpc {
+            if self.call.is_some() || !self.protos.is_empty() || !self.import_paths.is_empty() {
+                return Err(Error::invalid(
+                    "--call/--proto",
+                    target.url.clone(),
+                    "gRPC options need a grpc:// or grpcs:// target, e.g. grpc://127.0.0.1:50051",
+                ));
+            }
+            return Ok(None);
+        }
+        if profile.is_some_and(|p| !p.requests.is_empty()) {
+            return Err(Error::invalid(
+                "--profile",
+                target.url.clone(),
+                "a profile's [[request]] mix cannot name gRPC calls yet; use a profile without [[request]] (its shape only) and --call",
+            ));
+        }
+        if let Some(m) = &self.method {
+            return Err(Error::invalid(
+                "--method",
+                m.clone(),
+                "a gRPC call is always a POST; name the method with --call package.Service/Method",
+            ));
+        }
+        let raw = self.call.as_deref().ok_or_else(|| {
+            Error::invalid(
+                "--call",
+                "(none)",
+                "a grpc:// target needs the method to call, e.g. --call metronome.demo.v1.Demo/Ping",
+            )
+        })?;
+        let call = CallName::parse(raw)?;
+        let rejected = crate::grpc::parse_codes(&self.grpc_rejected)
+            .map_err(|reason| Error::invalid("--grpc-rejected", self.grpc_rejected.clone(), reason))?;
+        let json = plan::parse_body(self.body.as_deref().unwrap_or("{}"))?;
+        let mut spec = RequestSpec::parse("POST", &[], None)?;
+        spec.path = Some(call.path().parse().map_err(|_| {
+            Error::invalid("--call", raw.to_string(), "not usable as an HTTP/2 path")
+        })?);
+        spec.headers = grpc_metadata(&self.headers, self.timeout)?;
+        let (schema, server_streaming) = if self.protos.is_empty() {
+            spec.body = json.clone();
+            (GrpcSchema::Reflection { json }, false)
+        } else {
+            let pool = crate::grpc::schema::compile(&self.protos, &self.import_paths)?;
+            let method = crate::grpc::schema::find(&pool, &call, "the --proto files")?;
+            spec.body = crate::grpc::schema::encode(&method, &json)?;
+            (GrpcSchema::Files, method.is_server_streaming())
+        };
+        Ok(Some((
+            GrpcPlan {
+                call,
+                schema,
+                rejected,
+                server_streaming,
+                read_delay: self.read_delay,
+            },
+            spec,
+        )))
     }
 
     /// One request from -X/-H/-b, or the profile's mix (which -X and -b cannot override).
@@ -685,6 +783,38 @@ impl RunArgs {
             self.rate_scale,
         )
     }
+}
+
+/// gRPC metadata from -H, plus the headers every call carries (content type, `te: trailers`,
+/// the deadline as `grpc-timeout`). Those three are metronome's, so -H may not set them.
+fn grpc_metadata(raw: &[String], timeout: Duration) -> Result<http::HeaderMap, Error> {
+    let mut map = http::HeaderMap::new();
+    for h in raw {
+        let (name, value) = plan::parse_header(h)?;
+        let reserved = ["content-type", "te", "grpc-timeout", "content-length", "transfer-encoding"];
+        if reserved.contains(&name.as_str()) {
+            return Err(Error::Header {
+                header: h.clone(),
+                reason: "metronome sets content-type, te and grpc-timeout on every gRPC call (the deadline is --timeout); drop the header".to_string(),
+            });
+        }
+        map.append(name, value);
+    }
+    let fixed = [
+        ("content-type", "application/grpc".to_string()),
+        ("te", "trailers".to_string()),
+        ("grpc-timeout", crate::grpc::timeout_header(timeout)),
+        ("user-agent", format!("metronome/{}", env!("CARGO_PKG_VERSION"))),
+    ];
+    for (name, value) in fixed {
+        if name == "user-agent" && map.contains_key(name) {
+            continue;
+        }
+        let v = http::HeaderValue::from_str(&value)
+            .map_err(|_| Error::invalid("--timeout", value.clone(), "not a header value"))?;
+        map.insert(name, v);
+    }
+    Ok(map)
 }
 
 /// A refused `-r`/`-d`/`-n` value → the error naming its flag, with an example of a good one.

@@ -44,6 +44,7 @@ pub const CODE_NAMES: [&str; 17] = [
 
 impl Code {
     pub const OK: Code = Code(0);
+    pub const CANCELLED: Code = Code(1);
     pub const UNKNOWN: Code = Code(2);
     pub const INVALID_ARGUMENT: Code = Code(3);
     pub const DEADLINE_EXCEEDED: Code = Code(4);

@@ -95,6 +95,13 @@ impl CallName {
 /// Compiles `protos` with the `imports` directories (and each file's own directory) on the
 /// include path. Well-known types (`google/protobuf/*.proto`) need no files.
 pub fn compile(protos: &[PathBuf], imports: &[PathBuf]) -> Result<DescriptorPool, SchemaError> {
+    for p in protos {
+        if !p.is_file() {
+            return Err(SchemaError::Compile {
+                detail: format!("'{}' is not a readable file", crate::error::clip_path(p)),
+            });
+        }
+    }
     let mut includes: Vec<PathBuf> = imports.to_vec();
     for p in protos {
         let dir = p

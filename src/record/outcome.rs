@@ -107,8 +107,16 @@ pub struct Completion {
     pub connect: Option<Duration>,
     /// What went wrong, in words, for failures (kept as a bounded sample in the report).
     pub error: Option<String>,
-    /// How long the server asked the client to wait before retrying (`Retry-After`).
+    /// How long the server asked the client to wait before retrying (`Retry-After`, or
+    /// gRPC's `grpc-retry-pushback-ms`).
     pub retry_after: Option<Duration>,
+    /// The gRPC status of a gRPC call that got an answer (`None` for HTTP, and for gRPC calls
+    /// that failed before one).
+    pub grpc: Option<crate::grpc::Code>,
+    /// Response messages received (gRPC), counted from their length prefixes.
+    pub messages: u32,
+    /// When the first response message was complete (gRPC), for time to first message.
+    pub first_message: Option<Instant>,
 }
 
 impl Completion {
@@ -120,6 +128,9 @@ impl Completion {
             connect: None,
             error: None,
             retry_after: None,
+            grpc: None,
+            messages: 0,
+            first_message: None,
         }
     }
 
@@ -131,11 +142,21 @@ impl Completion {
             connect: None,
             error: Some(error.into()),
             retry_after: None,
+            grpc: None,
+            messages: 0,
+            first_message: None,
         }
     }
 
     pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
         self.retry_after = retry_after;
+        self
+    }
+
+    /// Response messages counted, and when the first one was complete (gRPC).
+    pub fn with_messages(mut self, messages: u32, first: Option<Instant>) -> Self {
+        self.messages = messages;
+        self.first_message = first;
         self
     }
 
@@ -203,6 +224,12 @@ impl Outcome {
     pub fn latency(&self) -> Duration {
         self.done_at
             .saturating_duration_since(self.ticket.intended())
+    }
+
+    /// first response message − sent, for gRPC calls that got one.
+    pub fn time_to_first_message(&self) -> Option<Duration> {
+        let first = self.completion.first_message?;
+        Some(first.saturating_duration_since(self.sent_at?))
     }
 
     /// done − sent (zero if never sent).

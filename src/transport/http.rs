@@ -41,6 +41,8 @@ struct Origin {
     /// The request mix, indexed by [`crate::schedule::Ticket::request`]; never empty.
     requests: Vec<Prepared>,
     classifier: Classifier,
+    /// Set for gRPC targets: answers are read as gRPC calls.
+    grpc: Option<super::grpc::Wire>,
     stats: Arc<ConnStats>,
 }
 
@@ -243,6 +245,9 @@ impl Origin {
                 )
             }
         };
+        if let Some(wire) = &self.grpc {
+            return wire.read(resp).await;
+        }
         let status = resp.status().as_u16();
         // Only answers that are not a success can ask the client to come back later; a header
         // lookup on those alone keeps the hot path of a healthy run untouched.
@@ -624,6 +629,10 @@ pub async fn client(
         connect_timeout: plan.limits.connect_timeout,
         requests,
         classifier: Classifier::new(&plan.rejected),
+        grpc: plan
+            .grpc
+            .as_ref()
+            .map(|g| super::grpc::Wire::new(&g.rejected, g.read_delay)),
         stats,
     });
     let unreachable = |reason: String| Error::Unreachable {

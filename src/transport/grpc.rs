@@ -1,0 +1,259 @@
+//! gRPC calls on the HTTP/2 connections of [`super::http`].
+//!
+//! gRPC is a second way of reading an answer, not a second engine: the call is an HTTP/2 POST
+//! built once (the request message pre-encoded, see [`crate::grpc::schema`]) and sent on the same
+//! owned, on-demand connections with the same stream limits as `--http2`, so the schedule,
+//! the three clocks, the recorder and the reports are the ones HTTP uses. What differs is here:
+//! the outcome is the `grpc-status` (in the trailers, or in the headers of a trailers-only
+//! answer), response messages are counted from their length prefixes and never decoded, and the
+//! time the first one was complete is kept for server streaming.
+
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::Response;
+
+use crate::grpc::{Code, MessageCounter, CODE_SLOTS};
+use crate::record::{Class, Completion};
+
+/// How gRPC answers are judged and read.
+#[derive(Clone, Debug)]
+pub struct Wire {
+    /// Codes counted as shed (rejected) rather than errors, indexed by code.
+    rejected: [bool; CODE_SLOTS],
+    /// Pause after each response message: a slow reader, to show the server's side of flow
+    /// control on a stream.
+    read_delay: Option<Duration>,
+}
+
+impl Wire {
+    pub fn new(rejected: &[Code], read_delay: Option<Duration>) -> Wire {
+        let mut table = [false; CODE_SLOTS];
+        for c in rejected {
+            if let Some(slot) = table.get_mut(usize::from(c.0)) {
+                *slot = true;
+            }
+        }
+        Wire {
+            rejected: table,
+            read_delay: read_delay.filter(|d| !d.is_zero()),
+        }
+    }
+
+    /// OK is ok; the rejected codes (RESOURCE_EXHAUSTED and UNAVAILABLE by default) are shed;
+    /// DEADLINE_EXCEEDED is a timeout, whoever's deadline it was; every other code is an error
+    /// status (the `http_error` class), counted per code in the report.
+    pub fn classify(&self, code: Code) -> Class {
+        if code == Code::OK {
+            Class::Ok
+        } else if self.rejected.get(usize::from(code.0)).copied().unwrap_or(false) {
+            Class::Rejected
+        } else if code == Code::DEADLINE_EXCEEDED {
+            Class::Timeout
+        } else {
+            Class::HttpError
+        }
+    }
+
+    /// Reads a whole answer: headers, every DATA frame (counting messages), the trailers.
+    /// Returns the completion and whether the connection is still fit for another call.
+    pub async fn read(&self, resp: Response<Incoming>) -> (Completion, bool) {
+        let status = resp.status().as_u16();
+        let head = resp.headers();
+        let mut code = head.get("grpc-status").map(|v| Code::from_header(v.as_bytes()));
+        let mut message = head.get("grpc-message").map(|v| v.as_bytes().to_vec());
+        let mut pushback = head.get("grpc-retry-pushback-ms").map(|v| v.as_bytes().to_vec());
+        let mut body = resp.into_body();
+        let mut counter = MessageCounter::default();
+        let mut first = None;
+        while let Some(frame) = body.frame().await {
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    return (
+                        Completion::failed(Class::TransportError, format!("the stream broke: {e}"))
+                            .with_messages(counter.messages, first),
+                        false,
+                    )
+                }
+            };
+            match frame.into_data() {
+                Ok(data) => {
+                    if counter.feed(&data) > 0 {
+                        first.get_or_insert_with(Instant::now);
+                        if let Some(d) = self.read_delay {
+                            tokio::time::sleep(d).await;
+                        }
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(t) = frame.into_trailers() {
+                        code = t.get("grpc-status").map(|v| Code::from_header(v.as_bytes())).or(code);
+                        message = t.get("grpc-message").map(|v| v.as_bytes().to_vec()).or(message);
+                        pushback = t
+                            .get("grpc-retry-pushback-ms")
+                            .map(|v| v.as_bytes().to_vec())
+                            .or(pushback);
+                    }
+                }
+            }
+        }
+        let code = match code {
+            Some(c) => c,
+            None if status != 200 => Code::from_http(status),
+            None => {
+                return (
+                    Completion::failed(
+                        Class::TransportError,
+                        "the answer ended without a grpc-status (is this a gRPC server?)",
+                    )
+                    .with_messages(counter.messages, first),
+                    true,
+                )
+            }
+        };
+        let class = self.classify(code);
+        let mut c = Completion::status(class, status).with_messages(counter.messages, first);
+        c.grpc = Some(code);
+        if class != Class::Ok {
+            c.retry_after = pushback.as_deref().and_then(parse_pushback);
+            c.error = Some(describe(code, message.as_deref()));
+        } else if counter.partial() {
+            c.class = Class::TransportError;
+            c.error = Some("the answer ended inside a message".into());
+        }
+        (c, true)
+    }
+}
+
+/// `grpc-retry-pushback-ms`: a whole number of milliseconds; a negative or bad value means
+/// "do not retry", which is left to the policy (no hint).
+fn parse_pushback(v: &[u8]) -> Option<Duration> {
+    std::str::from_utf8(v)
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_millis)
+}
+
+/// `RESOURCE_EXHAUSTED: rate limited`, the message percent-decoded as far as it is ASCII.
+fn describe(code: Code, message: Option<&[u8]>) -> String {
+    match message.filter(|m| !m.is_empty()) {
+        Some(m) => format!("{}: {}", code.name(), percent_decode(m)),
+        None => code.name().to_string(),
+    }
+}
+
+fn percent_decode(m: &[u8]) -> String {
+    let mut out = Vec::with_capacity(m.len());
+    let mut i = 0;
+    while i < m.len() {
+        if m[i] == b'%' && i + 2 < m.len() {
+            if let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&m[i + 1..i + 3]), 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(m[i]);
+        i += 1;
+    }
+    crate::error::clip(&String::from_utf8_lossy(&out)).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_mapping() {
+        let w = Wire::new(&[Code::RESOURCE_EXHAUSTED, Code::UNAVAILABLE], None);
+        assert_eq!(w.classify(Code::OK), Class::Ok);
+        assert_eq!(w.classify(Code::RESOURCE_EXHAUSTED), Class::Rejected);
+        assert_eq!(w.classify(Code::UNAVAILABLE), Class::Rejected);
+        assert_eq!(w.classify(Code::DEADLINE_EXCEEDED), Class::Timeout);
+        assert_eq!(w.classify(Code::INTERNAL), Class::HttpError);
+        assert_eq!(w.classify(Code::OTHER), Class::HttpError);
+        let none = Wire::new(&[], None);
+        assert_eq!(none.classify(Code::UNAVAILABLE), Class::HttpError);
+        assert_eq!(parse_pushback(b"250"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_pushback(b"-1"), None);
+        assert_eq!(describe(Code::INTERNAL, Some(b"a%20b")), "INTERNAL: a b");
+        assert_eq!(describe(Code::INTERNAL, Some(b"100%")), "INTERNAL: 100%");
+    }
+}
+
+/// For a gRPC plan whose schema comes from reflection: asks the server (on a throw-away
+/// connection, before the run's connections are opened), checks the body against the method and
+/// returns the plan with the request encoded. `None` when there is nothing to resolve.
+pub async fn resolve(plan: &crate::plan::Plan) -> Result<Option<crate::plan::Plan>, crate::Error> {
+    use crate::grpc::schema::{encode, find, SchemaError};
+    use crate::plan::GrpcSchema;
+    let Some(g) = &plan.grpc else {
+        return Ok(None);
+    };
+    let GrpcSchema::Reflection { json } = &g.schema else {
+        return Ok(None);
+    };
+    let target = &plan.target;
+    let fail = |reason: String| SchemaError::Reflection {
+        target: target.url.clone(),
+        reason,
+    };
+    let tx = tokio::time::timeout(plan.limits.connect_timeout, connect_h2(plan))
+        .await
+        .map_err(|_| fail("cannot connect: timed out".into()))?
+        .map_err(|e| fail(format!("cannot connect: {e}")))?;
+    let mut session = crate::grpc::reflect::Session {
+        tx,
+        base: format!(
+            "{}://{}",
+            if target.tls { "https" } else { "http" },
+            target.absolute.authority().map_or("", |a| a.as_str())
+        ),
+        target: target.url.clone(),
+        timeout: plan.limits.connect_timeout.max(Duration::from_secs(1)),
+    };
+    let pool = session.fetch(&g.call.service).await?;
+    let method = find(&pool, &g.call, &format!("the server's reflection ({})", target.url))?;
+    let body = encode(&method, json)?;
+    let mut resolved = plan.clone();
+    for r in &mut resolved.requests {
+        r.body = body.clone();
+    }
+    if let Some(rg) = &mut resolved.grpc {
+        rg.server_streaming = method.is_server_streaming();
+    }
+    Ok(Some(resolved))
+}
+
+/// One HTTP/2 connection (TLS with ALPN h2 for grpcs://), for reflection.
+async fn connect_h2(
+    plan: &crate::plan::Plan,
+) -> Result<hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>, String> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let t = &plan.target;
+    let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    if t.tls {
+        let config = super::tls::client_config(&plan.tls, crate::plan::Protocol::Http2)
+            .map_err(|e| e.to_string())?;
+        let name = super::tls::server_name(&t.host).map_err(|e| e.to_string())?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| super::tls::describe(&e))?;
+        let (tx, conn) = builder.handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        Ok(tx)
+    } else {
+        let (tx, conn) = builder.handshake(TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        Ok(tx)
+    }
+}
