@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::{clip, Error};
 use crate::grpc::schema::CallName;
-use crate::plan::{self, GrpcPlan, GrpcSchema, Limits, Plan, Protocol, RequestSpec, Target, TlsOptions};
+use crate::plan::{
+    self, GrpcPlan, GrpcSchema, Limits, Plan, Protocol, RequestSpec, Target, TlsOptions,
+};
 use crate::profile::{self, Profile};
 use crate::schedule::{fresh_seed, Arrivals, Shape, ShapeError, ShapeParam};
 use crate::serve::{ServeConfig, ServiceTime, Stall};
@@ -666,8 +668,9 @@ impl RunArgs {
             )
         })?;
         let call = CallName::parse(raw)?;
-        let rejected = crate::grpc::parse_codes(&self.grpc_rejected)
-            .map_err(|reason| Error::invalid("--grpc-rejected", self.grpc_rejected.clone(), reason))?;
+        let rejected = crate::grpc::parse_codes(&self.grpc_rejected).map_err(|reason| {
+            Error::invalid("--grpc-rejected", self.grpc_rejected.clone(), reason)
+        })?;
         let json = plan::parse_body(self.body.as_deref().unwrap_or("{}"))?;
         let mut spec = RequestSpec::parse("POST", &[], None)?;
         spec.path = Some(call.path().parse().map_err(|_| {
@@ -791,7 +794,13 @@ fn grpc_metadata(raw: &[String], timeout: Duration) -> Result<http::HeaderMap, E
     let mut map = http::HeaderMap::new();
     for h in raw {
         let (name, value) = plan::parse_header(h)?;
-        let reserved = ["content-type", "te", "grpc-timeout", "content-length", "transfer-encoding"];
+        let reserved = [
+            "content-type",
+            "te",
+            "grpc-timeout",
+            "content-length",
+            "transfer-encoding",
+        ];
         if reserved.contains(&name.as_str()) {
             return Err(Error::Header {
                 header: h.clone(),
@@ -804,7 +813,10 @@ fn grpc_metadata(raw: &[String], timeout: Duration) -> Result<http::HeaderMap, E
         ("content-type", "application/grpc".to_string()),
         ("te", "trailers".to_string()),
         ("grpc-timeout", crate::grpc::timeout_header(timeout)),
-        ("user-agent", format!("metronome/{}", env!("CARGO_PKG_VERSION"))),
+        (
+            "user-agent",
+            format!("metronome/{}", env!("CARGO_PKG_VERSION")),
+        ),
     ];
     for (name, value) in fixed {
         if name == "user-agent" && map.contains_key(name) {

@@ -110,7 +110,13 @@ mod tests {
         let stream = m.methods().find(|m| m.name() == "Stream").unwrap();
         assert!(stream.is_server_streaming());
         let body = crate::grpc::schema::encode(&stream, br#"{"count":3,"intervalMs":2}"#).unwrap();
-        assert_eq!(d.stream_ask(&body), Some(StreamAsk { count: 3, interval_ms: 2 }));
+        assert_eq!(
+            d.stream_ask(&body),
+            Some(StreamAsk {
+                count: 3,
+                interval_ms: 2
+            })
+        );
         assert_eq!(d.stream_ask(b"\0\0\0\0\x09xx"), None);
     }
 }

@@ -61,12 +61,17 @@ impl Code {
         std::str::from_utf8(value)
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok())
-            .map_or(Code::UNKNOWN, |n| Code(u8::try_from(n.min(17)).unwrap_or(17)))
+            .map_or(Code::UNKNOWN, |n| {
+                Code(u8::try_from(n.min(17)).unwrap_or(17))
+            })
     }
 
     /// The canonical name (`RESOURCE_EXHAUSTED`), or `OTHER` beyond the table.
     pub fn name(self) -> &'static str {
-        CODE_NAMES.get(usize::from(self.0)).copied().unwrap_or("OTHER")
+        CODE_NAMES
+            .get(usize::from(self.0))
+            .copied()
+            .unwrap_or("OTHER")
     }
 
     /// A name (any case, `resource_exhausted`) or a number (`8`).
@@ -162,7 +167,9 @@ impl MessageCounter {
         let before = self.messages;
         while !data.is_empty() {
             if self.left > 0 {
-                let skip = usize::try_from(self.left).unwrap_or(usize::MAX).min(data.len());
+                let skip = usize::try_from(self.left)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
                 data = &data[skip..];
                 self.left -= skip as u64;
                 if self.left == 0 {
@@ -209,7 +216,10 @@ mod tests {
 
     #[test]
     fn codes_by_name_and_number() {
-        assert_eq!(Code::parse("resource_exhausted"), Some(Code::RESOURCE_EXHAUSTED));
+        assert_eq!(
+            Code::parse("resource_exhausted"),
+            Some(Code::RESOURCE_EXHAUSTED)
+        );
         assert_eq!(Code::parse("14"), Some(Code::UNAVAILABLE));
         assert_eq!(Code::parse("17"), None);
         assert_eq!(Code::parse("NOPE"), None);

@@ -144,8 +144,15 @@ impl Session {
             self.tx.ready().await.map_err(|e| e.to_string())?;
             let resp = self.tx.send_request(req).await.map_err(|e| e.to_string())?;
             let status = resp.status().as_u16();
-            let head_code = resp.headers().get("grpc-status").map(|v| Code::from_header(v.as_bytes()));
-            let collected = resp.into_body().collect().await.map_err(|e| e.to_string())?;
+            let head_code = resp
+                .headers()
+                .get("grpc-status")
+                .map(|v| Code::from_header(v.as_bytes()));
+            let collected = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?;
             let code = collected
                 .trailers()
                 .and_then(|t| t.get("grpc-status"))
@@ -173,9 +180,13 @@ impl Session {
         }
         if code != Code::OK {
             let why = message.map(|m| format!(": {m}")).unwrap_or_default();
-            return Err(self.fail(format!("the reflection call ended with {}{why}", code.name())));
+            return Err(self.fail(format!(
+                "the reflection call ended with {}{why}",
+                code.name()
+            )));
         }
-        let parts = unframe(&bytes).ok_or_else(|| self.fail("a reflection answer was cut short"))?;
+        let parts =
+            unframe(&bytes).ok_or_else(|| self.fail("a reflection answer was cut short"))?;
         parts
             .into_iter()
             .map(|p| {
@@ -187,7 +198,10 @@ impl Session {
     }
 
     /// The version of reflection the server has (v1, else v1alpha), with the answers to `asks`.
-    async fn first_ask(&mut self, asks: &[Ask]) -> Result<(&'static str, Vec<ReflectionResponse>), SchemaError> {
+    async fn first_ask(
+        &mut self,
+        asks: &[Ask],
+    ) -> Result<(&'static str, Vec<ReflectionResponse>), SchemaError> {
         for path in PATHS {
             if let Reply::Answers(a) = self.ask(path, asks).await? {
                 return Ok((path, a));
@@ -208,10 +222,18 @@ impl Session {
                 return Err(SchemaError::UnknownService {
                     service: service.to_string(),
                     source_name: format!("the server's reflection ({})", self.target),
-                    known: if known.is_empty() { "nothing".into() } else { known.join(", ") },
+                    known: if known.is_empty() {
+                        "nothing".into()
+                    } else {
+                        known.join(", ")
+                    },
                 });
             }
-            return Err(self.fail(format!("{} ({})", err.error_message, Code(err.error_code.clamp(0, 17) as u8).name())));
+            return Err(self.fail(format!(
+                "{} ({})",
+                err.error_message,
+                Code(err.error_code.clamp(0, 17) as u8).name()
+            )));
         }
         // Servers usually send the imports along; ask for any that are missing, a few rounds.
         for _ in 0..16 {
@@ -233,7 +255,10 @@ impl Session {
                 Reply::Unimplemented => break,
             };
             if let Some(err) = self.absorb(answers, &mut files)? {
-                return Err(self.fail(format!("an imported file is missing: {}", err.error_message)));
+                return Err(self.fail(format!(
+                    "an imported file is missing: {}",
+                    err.error_message
+                )));
             }
         }
         DescriptorPool::from_file_descriptor_set(FileDescriptorSet { file: files })
@@ -250,8 +275,9 @@ impl Session {
             match a.answer {
                 Some(Answer::Files(f)) => {
                     for raw in f.file_descriptor_proto {
-                        let fd = FileDescriptorProto::decode(raw.as_slice())
-                            .map_err(|e| self.fail(format!("cannot decode a file descriptor: {e}")))?;
+                        let fd = FileDescriptorProto::decode(raw.as_slice()).map_err(|e| {
+                            self.fail(format!("cannot decode a file descriptor: {e}"))
+                        })?;
                         if !files.iter().any(|have| have.name() == fd.name()) {
                             files.push(fd);
                         }
@@ -309,27 +335,37 @@ pub fn answer(pool: &DescriptorPool, request: &[u8]) -> ReflectionResponse {
             if found.is_empty() {
                 not_found(name)
             } else {
-                Answer::Files(FileDescriptorResponse { file_descriptor_proto: found })
+                Answer::Files(FileDescriptorResponse {
+                    file_descriptor_proto: found,
+                })
             }
         }
         Some(Ask::FileContainingSymbol(symbol)) => {
             let owner = pool
                 .get_service_by_name(symbol)
                 .map(|s| s.parent_file().name().to_string())
-                .or_else(|| pool.get_message_by_name(symbol).map(|m| m.parent_file().name().to_string()))
+                .or_else(|| {
+                    pool.get_message_by_name(symbol)
+                        .map(|m| m.parent_file().name().to_string())
+                })
                 .or_else(|| {
                     let (svc, _) = symbol.rsplit_once('.')?;
-                    pool.get_service_by_name(svc).map(|s| s.parent_file().name().to_string())
+                    pool.get_service_by_name(svc)
+                        .map(|s| s.parent_file().name().to_string())
                 });
             match owner {
                 // The demo's files import nothing outside the pool: send them all.
-                Some(_) => Answer::Files(FileDescriptorResponse { file_descriptor_proto: files(&|_| true) }),
+                Some(_) => Answer::Files(FileDescriptorResponse {
+                    file_descriptor_proto: files(&|_| true),
+                }),
                 None => not_found(symbol),
             }
         }
         None => Answer::Error(ErrorResponse {
             error_code: i32::from(Code::UNIMPLEMENTED.0),
-            error_message: "only list_services, file_by_filename and file_containing_symbol are answered".into(),
+            error_message:
+                "only list_services, file_by_filename and file_containing_symbol are answered"
+                    .into(),
         }),
     };
     ReflectionResponse {

@@ -23,14 +23,20 @@ pub enum SchemaError {
     #[error("cannot compile the .proto files: {detail} (check the file, and give the directories its imports are under with --import-path)")]
     Compile { detail: String },
 
-    #[error("unknown service '{}' in {source_name}; it has: {known} (check --call)", clip(service))]
+    #[error(
+        "unknown service '{}' in {source_name}; it has: {known} (check --call)",
+        clip(service)
+    )]
     UnknownService {
         service: String,
         source_name: String,
         known: String,
     },
 
-    #[error("service {service} has no method '{}'; it has: {known} (check --call)", clip(method))]
+    #[error(
+        "service {service} has no method '{}'; it has: {known} (check --call)",
+        clip(method)
+    )]
     UnknownMethod {
         service: String,
         method: String,
@@ -70,7 +76,9 @@ impl CallName {
         let ident = |s: &str| {
             !s.is_empty()
                 && s.split('.').all(|part| {
-                    part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    part.chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                         && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 })
         };
@@ -155,7 +163,12 @@ pub fn find(
     found.ok_or_else(|| SchemaError::UnknownMethod {
         service: service.full_name().to_string(),
         method: call.method.clone(),
-        known: list(&service.methods().map(|m| m.name().to_string()).collect::<Vec<_>>()),
+        known: list(
+            &service
+                .methods()
+                .map(|m| m.name().to_string())
+                .collect::<Vec<_>>(),
+        ),
     })
 }
 
@@ -185,7 +198,8 @@ pub fn encode(method: &MethodDescriptor, json: &[u8]) -> Result<Bytes, SchemaErr
         json
     };
     let mut de = serde_json::Deserializer::from_slice(text);
-    let msg = DynamicMessage::deserialize(input.clone(), &mut de).map_err(|e| bad(e.to_string()))?;
+    let msg =
+        DynamicMessage::deserialize(input.clone(), &mut de).map_err(|e| bad(e.to_string()))?;
     de.end().map_err(|e| bad(e.to_string()))?;
     Ok(super::frame(&msg.encode_to_vec()))
 }
@@ -224,9 +238,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("metronome.demo.v1.Demo"), "{e}");
-        let e = find(&pool, &CallName::parse("metronome.demo.v1.Demo/Pong").unwrap(), "t")
-            .unwrap_err()
-            .to_string();
+        let e = find(
+            &pool,
+            &CallName::parse("metronome.demo.v1.Demo/Pong").unwrap(),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("Ping, Stream"), "{e}");
     }
 
@@ -238,7 +256,9 @@ mod tests {
         std::fs::write(&f, "syntax = \"proto3\";\nmessage A {\n  strin x = 1;\n}\n").unwrap();
         let e = compile(&[f], &[]).unwrap_err().to_string();
         assert!(e.contains("broken.proto:3"), "{e}");
-        let e = compile(&[dir.join("missing.proto")], &[]).unwrap_err().to_string();
+        let e = compile(&[dir.join("missing.proto")], &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing.proto"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }

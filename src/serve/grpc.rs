@@ -50,7 +50,10 @@ fn trailers_only(code: Code, message: &str, pushback: Option<Duration>) -> Reply
     let mut r = Response::new(Out::Whole(Full::new(Bytes::new())));
     *r.status_mut() = StatusCode::OK;
     let h = r.headers_mut();
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
     h.insert("grpc-status", HeaderValue::from(u16::from(code.0)));
     if let Ok(v) = HeaderValue::from_str(message) {
         h.insert("grpc-message", v);
@@ -115,11 +118,21 @@ impl State {
         }
         let arrived = self.arrival(&req);
         let c = &self.counters;
-        let body = match read_bounded(req.into_body(), self.config.max_body, self.config.idle_timeout).await {
+        let body = match read_bounded(
+            req.into_body(),
+            self.config.max_body,
+            self.config.idle_timeout,
+        )
+        .await
+        {
             Read::Done(b) => b,
             Read::TooLarge => {
                 c.too_large.fetch_add(1, Ordering::Relaxed);
-                return trailers_only(Code::RESOURCE_EXHAUSTED, "request message above the server's max-body", None);
+                return trailers_only(
+                    Code::RESOURCE_EXHAUSTED,
+                    "request message above the server's max-body",
+                    None,
+                );
             }
             Read::Stalled => {
                 c.timed_out.fetch_add(1, Ordering::Relaxed);
@@ -130,13 +143,23 @@ impl State {
             PING => None,
             STREAM => match self.demo.stream_ask(&body) {
                 Some(ask) => Some(ask),
-                None => return trailers_only(Code::INVALID_ARGUMENT, "expected one StreamRequest", None),
+                None => {
+                    return trailers_only(
+                        Code::INVALID_ARGUMENT,
+                        "expected one StreamRequest",
+                        None,
+                    )
+                }
             },
             _ => return trailers_only(Code::UNIMPLEMENTED, "unknown method", None),
         };
         match self.admit(arrived).await {
-            Verdict::Limited(wait) => trailers_only(Code::RESOURCE_EXHAUSTED, "rate limited", Some(wait)),
-            Verdict::Shed => trailers_only(Code::UNAVAILABLE, "overloaded", self.config.retry_after),
+            Verdict::Limited(wait) => {
+                trailers_only(Code::RESOURCE_EXHAUSTED, "rate limited", Some(wait))
+            }
+            Verdict::Shed => {
+                trailers_only(Code::UNAVAILABLE, "overloaded", self.config.retry_after)
+            }
             Verdict::Failed => trailers_only(Code::INTERNAL, "injected error", None),
             Verdict::Lost => trailers_only(Code::UNAVAILABLE, "shutting down", None),
             Verdict::Served => match stream {
@@ -152,10 +175,17 @@ impl State {
                     tokio::spawn(async move {
                         for i in 0..ask.count {
                             if i > 0 && ask.interval_ms > 0 {
-                                tokio::time::sleep(Duration::from_millis(u64::from(ask.interval_ms))).await;
+                                tokio::time::sleep(Duration::from_millis(u64::from(
+                                    ask.interval_ms,
+                                )))
+                                .await;
                             }
                             // A full channel is the client's flow control pushing back.
-                            if tx.send(Frame::data(state.demo.stream_reply(i))).await.is_err() {
+                            if tx
+                                .send(Frame::data(state.demo.stream_reply(i)))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                         }
@@ -176,7 +206,9 @@ impl State {
             let mut buf = BytesMut::new();
             let idle = state.config.idle_timeout;
             while let Ok(Some(Ok(frame))) = tokio::time::timeout(idle, body.frame()).await {
-                let Some(data) = frame.data_ref() else { continue };
+                let Some(data) = frame.data_ref() else {
+                    continue;
+                };
                 buf.extend_from_slice(data);
                 if buf.len() as u64 > state.config.max_body {
                     let _ = tx.send(status_trailers(Code::RESOURCE_EXHAUSTED)).await;

@@ -47,7 +47,12 @@ impl Wire {
     pub fn classify(&self, code: Code) -> Class {
         if code == Code::OK {
             Class::Ok
-        } else if self.rejected.get(usize::from(code.0)).copied().unwrap_or(false) {
+        } else if self
+            .rejected
+            .get(usize::from(code.0))
+            .copied()
+            .unwrap_or(false)
+        {
             Class::Rejected
         } else if code == Code::DEADLINE_EXCEEDED {
             Class::Timeout
@@ -61,9 +66,13 @@ impl Wire {
     pub async fn read(&self, resp: Response<Incoming>) -> (Completion, bool) {
         let status = resp.status().as_u16();
         let head = resp.headers();
-        let mut code = head.get("grpc-status").map(|v| Code::from_header(v.as_bytes()));
+        let mut code = head
+            .get("grpc-status")
+            .map(|v| Code::from_header(v.as_bytes()));
         let mut message = head.get("grpc-message").map(|v| v.as_bytes().to_vec());
-        let mut pushback = head.get("grpc-retry-pushback-ms").map(|v| v.as_bytes().to_vec());
+        let mut pushback = head
+            .get("grpc-retry-pushback-ms")
+            .map(|v| v.as_bytes().to_vec());
         let mut body = resp.into_body();
         let mut counter = MessageCounter::default();
         let mut first = None;
@@ -89,8 +98,14 @@ impl Wire {
                 }
                 Err(frame) => {
                     if let Ok(t) = frame.into_trailers() {
-                        code = t.get("grpc-status").map(|v| Code::from_header(v.as_bytes())).or(code);
-                        message = t.get("grpc-message").map(|v| v.as_bytes().to_vec()).or(message);
+                        code = t
+                            .get("grpc-status")
+                            .map(|v| Code::from_header(v.as_bytes()))
+                            .or(code);
+                        message = t
+                            .get("grpc-message")
+                            .map(|v| v.as_bytes().to_vec())
+                            .or(message);
                         pushback = t
                             .get("grpc-retry-pushback-ms")
                             .map(|v| v.as_bytes().to_vec())
@@ -163,28 +178,6 @@ fn percent_decode(m: &[u8]) -> String {
     crate::error::clip(&String::from_utf8_lossy(&out)).into_owned()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_mapping() {
-        let w = Wire::new(&[Code::RESOURCE_EXHAUSTED, Code::UNAVAILABLE], None);
-        assert_eq!(w.classify(Code::OK), Class::Ok);
-        assert_eq!(w.classify(Code::RESOURCE_EXHAUSTED), Class::Rejected);
-        assert_eq!(w.classify(Code::UNAVAILABLE), Class::Rejected);
-        assert_eq!(w.classify(Code::DEADLINE_EXCEEDED), Class::Timeout);
-        assert_eq!(w.classify(Code::INTERNAL), Class::HttpError);
-        assert_eq!(w.classify(Code::OTHER), Class::HttpError);
-        let none = Wire::new(&[], None);
-        assert_eq!(none.classify(Code::UNAVAILABLE), Class::HttpError);
-        assert_eq!(parse_pushback(b"250"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_pushback(b"-1"), None);
-        assert_eq!(describe(Code::INTERNAL, Some(b"a%20b")), "INTERNAL: a b");
-        assert_eq!(describe(Code::INTERNAL, Some(b"100%")), "INTERNAL: 100%");
-    }
-}
-
 /// For a gRPC plan whose schema comes from reflection: asks the server (on a throw-away
 /// connection, before the run's connections are opened), checks the body against the method and
 /// returns the plan with the request encoded. `None` when there is nothing to resolve.
@@ -217,7 +210,11 @@ pub async fn resolve(plan: &crate::plan::Plan) -> Result<Option<crate::plan::Pla
         timeout: plan.limits.connect_timeout.max(Duration::from_secs(1)),
     };
     let pool = session.fetch(&g.call.service).await?;
-    let method = find(&pool, &g.call, &format!("the server's reflection ({})", target.url))?;
+    let method = find(
+        &pool,
+        &g.call,
+        &format!("the server's reflection ({})", target.url),
+    )?;
     let body = encode(&method, json)?;
     let mut resolved = plan.clone();
     for r in &mut resolved.requests {
@@ -248,12 +245,40 @@ async fn connect_h2(
             .connect(name, tcp)
             .await
             .map_err(|e| super::tls::describe(&e))?;
-        let (tx, conn) = builder.handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
+        let (tx, conn) = builder
+            .handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
         Ok(tx)
     } else {
-        let (tx, conn) = builder.handshake(TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
+        let (tx, conn) = builder
+            .handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
         Ok(tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_mapping() {
+        let w = Wire::new(&[Code::RESOURCE_EXHAUSTED, Code::UNAVAILABLE], None);
+        assert_eq!(w.classify(Code::OK), Class::Ok);
+        assert_eq!(w.classify(Code::RESOURCE_EXHAUSTED), Class::Rejected);
+        assert_eq!(w.classify(Code::UNAVAILABLE), Class::Rejected);
+        assert_eq!(w.classify(Code::DEADLINE_EXCEEDED), Class::Timeout);
+        assert_eq!(w.classify(Code::INTERNAL), Class::HttpError);
+        assert_eq!(w.classify(Code::OTHER), Class::HttpError);
+        let none = Wire::new(&[], None);
+        assert_eq!(none.classify(Code::UNAVAILABLE), Class::HttpError);
+        assert_eq!(parse_pushback(b"250"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_pushback(b"-1"), None);
+        assert_eq!(describe(Code::INTERNAL, Some(b"a%20b")), "INTERNAL: a b");
+        assert_eq!(describe(Code::INTERNAL, Some(b"100%")), "INTERNAL: 100%");
     }
 }
