@@ -31,7 +31,7 @@ pub struct Cli {
 pub enum Command {
     /// Send load to a URL at a fixed rate or along a load profile; report latency from each request's intended start.
     Run(Box<RunArgs>),
-    /// Run the built-in target: an HTTP/1.1 + h2c server with capacity, queueing and shedding.
+    /// Run the built-in target: an HTTP/1.1 + h2c server (and a gRPC demo service with reflection on the same port) with capacity, queueing and shedding.
     Serve(ServeArgs),
     /// Start the built-in target on a free loopback port and run a short load test against it.
     Demo(DemoArgs),
@@ -289,7 +289,8 @@ fn rate(s: &str) -> Result<f64, String> {
         .args(["rate", "shape", "profile"]),
 ))]
 pub struct RunArgs {
-    /// Target URL (http:// or https://). Optional with --profile when its requests give a `url`.
+    /// Target URL (http:// or https://), or grpc://host:port / grpcs://host:port with --call.
+    /// Optional with --profile when its requests give a `url`.
     pub url: Option<String>,
 
     /// Requests per second: 500, 500/s, 1200/m, 100/h or 100/d (the profiles' rate syntax); or

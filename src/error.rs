@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// Everything that can stop a run before (or instead of) sending load.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid URL '{}': {reason} (expected an absolute http:// or https:// URL, e.g. http://127.0.0.1:8080/)", clip(url))]
+    #[error("invalid URL '{}': {reason} (expected an absolute http:// or https:// URL, e.g. http://127.0.0.1:8080/, or grpc(s)://host:port)", clip(url))]
     Url { url: String, reason: String },
 
     #[error("invalid header '{}': {reason} (expected 'Name: value', e.g. -H 'Accept: application/json')", clip(header))]

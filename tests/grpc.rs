@@ -350,3 +350,78 @@ async fn bad_grpc_input_exits_2_and_sends_nothing() {
     assert_eq!(stats.received, 0, "nothing was sent: {stats:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A TLS terminator (self-signed `localhost` certificate, ALPN h2 only) in front of `serve`:
+/// bytes are copied both ways, so the gRPC server behind it is the plaintext one.
+async fn tls_in_front_of(backend: std::net::SocketAddr) -> (u16, String) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = ck.cert.pem();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![CertificateDer::from(ck.cert.der().to_vec())], key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let (Ok(mut tls), Ok(mut back)) = (
+                    acceptor.accept(tcp).await,
+                    tokio::net::TcpStream::connect(backend).await,
+                ) else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut back).await;
+            });
+        }
+    });
+    (port, pem)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcs_negotiates_h2_and_verifies_the_certificate() {
+    let server = serve_default().await;
+    let (port, pem) = tls_in_front_of(server.local_addr()).await;
+    let dir = tempdir();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let url = format!("grpcs://localhost:{port}");
+    let ca_arg = ca.to_string_lossy().to_string();
+    let report = run(plan(&[
+        &url, "--cacert", &ca_arg, "--call", PING, "-r", "100", "-n", "50", "-c", "2",
+    ]))
+    .await;
+    assert_eq!(code(&report, "OK"), 50, "{:?}", report.errors);
+    // Without the CA the certificate is refused: before the start, nothing sent.
+    let out = metronome(&[
+        "run",
+        "-q",
+        &url,
+        "--call",
+        PING,
+        "--proto",
+        &proto(),
+        "-r",
+        "10",
+        "-n",
+        "5",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = server.shutdown().await;
+    assert_eq!(stats.received, 50);
+    assert!(stats.reflection >= 1, "reflection over TLS: {stats:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
