@@ -425,3 +425,77 @@ async fn grpcs_negotiates_h2_and_verifies_the_certificate() {
     assert!(stats.reflection >= 1, "reflection over TLS: {stats:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_follow_grpc_codes_and_honour_pushback() {
+    // One worker, no queue, 50 ms per call at 100/s: most calls are shed with UNAVAILABLE and
+    // `grpc-retry-pushback-ms: 1000`. Counted as errors here (--grpc-rejected ''), they are
+    // retried only because the policy names the code; each retry waits the second asked for.
+    let server = serve(ServeConfig {
+        workers: 1,
+        queue: 0,
+        service_time: ServiceTime::Fixed(Duration::from_millis(50)),
+        retry_after: Some(SECOND),
+        ..ServeConfig::default()
+    })
+    .await;
+    let r = run(plan(&[
+        &grpc_url(&server),
+        "--call",
+        PING,
+        "--proto",
+        &proto(),
+        "--grpc-rejected",
+        "",
+        "-r",
+        "100",
+        "-d",
+        "2s",
+        "--retry",
+        "on=grpc:UNAVAILABLE attempts=2 backoff=fixed:10ms jitter=none",
+    ]))
+    .await;
+    server.shutdown().await;
+    assert_accounting(&r);
+    let x = r.retry.as_ref().expect("a retry section");
+    assert!(x.retries > 20, "{x:?}");
+    assert_eq!(
+        x.policy.split_whitespace().next(),
+        Some("on=grpc:UNAVAILABLE")
+    );
+    let b = &r.timeline.buckets;
+    assert_eq!(b[0].retries, 0, "every retry waited the pushback: {b:?}");
+    assert!(b[1].retries > 0, "{b:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_stretches_a_stream_but_not_its_first_message() {
+    let server = serve_default().await;
+    let r = run(plan(&[
+        &grpc_url(&server),
+        "--call",
+        STREAM,
+        "--proto",
+        &proto(),
+        "-b",
+        r#"{"count":4}"#,
+        "--read-delay",
+        "20ms",
+        "-r",
+        "20",
+        "-n",
+        "10",
+    ]))
+    .await;
+    server.shutdown().await;
+    assert_eq!(r.counts.ok, 10, "{:?}", r.counts);
+    let g = r.grpc.as_ref().unwrap();
+    assert_eq!((g.messages, g.read_delay_ms), (40, 20.0));
+    // Four pauses of 20 ms after the messages; the first message comes before any of them.
+    assert!(r.service_time_us.min >= 70_000, "{:?}", r.service_time_us);
+    assert!(
+        g.time_to_first_message_us.p50 < 30_000,
+        "{:?}",
+        g.time_to_first_message_us
+    );
+}

@@ -89,10 +89,12 @@ impl Wire {
             };
             match frame.into_data() {
                 Ok(data) => {
-                    if counter.feed(&data) > 0 {
+                    let completed = counter.feed(&data);
+                    if completed > 0 {
                         first.get_or_insert_with(Instant::now);
+                        // Once per message, even when a frame carried several.
                         if let Some(d) = self.read_delay {
-                            tokio::time::sleep(d).await;
+                            tokio::time::sleep(d.saturating_mul(completed)).await;
                         }
                     }
                 }
