@@ -398,6 +398,11 @@ pub struct RunArgs {
     #[arg(long, default_value = "RESOURCE_EXHAUSTED,UNAVAILABLE")]
     pub grpc_rejected: String,
 
+    /// gRPC: request messages per call for a client-streaming or bidirectional method (the -b
+    /// message, that many times; default 1).
+    #[arg(long, value_parser = Clipped(messages))]
+    pub messages: Option<u32>,
+
     /// gRPC: pause this long after each response message, a slow reader (server streaming).
     #[arg(long, value_parser = Clipped(duration), allow_hyphen_values = true)]
     pub read_delay: Option<Duration>,
@@ -492,6 +497,14 @@ pub struct RunArgs {
     /// With --baseline: allowed regression, `10%` or `FIGURE=5%` (as for `compare`).
     #[arg(long, value_name = "SPEC", requires = "baseline")]
     pub max_regression: Vec<String>,
+}
+
+/// `--messages`: 1 to 100 000 request messages per call.
+fn messages(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        _ => Err("expected a whole number of messages from 1 to 100000 (e.g. 10)".to_string()),
+    }
 }
 
 fn scale(s: &str) -> Result<f64, String> {
@@ -678,21 +691,26 @@ impl RunArgs {
             Error::invalid("--call", raw.to_string(), "not usable as an HTTP/2 path")
         })?);
         spec.headers = grpc_metadata(&self.headers, self.timeout)?;
-        let (schema, server_streaming) = if self.protos.is_empty() {
+        let (schema, streaming) = if self.protos.is_empty() {
             spec.body = json.clone();
-            (GrpcSchema::Reflection { json }, false)
+            (GrpcSchema::Reflection { json }, (false, false))
         } else {
             let pool = crate::grpc::schema::compile(&self.protos, &self.import_paths)?;
             let method = crate::grpc::schema::find(&pool, &call, "the --proto files")?;
-            spec.body = crate::grpc::schema::encode(&method, &json)?;
-            (GrpcSchema::Files, method.is_server_streaming())
+            spec.body = crate::grpc::schema::encode_n(&method, &json, self.messages)?;
+            (
+                GrpcSchema::Files,
+                (method.is_client_streaming(), method.is_server_streaming()),
+            )
         };
         Ok(Some((
             GrpcPlan {
                 call,
                 schema,
                 rejected,
-                server_streaming,
+                client_streaming: streaming.0,
+                server_streaming: streaming.1,
+                messages: self.messages,
                 read_delay: self.read_delay,
             },
             spec,

@@ -399,8 +399,12 @@ pub struct GrpcPlan {
     pub schema: GrpcSchema,
     /// Codes counted as rejected (load shedding) rather than errors.
     pub rejected: Vec<crate::grpc::Code>,
-    /// The method streams its answer (server streaming).
+    /// The method takes a stream of requests (client streaming or bidirectional).
+    pub client_streaming: bool,
+    /// The method streams its answer (server streaming or bidirectional).
     pub server_streaming: bool,
+    /// Request messages per call (`--messages`; `None`: one).
+    pub messages: Option<u32>,
     /// Pause after each response message (a slow reader).
     pub read_delay: Option<Duration>,
 }

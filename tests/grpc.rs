@@ -499,3 +499,57 @@ async fn a_slow_reader_stretches_a_stream_but_not_its_first_message() {
         g.time_to_first_message_us
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_streaming_and_bidi_send_a_fixed_number_of_messages() {
+    let server = serve_default().await;
+    let url = grpc_url(&server);
+    let collect = run(plan(&[
+        &url,
+        "--call",
+        "metronome.demo.v1.Demo/Collect",
+        "--proto",
+        &proto(),
+        "--messages",
+        "7",
+        "-b",
+        r#"{"message":"x"}"#,
+        "-r",
+        "50",
+        "-n",
+        "20",
+    ]))
+    .await;
+    // Bidi via reflection: one reply per request message.
+    let chat = run(plan(&[
+        &url,
+        "--call",
+        "metronome.demo.v1.Demo/Chat",
+        "--messages",
+        "3",
+        "-r",
+        "50",
+        "-n",
+        "20",
+    ]))
+    .await;
+    let stats = server.shutdown().await;
+    assert_eq!(code(&collect, "OK"), 20, "{:?}", collect.errors);
+    let g = collect.grpc.as_ref().unwrap();
+    assert_eq!(
+        (
+            g.client_streaming,
+            g.server_streaming,
+            g.request_messages,
+            g.messages
+        ),
+        (true, false, 7, 20)
+    );
+    assert_eq!(code(&chat, "OK"), 20, "{:?}", chat.errors);
+    let g = chat.grpc.as_ref().unwrap();
+    assert_eq!(
+        (g.client_streaming, g.server_streaming, g.messages),
+        (true, true, 60)
+    );
+    assert_eq!(stats.received, 40);
+}

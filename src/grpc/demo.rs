@@ -16,6 +16,10 @@ pub const SERVICE: &str = "metronome.demo.v1.Demo";
 pub const PING: &str = "/metronome.demo.v1.Demo/Ping";
 /// `:path` of the server-streaming method.
 pub const STREAM: &str = "/metronome.demo.v1.Demo/Stream";
+/// `:path` of the client-streaming method.
+pub const COLLECT: &str = "/metronome.demo.v1.Demo/Collect";
+/// `:path` of the bidirectional method.
+pub const CHAT: &str = "/metronome.demo.v1.Demo/Chat";
 /// Most replies one `Stream` call may ask for: a bound on the work one request can cause.
 pub const MAX_STREAM_REPLIES: u32 = 100_000;
 
@@ -88,6 +92,16 @@ impl Demo {
             count: int("count").min(MAX_STREAM_REPLIES),
             interval_ms: int("interval_ms").min(60_000),
         })
+    }
+
+    /// The framed `PingReply` whose message is `n`, the count a `Collect` call sent.
+    pub fn collect_reply(&self, n: usize) -> Option<Bytes> {
+        let desc = self
+            .pool
+            .get_message_by_name("metronome.demo.v1.PingReply")?;
+        let mut m = DynamicMessage::new(desc);
+        m.set_field_by_name("message", Value::String(n.to_string()));
+        Some(super::frame(&m.encode_to_vec()))
     }
 
     /// The framed `StreamReply` number `index`.

@@ -46,8 +46,8 @@ pub enum SchemaError {
     #[error("the request body does not match {message}: {reason} (-b takes the message as JSON in the proto3 mapping, e.g. -b '{{\"message\":\"hi\"}}')")]
     Body { message: String, reason: String },
 
-    #[error("{path} is a client-streaming or bidirectional method; only unary and server-streaming calls are supported yet")]
-    Streaming { path: String },
+    #[error("--messages {count} for {path}: a unary or server-streaming method takes exactly one request message (drop --messages, or call a client-streaming or bidirectional method)")]
+    Messages { path: String, count: u32 },
 
     #[error("server reflection at {target} failed: {reason} (give the schema with --proto FILE, or enable reflection on the server)")]
     Reflection { target: String, reason: String },
@@ -182,9 +182,20 @@ fn list(names: &[String]) -> String {
 
 /// The request message from JSON, checked against the method's input type, encoded and framed.
 pub fn encode(method: &MethodDescriptor, json: &[u8]) -> Result<Bytes, SchemaError> {
-    if method.is_client_streaming() {
-        return Err(SchemaError::Streaming {
+    encode_n(method, json, None)
+}
+
+/// [`encode`], `messages` times over for a client-streaming or bidirectional method (default
+/// 1): the whole request stream of one call, built once.
+pub fn encode_n(
+    method: &MethodDescriptor,
+    json: &[u8],
+    messages: Option<u32>,
+) -> Result<Bytes, SchemaError> {
+    if let Some(count) = messages.filter(|&n| n != 1 && !method.is_client_streaming()) {
+        return Err(SchemaError::Messages {
             path: format!("/{}/{}", method.parent_service().full_name(), method.name()),
+            count,
         });
     }
     let input = method.input();
@@ -201,7 +212,9 @@ pub fn encode(method: &MethodDescriptor, json: &[u8]) -> Result<Bytes, SchemaErr
     let msg =
         DynamicMessage::deserialize(input.clone(), &mut de).map_err(|e| bad(e.to_string()))?;
     de.end().map_err(|e| bad(e.to_string()))?;
-    Ok(super::frame(&msg.encode_to_vec()))
+    let one = super::frame(&msg.encode_to_vec());
+    let n = messages.unwrap_or(1) as usize;
+    Ok(if n == 1 { one } else { one.repeat(n).into() })
 }
 
 #[cfg(test)]
@@ -245,7 +258,15 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("Ping, Stream"), "{e}");
+        assert!(e.contains("Ping, Stream, Collect, Chat"), "{e}");
+        let c = find(
+            &pool,
+            &CallName::parse("metronome.demo.v1.Demo/Collect").unwrap(),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(encode_n(&c, b"{}", Some(3)).unwrap().len(), 15);
+        assert!(encode_n(&m, b"{}", Some(3)).is_err());
     }
 
     #[test]

@@ -115,6 +115,10 @@ pub struct GrpcReport {
     /// `proto` (the --proto files) or `reflection` (the server's reflection service).
     pub schema: &'static str,
     pub server_streaming: bool,
+    /// The method takes a stream of requests (client streaming or bidirectional).
+    pub client_streaming: bool,
+    /// Request messages sent per call (`--messages`, 1 by default).
+    pub request_messages: u32,
     /// Response messages received in all.
     pub messages: u64,
     /// Messages per successful (OK) call: what a whole answer holds (0 when none succeeded).
@@ -553,6 +557,8 @@ impl Report {
                     crate::plan::GrpcSchema::Reflection { .. } => "reflection",
                 },
                 server_streaming: g.server_streaming,
+                client_streaming: g.client_streaming,
+                request_messages: g.messages.unwrap_or(1),
                 messages: c.messages,
                 messages_per_call: if c.ok > 0 {
                     round3(c.messages as f64 / c.ok as f64)

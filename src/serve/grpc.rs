@@ -26,7 +26,7 @@ use hyper::{Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
 use super::{Out, Reply, State, Verdict};
-use crate::grpc::demo::{PING, STREAM};
+use crate::grpc::demo::{CHAT, COLLECT, PING, STREAM};
 use crate::grpc::{reflect, Code};
 
 /// A gRPC call: HTTP/2 with a `application/grpc` (or `application/grpc+proto`) content type.
@@ -65,6 +65,10 @@ fn trailers_only(code: Code, message: &str, pushback: Option<Duration>) -> Reply
         );
     }
     r
+}
+
+fn invalid(message: &str) -> Reply {
+    trailers_only(Code::INVALID_ARGUMENT, message, None)
 }
 
 /// Trailers closing a stream with `code`.
@@ -109,6 +113,16 @@ async fn read_bounded(mut body: Incoming, max: u64, idle: Duration) -> Read {
     }
 }
 
+/// What a demo call asks for, known before admission.
+enum Shape {
+    Ping,
+    Stream(crate::grpc::demo::StreamAsk),
+    /// Client streaming: this many requests, one reply.
+    Collect(usize),
+    /// Bidirectional: one reply per request.
+    Chat(usize),
+}
+
 impl State {
     pub(super) async fn handle_grpc(self: &Arc<Self>, req: Request<Incoming>) -> Reply {
         let path = req.uri().path().to_string();
@@ -140,16 +154,15 @@ impl State {
             }
         };
         let stream = match path.as_str() {
-            PING => None,
+            PING => Shape::Ping,
             STREAM => match self.demo.stream_ask(&body) {
-                Some(ask) => Some(ask),
-                None => {
-                    return trailers_only(
-                        Code::INVALID_ARGUMENT,
-                        "expected one StreamRequest",
-                        None,
-                    )
-                }
+                Some(ask) => Shape::Stream(ask),
+                None => return invalid("expected one StreamRequest"),
+            },
+            COLLECT | CHAT => match crate::grpc::unframe(&body) {
+                Some(parts) if path == COLLECT => Shape::Collect(parts.len()),
+                Some(parts) => Shape::Chat(parts.len()),
+                None => return invalid("a request message was cut short"),
             },
             _ => return trailers_only(Code::UNIMPLEMENTED, "unknown method", None),
         };
@@ -163,13 +176,13 @@ impl State {
             Verdict::Failed => trailers_only(Code::INTERNAL, "injected error", None),
             Verdict::Lost => trailers_only(Code::UNAVAILABLE, "shutting down", None),
             Verdict::Served => match stream {
-                None => {
-                    let (tx, rx) = mpsc::channel(2);
-                    let _ = tx.try_send(Frame::data(self.demo.ping_reply.clone()));
-                    let _ = tx.try_send(status_trailers(Code::OK));
-                    streamed(rx)
-                }
-                Some(ask) => {
+                Shape::Ping => self.replies(self.demo.ping_reply.clone(), 1),
+                Shape::Collect(n) => match self.demo.collect_reply(n) {
+                    Some(reply) => self.replies(reply, 1),
+                    None => trailers_only(Code::INTERNAL, "no PingReply in the schema", None),
+                },
+                Shape::Chat(n) => self.replies(self.demo.ping_reply.clone(), n),
+                Shape::Stream(ask) => {
                     let (tx, rx) = mpsc::channel(16);
                     let state = self.clone();
                     tokio::spawn(async move {
@@ -195,6 +208,29 @@ impl State {
                 }
             },
         }
+    }
+
+    /// `n` copies of one framed reply, then OK.
+    fn replies(self: &Arc<Self>, reply: Bytes, n: usize) -> Reply {
+        if n < 16 {
+            // Few enough to queue at once: no task needed (the unary hot path).
+            let (tx, rx) = mpsc::channel(n + 1);
+            for _ in 0..n {
+                let _ = tx.try_send(Frame::data(reply.clone()));
+            }
+            let _ = tx.try_send(status_trailers(Code::OK));
+            return streamed(rx);
+        }
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            for _ in 0..n {
+                if tx.send(Frame::data(reply.clone())).await.is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(status_trailers(Code::OK)).await;
+        });
+        streamed(rx)
     }
 
     /// Server reflection (v1 and v1alpha): each request message is answered as it arrives, so

@@ -184,7 +184,7 @@ fn percent_decode(m: &[u8]) -> String {
 /// connection, before the run's connections are opened), checks the body against the method and
 /// returns the plan with the request encoded. `None` when there is nothing to resolve.
 pub async fn resolve(plan: &crate::plan::Plan) -> Result<Option<crate::plan::Plan>, crate::Error> {
-    use crate::grpc::schema::{encode, find, SchemaError};
+    use crate::grpc::schema::{encode_n, find, SchemaError};
     use crate::plan::GrpcSchema;
     let Some(g) = &plan.grpc else {
         return Ok(None);
@@ -217,13 +217,14 @@ pub async fn resolve(plan: &crate::plan::Plan) -> Result<Option<crate::plan::Pla
         &g.call,
         &format!("the server's reflection ({})", target.url),
     )?;
-    let body = encode(&method, json)?;
+    let body = encode_n(&method, json, g.messages)?;
     let mut resolved = plan.clone();
     for r in &mut resolved.requests {
         r.body = body.clone();
     }
     if let Some(rg) = &mut resolved.grpc {
         rg.server_streaming = method.is_server_streaming();
+        rg.client_streaming = method.is_client_streaming();
     }
     Ok(Some(resolved))
 }
