@@ -651,9 +651,14 @@ impl RunArgs {
         target: &Target,
     ) -> Result<Option<(GrpcPlan, RequestSpec)>, Error> {
         if !target.grpc {
-            if self.call.is_some() || !self.protos.is_empty() || !self.import_paths.is_empty() {
+            let grpc_only = self.call.is_some()
+                || !self.protos.is_empty()
+                || !self.import_paths.is_empty()
+                || self.messages.is_some()
+                || self.read_delay.is_some();
+            if grpc_only {
                 return Err(Error::invalid(
-                    "--call/--proto",
+                    "--call/--proto/--import-path/--messages/--read-delay",
                     target.url.clone(),
                     "gRPC options need a grpc:// or grpcs:// target, e.g. grpc://127.0.0.1:50051",
                 ));

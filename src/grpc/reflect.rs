@@ -141,8 +141,8 @@ impl Session {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| self.fail(e.to_string()))?;
         let exchange = async {
-            self.tx.ready().await.map_err(|e| e.to_string())?;
-            let resp = self.tx.send_request(req).await.map_err(|e| e.to_string())?;
+            self.tx.ready().await.map_err(|e| chain(&e))?;
+            let resp = self.tx.send_request(req).await.map_err(|e| chain(&e))?;
             let status = resp.status().as_u16();
             let head_code = resp
                 .headers()
@@ -304,6 +304,25 @@ impl Session {
             .flatten()
             .collect())
     }
+}
+
+/// An error with its causes (`http2 error: connection reset`), and a hint when the server did
+/// not speak HTTP/2 at all.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    if out.contains("http2 error") || out.contains("connection closed") {
+        out.push_str(" (is this an HTTP/2 gRPC port? for TLS use grpcs://)");
+    }
+    out
 }
 
 /// The built-in server's answer to one reflection request, about the services of `pool`.

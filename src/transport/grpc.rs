@@ -251,14 +251,14 @@ async fn connect_h2(
         let (tx, conn) = builder
             .handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::grpc::reflect::chain(&e))?;
         tokio::spawn(conn);
         Ok(tx)
     } else {
         let (tx, conn) = builder
             .handshake(TokioIo::new(tcp))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::grpc::reflect::chain(&e))?;
         tokio::spawn(conn);
         Ok(tx)
     }

@@ -644,7 +644,11 @@ pub async fn client(
             .await
             .map_err(|reason| Error::Protocol {
                 target: target.url.clone(),
-                reason,
+                reason: if target.grpc {
+                    grpc_hint(&reason)
+                } else {
+                    reason
+                },
             })?;
     }
     let warm = pooling.warm.clamp(1, pooling.max_connections.max(1));
@@ -700,6 +704,13 @@ pub async fn client(
         permits: Arc::new(Semaphore::new(permits)),
         pool,
     })
+}
+
+/// A probe failure reworded for a gRPC target, where dropping `--http2` is no option.
+fn grpc_hint(reason: &str) -> String {
+    let cut = reason.find(" (drop --http2").unwrap_or(reason.len());
+    let reason = reason[..cut].replace("use https://", "use grpcs://");
+    format!("{reason} (gRPC needs HTTP/2: is this the server's gRPC port? for TLS use grpcs://)")
 }
 
 /// The HTTP/2 client connection preface followed by an empty SETTINGS frame.
