@@ -49,6 +49,14 @@ pub enum SchemaError {
     #[error("--messages {count} for {path}: a unary or server-streaming method takes exactly one request message (drop --messages, or call a client-streaming or bidirectional method)")]
     Messages { path: String, count: u32 },
 
+    #[error("--messages {count} × {each} bytes is {total} bytes per call, above the {limit}-byte limit of a request stream (send fewer or smaller messages)")]
+    TooLarge {
+        count: usize,
+        each: usize,
+        total: u128,
+        limit: u64,
+    },
+
     #[error("server reflection at {target} failed: {reason} (give the schema with --proto FILE, or enable reflection on the server)")]
     Reflection { target: String, reason: String },
 }
@@ -214,6 +222,15 @@ pub fn encode_n(
     de.end().map_err(|e| bad(e.to_string()))?;
     let one = super::frame(&msg.encode_to_vec());
     let n = messages.unwrap_or(1) as usize;
+    let total = one.len() as u128 * n as u128;
+    if total > u128::from(crate::input::MAX_BODY) {
+        return Err(SchemaError::TooLarge {
+            count: n,
+            each: one.len(),
+            total,
+            limit: crate::input::MAX_BODY,
+        });
+    }
     Ok(if n == 1 { one } else { one.repeat(n).into() })
 }
 
@@ -267,6 +284,11 @@ mod tests {
         .unwrap();
         assert_eq!(encode_n(&c, b"{}", Some(3)).unwrap().len(), 15);
         assert!(encode_n(&m, b"{}", Some(3)).is_err());
+        let big = format!(r#"{{"message":"{}"}}"#, "x".repeat(1 << 20));
+        let e = encode_n(&c, big.as_bytes(), Some(100))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("above the 67108864-byte limit"), "{e}");
     }
 
     #[test]
