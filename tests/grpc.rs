@@ -552,4 +552,84 @@ async fn client_streaming_and_bidi_send_a_fixed_number_of_messages() {
         (true, true, 60)
     );
     assert_eq!(stats.received, 40);
+    let g = collect.grpc.as_ref().unwrap();
+    assert_eq!(
+        g.flow_control_wait_us.count, 20,
+        "one flow-control figure per call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_request_stream_waits_on_flow_control_and_the_report_keeps_it_apart() {
+    // 16 messages of 256 KiB per call: far beyond HTTP/2's windows, so most messages wait for
+    // the server's WINDOW_UPDATEs; 3 empty messages never do.
+    let _t = timing_lock().await;
+    let server = serve(ServeConfig {
+        max_body: 64 << 20,
+        ..ServeConfig::default()
+    })
+    .await;
+    let url = grpc_url(&server);
+    let dir = tempdir();
+    let big = dir.join("big.json");
+    let payload = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        vec![7u8; 256 << 10],
+    );
+    std::fs::write(&big, format!(r#"{{"payload":"{payload}"}}"#)).unwrap();
+    let body = format!("@{}", big.display());
+    let call = "metronome.demo.v1.Demo/Collect";
+    let large = run(plan(&[
+        &url,
+        "--call",
+        call,
+        "--proto",
+        &proto(),
+        "--messages",
+        "16",
+        "-b",
+        &body,
+        "-r",
+        "20",
+        "-n",
+        "20",
+    ]))
+    .await;
+    let small = run(plan(&[
+        &url,
+        "--call",
+        call,
+        "--proto",
+        &proto(),
+        "--messages",
+        "3",
+        "-r",
+        "20",
+        "-n",
+        "20",
+    ]))
+    .await;
+    server.shutdown().await;
+    assert_eq!(
+        (code(&large, "OK"), code(&small, "OK")),
+        (20, 20),
+        "{:?}",
+        large.errors
+    );
+    let (lw, sw) = (
+        &large.grpc.as_ref().unwrap().flow_control_wait_us,
+        &small.grpc.as_ref().unwrap().flow_control_wait_us,
+    );
+    assert_eq!((lw.count, sw.count), (20, 20));
+    assert!(
+        lw.p50 > sw.p50 && lw.p50 >= 200,
+        "large {lw:?}, small {sw:?}"
+    );
+    // The wait is part of the call's service time (it was sent later), never more than it.
+    assert!(
+        lw.p50 <= large.service_time_us.p99,
+        "{lw:?} {:?}",
+        large.service_time_us
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -69,6 +69,9 @@ pub struct Clocks {
     pub connect: Histogram<u64>,
     /// gRPC: first response message − send, for calls that got one, at [`SECONDARY_SIGFIGS`].
     pub first_message: Histogram<u64>,
+    /// gRPC client streaming: per call, the time its request messages waited for HTTP/2 flow
+    /// control, at [`SECONDARY_SIGFIGS`].
+    pub flow_wait: Histogram<u64>,
     /// Values that exceeded [`HIGHEST_US`] and were clamped: latency, service time, send lag.
     pub clamped: [u64; 3],
 }
@@ -82,6 +85,7 @@ impl Default for Clocks {
             latency_by_group: std::array::from_fn(|_| new_secondary()),
             connect: new_secondary(),
             first_message: new_secondary(),
+            flow_wait: new_secondary(),
             clamped: [0; 3],
         }
     }
@@ -119,6 +123,9 @@ impl Clocks {
         if let Some(t) = o.time_to_first_message() {
             self.first_message.saturating_record(us(t).min(HIGHEST_US));
         }
+        if let Some(w) = o.completion().flow_wait {
+            self.flow_wait.saturating_record(us(w).min(HIGHEST_US));
+        }
     }
 
     fn add(&mut self, other: &Clocks) {
@@ -128,6 +135,7 @@ impl Clocks {
         let _ = self.send_lag.add(&other.send_lag);
         let _ = self.connect.add(&other.connect);
         let _ = self.first_message.add(&other.first_message);
+        let _ = self.flow_wait.add(&other.flow_wait);
         for (a, b) in self
             .latency_by_group
             .iter_mut()
@@ -146,6 +154,7 @@ impl Clocks {
         self.send_lag.reset();
         self.connect.reset();
         self.first_message.reset();
+        self.flow_wait.reset();
         for h in &mut self.latency_by_group {
             h.reset();
         }

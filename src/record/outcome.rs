@@ -117,6 +117,9 @@ pub struct Completion {
     pub messages: u32,
     /// When the first response message was complete (gRPC), for time to first message.
     pub first_message: Option<Instant>,
+    /// gRPC client streaming: how long the call's request messages waited, in all, for HTTP/2
+    /// flow control (a full stream or connection window) before hyper took them.
+    pub flow_wait: Option<Duration>,
 }
 
 impl Completion {
@@ -131,6 +134,7 @@ impl Completion {
             grpc: None,
             messages: 0,
             first_message: None,
+            flow_wait: None,
         }
     }
 
@@ -145,6 +149,7 @@ impl Completion {
             grpc: None,
             messages: 0,
             first_message: None,
+            flow_wait: None,
         }
     }
 
@@ -157,6 +162,12 @@ impl Completion {
     pub fn with_messages(mut self, messages: u32, first: Option<Instant>) -> Self {
         self.messages = messages;
         self.first_message = first;
+        self
+    }
+
+    /// The flow-control wait a client-streaming call's body measured, if it was one.
+    pub fn with_flow_wait(mut self, flow: Option<&crate::transport::grpc::FlowTally>) -> Self {
+        self.flow_wait = flow.map(crate::transport::grpc::FlowTally::total);
         self
     }
 

@@ -125,6 +125,9 @@ pub struct GrpcReport {
     pub messages_per_call: f64,
     /// First response message − send, for calls that got one (µs).
     pub time_to_first_message_us: Stats,
+    /// Client streaming: per call, the time its request messages waited, in all, for HTTP/2
+    /// flow control (µs); empty for other calls. Backpressure, apart from latency.
+    pub flow_control_wait_us: Stats,
     /// The pause after each response message (`--read-delay`), ms; 0 for none.
     pub read_delay_ms: f64,
 }
@@ -566,6 +569,7 @@ impl Report {
                     0.0
                 },
                 time_to_first_message_us: Stats::of(&clocks.first_message, 0),
+                flow_control_wait_us: Stats::of(&clocks.flow_wait, 0),
                 read_delay_ms: g
                     .read_delay
                     .map_or(0.0, |d| round3(d.as_secs_f64() * 1000.0)),

@@ -592,9 +592,18 @@ fn grpc(s: &mut String, r: &Report) {
             format_us(g.time_to_first_message_us.p99)
         )
     };
+    let flow = if g.flow_control_wait_us.count == 0 {
+        String::new()
+    } else {
+        format!(
+            "; requests waited on flow control p50 {} p99 {} per call",
+            format_us(g.flow_control_wait_us.p50),
+            format_us(g.flow_control_wait_us.p99)
+        )
+    };
     let _ = writeln!(
         s,
-        "  messages   {} received, {} per call{first}",
+        "  messages   {} received, {} per call{first}{flow}",
         g.messages, g.messages_per_call
     );
 }

@@ -180,6 +180,104 @@ fn percent_decode(m: &[u8]) -> String {
     crate::error::clip(&String::from_utf8_lossy(&out)).into_owned()
 }
 
+/// A request body: whole (HTTP, unary and server-streaming gRPC), or a client stream's messages
+/// handed to hyper one frame each, so that the time each waited for HTTP/2 flow control shows.
+pub enum ReqBody {
+    Whole(http_body_util::Full<bytes::Bytes>),
+    Messages(Messages),
+}
+
+/// The messages of one client-streaming call, pre-encoded and shared by every call.
+pub struct Messages {
+    chunks: std::sync::Arc<[bytes::Bytes]>,
+    next: usize,
+    /// When the previous message was taken.
+    last: Instant,
+    tally: std::sync::Arc<FlowTally>,
+}
+
+/// How long a call's request messages waited, in all, for HTTP/2 flow control.
+///
+/// hyper asks the body for its next frame only once the stream has send capacity again, so the
+/// gap between two asks is the time the message waited on a full stream or connection window
+/// (plus the microsecond it takes to hand a frame over): backpressure from the server, kept
+/// apart from its answer's latency.
+#[derive(Debug, Default)]
+pub struct FlowTally {
+    wait_ns: std::sync::atomic::AtomicU64,
+}
+
+impl FlowTally {
+    pub fn total(&self) -> Duration {
+        Duration::from_nanos(self.wait_ns.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl ReqBody {
+    /// A body sending `chunks` (framed messages) one by one, and the tally of their waits.
+    pub fn messages(
+        chunks: std::sync::Arc<[bytes::Bytes]>,
+    ) -> (ReqBody, std::sync::Arc<FlowTally>) {
+        let tally = std::sync::Arc::new(FlowTally::default());
+        let body = ReqBody::Messages(Messages {
+            chunks,
+            next: 0,
+            last: Instant::now(),
+            tally: tally.clone(),
+        });
+        (body, tally)
+    }
+}
+
+impl hyper::body::Body for ReqBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            ReqBody::Whole(b) => std::pin::Pin::new(b).poll_frame(cx),
+            ReqBody::Messages(m) => {
+                let Some(chunk) = m.chunks.get(m.next).cloned() else {
+                    return std::task::Poll::Ready(None);
+                };
+                let now = Instant::now();
+                // The first message is taken with the headers; from then on every gap is a
+                // wait for send capacity.
+                if m.next > 0 {
+                    let waited = u64::try_from(now.saturating_duration_since(m.last).as_nanos())
+                        .unwrap_or(u64::MAX);
+                    m.tally
+                        .wait_ns
+                        .fetch_add(waited, std::sync::atomic::Ordering::Relaxed);
+                }
+                m.last = now;
+                m.next += 1;
+                std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Whole(b) => b.is_end_stream(),
+            ReqBody::Messages(m) => m.next >= m.chunks.len(),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            ReqBody::Whole(b) => b.size_hint(),
+            ReqBody::Messages(m) => {
+                let left: usize = m.chunks.iter().skip(m.next).map(bytes::Bytes::len).sum();
+                hyper::body::SizeHint::with_exact(left as u64)
+            }
+        }
+    }
+}
+
 /// For a gRPC plan whose schema comes from reflection: asks the server (on a throw-away
 /// connection, before the run's connections are opened), checks the body against the method and
 /// returns the plan with the request encoded. `None` when there is nothing to resolve.
