@@ -639,7 +639,7 @@ pub async fn client(
                 p.messages = crate::grpc::unframe(&p.body).map(|parts| {
                     parts
                         .into_iter()
-                        .map(|m| crate::grpc::frame(m))
+                        .map(crate::grpc::frame)
                         .collect::<Vec<_>>()
                         .into()
                 });
