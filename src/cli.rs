@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::error::{clip, Error};
 use crate::grpc::schema::CallName;
 use crate::plan::{
-    self, GrpcPlan, GrpcSchema, Limits, Plan, Protocol, RequestSpec, Target, TlsOptions,
+    self, GrpcCall, GrpcPlan, GrpcSchema, Limits, Plan, Protocol, RequestSpec, Target, TlsOptions,
 };
 use crate::profile::{self, Profile};
 use crate::schedule::{fresh_seed, Arrivals, Shape, ShapeError, ShapeParam};
@@ -520,9 +520,9 @@ impl RunArgs {
         let profile = self.profile.as_deref().map(profile::load).transpose()?;
         let target = self.target(profile.as_ref())?;
         let grpc = self.grpc(profile.as_ref(), &target)?;
-        let (requests, weights) = match &grpc {
-            Some((_, spec)) => (vec![spec.clone()], vec![1]),
-            None => self.requests(profile.as_ref(), &target)?,
+        let (grpc, (requests, weights)) = match grpc {
+            Some((g, specs, weights)) => (Some(g), (specs, weights)),
+            None => (None, self.requests(profile.as_ref(), &target)?),
         };
         let shape = self.shape(profile.as_ref())?;
         let plan = Plan {
@@ -553,7 +553,7 @@ impl RunArgs {
                 ca_file: self.cacert.clone(),
             },
             rejected: plan::parse_statuses(&self.rejected)?,
-            grpc: grpc.map(|(g, _)| g),
+            grpc,
             max_send_lag: self.max_send_lag,
             progress: !self.quiet,
             pacer_quantum: self.pacer_quantum,
@@ -643,13 +643,10 @@ impl RunArgs {
         })
     }
 
-    /// A gRPC target's call: the method, its schema (the .proto files are compiled and the body
-    /// encoded here; reflection waits for the run), metadata from -H, the deadline.
-    fn grpc(
-        &self,
-        profile: Option<&Profile>,
-        target: &Target,
-    ) -> Result<Option<(GrpcPlan, RequestSpec)>, Error> {
+    /// A gRPC target's calls: `--call` with `-b`, or the profile's `[[request]]`s each naming a
+    /// `call`; their schema (the .proto files are compiled and the bodies encoded here;
+    /// reflection waits for the run), metadata from -H (and the profile's headers), the deadline.
+    fn grpc(&self, profile: Option<&Profile>, target: &Target) -> Result<Option<GrpcRun>, Error> {
         if !target.grpc {
             let grpc_only = self.call.is_some()
                 || !self.protos.is_empty()
@@ -665,13 +662,6 @@ impl RunArgs {
             }
             return Ok(None);
         }
-        if profile.is_some_and(|p| !p.requests.is_empty()) {
-            return Err(Error::invalid(
-                "--profile",
-                target.url.clone(),
-                "a profile's [[request]] mix cannot name gRPC calls yet; use a profile without [[request]] (its shape only) and --call",
-            ));
-        }
         if let Some(m) = &self.method {
             return Err(Error::invalid(
                 "--method",
@@ -679,47 +669,122 @@ impl RunArgs {
                 "a gRPC call is always a POST; name the method with --call package.Service/Method",
             ));
         }
-        let raw = self.call.as_deref().ok_or_else(|| {
-            Error::invalid(
-                "--call",
-                "(none)",
-                "a grpc:// target needs the method to call, e.g. --call metronome.demo.v1.Demo/Ping",
-            )
-        })?;
-        let call = CallName::parse(raw)?;
         let rejected = crate::grpc::parse_codes(&self.grpc_rejected).map_err(|reason| {
             Error::invalid("--grpc-rejected", self.grpc_rejected.clone(), reason)
         })?;
-        let json = plan::parse_body(self.body.as_deref().unwrap_or("{}"))?;
-        let mut spec = RequestSpec::parse("POST", &[], None)?;
-        spec.path = Some(call.path().parse().map_err(|_| {
-            Error::invalid("--call", raw.to_string(), "not usable as an HTTP/2 path")
-        })?);
-        spec.headers = grpc_metadata(&self.headers, self.timeout)?;
-        let (schema, streaming) = if self.protos.is_empty() {
-            spec.body = json.clone();
-            (GrpcSchema::Reflection { json }, (false, false))
+        let (mix, weights) = self.grpc_mix(profile)?;
+        let pool = if self.protos.is_empty() {
+            None
         } else {
-            let pool = crate::grpc::schema::compile(&self.protos, &self.import_paths)?;
-            let method = crate::grpc::schema::find(&pool, &call, "the --proto files")?;
-            spec.body = crate::grpc::schema::encode_n(&method, &json, self.messages)?;
-            (
-                GrpcSchema::Files,
-                (method.is_client_streaming(), method.is_server_streaming()),
-            )
+            Some(crate::grpc::schema::compile(
+                &self.protos,
+                &self.import_paths,
+            )?)
         };
-        Ok(Some((
-            GrpcPlan {
+        let mut calls = Vec::new();
+        let mut specs = Vec::new();
+        for MixEntry {
+            name,
+            call,
+            json,
+            headers: extra,
+        } in mix
+        {
+            let mut spec = RequestSpec::parse("POST", &[], None)?;
+            spec.name = name;
+            spec.path = Some(call.path().parse().map_err(|_| {
+                Error::invalid("--call", call.path(), "not usable as an HTTP/2 path")
+            })?);
+            let mut headers = self.headers.clone();
+            headers.extend(extra);
+            spec.headers = grpc_metadata(&headers, self.timeout)?;
+            let mut c = GrpcCall {
                 call,
-                schema,
-                rejected,
-                client_streaming: streaming.0,
-                server_streaming: streaming.1,
-                messages: self.messages,
-                read_delay: self.read_delay,
-            },
-            spec,
-        )))
+                json: json.clone(),
+                client_streaming: false,
+                server_streaming: false,
+            };
+            spec.body = match &pool {
+                None => json,
+                Some(pool) => {
+                    let method = crate::grpc::schema::find(pool, &c.call, "the --proto files")?;
+                    c.client_streaming = method.is_client_streaming();
+                    c.server_streaming = method.is_server_streaming();
+                    crate::grpc::schema::encode_n(&method, &json, self.messages)?
+                }
+            };
+            calls.push(c);
+            specs.push(spec);
+        }
+        let schema = if pool.is_some() {
+            GrpcSchema::Files
+        } else {
+            GrpcSchema::Reflection
+        };
+        let plan = GrpcPlan {
+            calls,
+            schema,
+            rejected,
+            messages: self.messages,
+            read_delay: self.read_delay,
+        };
+        Ok(Some((plan, specs, weights)))
+    }
+
+    /// The calls of a gRPC run (name, method, JSON body, the request's own headers) and their
+    /// weights: `--call` and `-b`, or the profile's `[[request]]`s, each with a `call`.
+    fn grpc_mix(&self, profile: Option<&Profile>) -> Result<(Vec<MixEntry>, Vec<u32>), Error> {
+        let Some(p) = profile.filter(|p| !p.requests.is_empty()) else {
+            let raw = self.call.as_deref().ok_or_else(|| {
+                Error::invalid(
+                    "--call",
+                    "(none)",
+                    "a grpc:// target needs the method to call, e.g. --call metronome.demo.v1.Demo/Ping",
+                )
+            })?;
+            let json = plan::parse_body(self.body.as_deref().unwrap_or("{}"))?;
+            let one = MixEntry {
+                name: None,
+                call: CallName::parse(raw)?,
+                json,
+                headers: Vec::new(),
+            };
+            return Ok((vec![one], vec![1]));
+        };
+        if self.call.is_some() || self.body.is_some() {
+            return Err(Error::invalid(
+                "--call/--body",
+                self.call.clone().or(self.body.clone()).unwrap_or_default(),
+                "the profile defines its own [[request]]s; set call and body there (-H still adds metadata to each)",
+            ));
+        }
+        let mut mix = Vec::new();
+        for def in &p.requests {
+            let what = def.name.clone().unwrap_or_else(|| "(unnamed)".to_string());
+            let raw = def.call.as_deref().ok_or_else(|| {
+                Error::invalid(
+                    "--profile",
+                    format!("[[request]] {what}"),
+                    "on a grpc:// target every [[request]] names its method: call = \"package.Service/Method\"",
+                )
+            })?;
+            let json = def
+                .body
+                .clone()
+                .unwrap_or_else(|| bytes::Bytes::from_static(b"{}"));
+            let headers = def
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            mix.push(MixEntry {
+                name: def.name.clone(),
+                call: CallName::parse(raw)?,
+                json,
+                headers,
+            });
+        }
+        Ok((mix, p.weights()))
     }
 
     /// One request from -X/-H/-b, or the profile's mix (which -X and -b cannot override).
@@ -810,6 +875,19 @@ impl RunArgs {
             self.rate_scale,
         )
     }
+}
+
+/// A gRPC run's part of the plan: the calls, their requests and their weights.
+type GrpcRun = (GrpcPlan, Vec<RequestSpec>, Vec<u32>);
+
+/// One call of a gRPC mix before its schema is known.
+struct MixEntry {
+    name: Option<String>,
+    call: CallName,
+    /// The request message as JSON.
+    json: bytes::Bytes,
+    /// The profile request's own headers (`Name: value`), added to -H.
+    headers: Vec<String>,
 }
 
 /// gRPC metadata from -H, plus the headers every call carries (content type, `te: trailers`,

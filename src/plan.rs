@@ -218,6 +218,12 @@ impl RequestSpec {
         let what = def.name.clone().unwrap_or_else(|| def.method.clone());
         let bad =
             |reason: String| Error::invalid("--profile", format!("[[request]] {what}"), reason);
+        if let Some(call) = &def.call {
+            return Err(bad(format!(
+                "call = \"{call}\" names a gRPC method, but the target {} is not grpc:// or grpcs://",
+                target.url
+            )));
+        }
         let method = Method::from_bytes(def.method.as_bytes())
             .map_err(|_| bad(format!("'{}' is not an HTTP method", def.method)))?;
         let path = match (&def.url, &def.path) {
@@ -388,21 +394,30 @@ pub enum GrpcSchema {
     /// `--proto` files, already compiled at plan time: the request body is encoded.
     Files,
     /// The server's reflection service, asked before the run's connections are opened; the
-    /// request body is still the JSON, checked and encoded then.
-    Reflection { json: Bytes },
+    /// request bodies are still the JSON ([`GrpcCall::json`]), checked and encoded then.
+    Reflection,
 }
 
-/// A gRPC run: the method, where its schema comes from, and how answers are judged.
+/// One gRPC call of the request mix.
 #[derive(Clone, Debug)]
-pub struct GrpcPlan {
+pub struct GrpcCall {
     pub call: crate::grpc::schema::CallName,
-    pub schema: GrpcSchema,
-    /// Codes counted as rejected (load shedding) rather than errors.
-    pub rejected: Vec<crate::grpc::Code>,
+    /// The request message as JSON (`-b`, or the profile request's body).
+    pub json: Bytes,
     /// The method takes a stream of requests (client streaming or bidirectional).
     pub client_streaming: bool,
     /// The method streams its answer (server streaming or bidirectional).
     pub server_streaming: bool,
+}
+
+/// A gRPC run: the methods, where their schema comes from, and how answers are judged.
+#[derive(Clone, Debug)]
+pub struct GrpcPlan {
+    /// One per entry of [`Plan::requests`], same order.
+    pub calls: Vec<GrpcCall>,
+    pub schema: GrpcSchema,
+    /// Codes counted as rejected (load shedding) rather than errors.
+    pub rejected: Vec<crate::grpc::Code>,
     /// Request messages per call (`--messages`; `None`: one).
     pub messages: Option<u32>,
     /// Pause after each response message (a slow reader).

@@ -633,3 +633,40 @@ async fn a_large_request_stream_waits_on_flow_control_and_the_report_keeps_it_ap
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_mix_names_grpc_calls_by_weight() {
+    let server = serve_default().await;
+    let url = grpc_url(&server);
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/grpc-mix.toml");
+    // 200/s for 1 s of the profile's 30 s stage, via .proto; then the same via reflection.
+    let proto_run = run(plan(&[
+        &url,
+        "--profile",
+        profile,
+        "--proto",
+        &proto(),
+        "--time-scale",
+        "30",
+    ]))
+    .await;
+    let reflect_run = run(plan(&[&url, "--profile", profile, "--time-scale", "30"])).await;
+    let pings = received_on(&server, "/metronome.demo.v1.Demo/Ping");
+    let streams = received_on(&server, "/metronome.demo.v1.Demo/Stream");
+    server.shutdown().await;
+    for r in [&proto_run, &reflect_run] {
+        assert_accounting(r);
+        assert_eq!(r.counts.ok, 200, "{:?}", r.errors);
+        let g = r.grpc.as_ref().unwrap();
+        assert_eq!((g.call.as_str(), g.server_streaming), ("mixed", true));
+    }
+    assert_eq!(pings + streams, 400);
+    assert!(
+        (240..=360).contains(&pings),
+        "3:1 by weight: {pings} pings, {streams} streams"
+    );
+    // Every stream answers 4 messages, every ping 1.
+    let g = proto_run.grpc.as_ref().unwrap();
+    let streams_here = (g.messages - 200) / 3;
+    assert_eq!(g.messages, 200 + 3 * streams_here);
+}

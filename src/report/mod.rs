@@ -110,12 +110,13 @@ pub struct Report {
 /// What a gRPC run adds to the report.
 #[derive(Clone, Debug, Serialize)]
 pub struct GrpcReport {
-    /// `package.Service/Method`.
+    /// `package.Service/Method`, or `mixed` for a profile's mix of several calls.
     pub call: String,
     /// `proto` (the --proto files) or `reflection` (the server's reflection service).
     pub schema: &'static str,
+    /// Some method of the mix streams its answer.
     pub server_streaming: bool,
-    /// The method takes a stream of requests (client streaming or bidirectional).
+    /// Some method of the mix takes a stream of requests (client streaming or bidirectional).
     pub client_streaming: bool,
     /// Request messages sent per call (`--messages`, 1 by default).
     pub request_messages: u32,
@@ -554,13 +555,16 @@ impl Report {
                 .map(|(k, v)| (k.name().to_string(), v))
                 .collect(),
             grpc: plan.grpc.as_ref().map(|g| GrpcReport {
-                call: format!("{}/{}", g.call.service, g.call.method),
+                call: match g.calls.as_slice() {
+                    [one] => format!("{}/{}", one.call.service, one.call.method),
+                    _ => "mixed".to_string(),
+                },
                 schema: match g.schema {
                     crate::plan::GrpcSchema::Files => "proto",
-                    crate::plan::GrpcSchema::Reflection { .. } => "reflection",
+                    crate::plan::GrpcSchema::Reflection => "reflection",
                 },
-                server_streaming: g.server_streaming,
-                client_streaming: g.client_streaming,
+                server_streaming: g.calls.iter().any(|c| c.server_streaming),
+                client_streaming: g.calls.iter().any(|c| c.client_streaming),
                 request_messages: g.messages.unwrap_or(1),
                 messages: c.messages,
                 messages_per_call: if c.ok > 0 {

@@ -287,7 +287,7 @@ pub async fn resolve(plan: &crate::plan::Plan) -> Result<Option<crate::plan::Pla
     let Some(g) = &plan.grpc else {
         return Ok(None);
     };
-    let GrpcSchema::Reflection { json } = &g.schema else {
+    let GrpcSchema::Reflection = &g.schema else {
         return Ok(None);
     };
     let target = &plan.target;
@@ -309,20 +309,28 @@ pub async fn resolve(plan: &crate::plan::Plan) -> Result<Option<crate::plan::Pla
         target: target.url.clone(),
         timeout: plan.limits.connect_timeout.max(Duration::from_secs(1)),
     };
-    let pool = session.fetch(&g.call.service).await?;
-    let method = find(
-        &pool,
-        &g.call,
-        &format!("the server's reflection ({})", target.url),
-    )?;
-    let body = encode_n(&method, json, g.messages)?;
     let mut resolved = plan.clone();
-    for r in &mut resolved.requests {
-        r.body = body.clone();
-    }
-    if let Some(rg) = &mut resolved.grpc {
-        rg.server_streaming = method.is_server_streaming();
-        rg.client_streaming = method.is_client_streaming();
+    let mut pools: Vec<(String, prost_reflect::DescriptorPool)> = Vec::new();
+    let source = format!("the server's reflection ({})", target.url);
+    for (i, c) in g.calls.iter().enumerate() {
+        let service = &c.call.service;
+        let pool = match pools.iter().find(|(s, _)| s == service) {
+            Some((_, p)) => p.clone(),
+            None => {
+                let p = session.fetch(service).await?;
+                pools.push((service.clone(), p.clone()));
+                p
+            }
+        };
+        let method = find(&pool, &c.call, &source)?;
+        let body = encode_n(&method, &c.json, g.messages)?;
+        if let Some(r) = resolved.requests.get_mut(i) {
+            r.body = body;
+        }
+        if let Some(rc) = resolved.grpc.as_mut().and_then(|rg| rg.calls.get_mut(i)) {
+            rc.server_streaming = method.is_server_streaming();
+            rc.client_streaming = method.is_client_streaming();
+        }
     }
     Ok(Some(resolved))
 }

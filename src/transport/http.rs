@@ -629,13 +629,19 @@ pub async fn client(
     } else {
         None
     };
-    let streaming = plan.grpc.as_ref().is_some_and(|g| g.client_streaming);
+    let streaming = |i: usize| {
+        plan.grpc
+            .as_ref()
+            .and_then(|g| g.calls.get(i))
+            .is_some_and(|c| c.client_streaming)
+    };
     let requests = plan
         .requests
         .iter()
-        .map(|spec| {
+        .enumerate()
+        .map(|(i, spec)| {
             let mut p = Prepared::new(spec, target, plan.protocol);
-            if streaming {
+            if streaming(i) {
                 p.messages = crate::grpc::unframe(&p.body).map(|parts| {
                     parts
                         .into_iter()
