@@ -39,6 +39,8 @@ fn code(r: &metronome::Report, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unary_calls_from_a_proto_file_are_measured_like_http() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
     let server = serve_default().await;
     let url = grpc_url(&server);
     let p = plan(&[
@@ -74,6 +76,8 @@ async fn unary_calls_from_a_proto_file_are_measured_like_http() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_streaming_via_reflection_counts_messages_and_time_to_first() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
     let server = serve_default().await;
     let dir = tempdir();
     let json = dir.join("g.json");
@@ -182,6 +186,8 @@ async fn a_stalled_grpc_service_shows_in_the_tail_and_send_lag_stays_small() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shed_calls_are_rejected_and_counted_per_code() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
     // Rate limit: RESOURCE_EXHAUSTED with grpc-retry-pushback-ms.
     let server = serve(ServeConfig {
         rate_limit: Some(20.0),
@@ -388,6 +394,8 @@ async fn tls_in_front_of(backend: std::net::SocketAddr) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcs_negotiates_h2_and_verifies_the_certificate() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
     let server = serve_default().await;
     let (port, pem) = tls_in_front_of(server.local_addr()).await;
     let dir = tempdir();
@@ -428,6 +436,8 @@ async fn grpcs_negotiates_h2_and_verifies_the_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_follow_grpc_codes_and_honour_pushback() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
     // One worker, no queue, 50 ms per call at 100/s: most calls are shed with UNAVAILABLE and
     // `grpc-retry-pushback-ms: 1000`. Counted as errors here (--grpc-rejected ''), they are
     // retried only because the policy names the code; each retry waits the second asked for.
@@ -470,6 +480,8 @@ async fn retries_follow_grpc_codes_and_honour_pushback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_stretches_a_stream_but_not_its_first_message() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
     let server = serve_default().await;
     let r = run(plan(&[
         &grpc_url(&server),
@@ -502,6 +514,8 @@ async fn a_slow_reader_stretches_a_stream_but_not_its_first_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_streaming_and_bidi_send_a_fixed_number_of_messages() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
     let server = serve_default().await;
     let url = grpc_url(&server);
     let collect = run(plan(&[
@@ -636,6 +650,8 @@ async fn a_large_request_stream_waits_on_flow_control_and_the_report_keeps_it_ap
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_mix_names_grpc_calls_by_weight() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
     let server = serve_default().await;
     let url = grpc_url(&server);
     let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/grpc-mix.toml");
