@@ -12,6 +12,9 @@ Run it through scripts/bench.sh (which builds metronome and can install peers). 
   R  metronome only: RSS at 5000/s for 10 s and for --long (default 5 min)
   M  metronome only: peak RSS with ~3000 connections open at once (1500 req/s for 6 s against
      `metronome serve` stalled at t=2 s for 2 s; target under 64 MiB)
+  G  gRPC unary calls vs metronome's own h2c POSTs of the same size, both against `metronome
+     serve` on CPU 1 (nginx speaks no gRPC here): max rate (2 connections x 100 streams) and a
+     fixed 5000/s; k6's gRPC client beside them when k6 is installed
 
 Figures per run: completed requests, achieved rate, CPU us per request ((user+sys)/completed),
 peak RSS, latency percentiles where the tool reports them, and metronome's send-lag p99 and
@@ -34,7 +37,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-METRONOME = ROOT / "target" / "release" / "metronome"
+METRONOME = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / "release" / "metronome"
 OUT = ROOT / "target" / "bench"
 H1 = "http://127.0.0.1:18080/"
 SERVE = "http://127.0.0.1:18090/"
@@ -195,6 +198,20 @@ def parse_metronome(out, err, json_path):
     return res
 
 
+def parse_k6_grpc(out, err, summary_path):
+    m = json.loads(Path(summary_path).read_text())["metrics"]
+    d = m.get("grpc_req_duration", {})
+    its = m.get("iterations", {}).get("count", 0)
+    res = {"completed": int(its), "note": "k6 gRPC, measured from the send"}
+    for k, name in [("med", "p50"), ("p(90)", "p90"), ("p(95)", "p95"), ("p(99)", "p99"), ("p(99.9)", "p99.9"), ("max", "max")]:
+        if k in d:
+            res[name] = d[k]
+    dropped = m.get("dropped_iterations", {}).get("count", 0)
+    if dropped:
+        res["note"] += "; %d iterations dropped" % dropped
+    return res
+
+
 def parse_oha(out, err, _):
     r = json.loads(out)
     codes = r.get("statusCodeDistribution", {})
@@ -253,6 +270,23 @@ def parse_k6(out, err, summary_path):
     dropped = int(r.get("dropped_iterations", {}).get("count", 0))
     res["note"] = "dropped_iterations %d" % dropped
     return res
+
+
+K6_GRPC_SCRIPT = r"""
+import grpc from 'k6/net/grpc';
+const client = new grpc.Client();
+client.load([__ENV.PROTO_DIR], 'metronome/demo/v1/demo.proto');
+export const options = {
+  scenarios: { s: __ENV.MODE === 'max'
+    ? { executor: 'constant-vus', vus: Number(__ENV.VUS), duration: __ENV.DURATION }
+    : { executor: 'constant-arrival-rate', rate: Number(__ENV.RATE), timeUnit: '1s',
+        duration: __ENV.DURATION, preAllocatedVUs: Number(__ENV.VUS) } },
+};
+export default function () {
+  if (__ITER === 0) { client.connect(__ENV.ADDR, { plaintext: true }); }
+  client.invoke('metronome.demo.v1.Demo/Ping', { message: 'hi' });
+}
+"""
 
 
 class Runner:
@@ -394,6 +428,31 @@ class Runner:
                 runs.append(self.one("D", tool, tool, ["h2load", "-t1", "-c", "2", "-D", str(s), "--h1", "--rps", "100", LIMITED], s, parse_h2load))
         return "D: 200 req/s for %d s against /limited (expected ~%d x 200, the rest 429)" % (s, 100 * s + 10), runs
 
+    def scenario_g(self):
+        # Same server, same connections and streams, same message bytes on the wire: the h2c row
+        # POSTs the 11 bytes of the framed PingRequest that the gRPC row sends as a call.
+        s = self.secs(10)
+        target = lambda: Serve([], OUT / "raw" / "G-serve.log")
+        grpc_url = "grpc://127.0.0.1:18090"
+        call = ["--call", "metronome.demo.v1.Demo/Ping", "--proto", str(ROOT / "proto/metronome/demo/v1/demo.proto"),
+                "-b", '{"message":"hi"}']
+        h2c = ["--http2", "-X", "POST", "-b", "0123456789a"]
+        conns = ["-c", "2", "--max-connections", "2", "--max-streams", "100"]
+        runs = []
+        for label, rate in [("max", "max"), ("5000", "5000")]:
+            runs.append(self.metronome("G", SERVE, h2c + conns + ["-r", rate, "-d", "%ds" % s], s, "-h2c-" + label, target=target))
+            runs.append(self.metronome("G", grpc_url, call + conns + ["-r", rate, "-d", "%ds" % s], s, "-grpc-" + label, target=target))
+        if "k6" in self.tools:
+            (self.tmp / "k6-grpc.js").write_text(K6_GRPC_SCRIPT)
+            for label, mode, rate in [("max", "max", 0), ("5000", "rate", 5000)]:
+                summary = self.tmp / ("k6-G-%s.json" % label)
+                env = {"MODE": mode, "RATE": str(rate), "VUS": "200" if mode == "max" else "100", "DURATION": "%ds" % s,
+                       "ADDR": "127.0.0.1:18090", "PROTO_DIR": str(ROOT / "proto"), "K6_NO_USAGE_REPORT": "true"}
+                cmd = ["k6", "run", "-q", "--no-color", "--summary-export", str(summary),
+                       "--summary-trend-stats", "avg,min,med,max,p(90),p(95),p(99),p(99.9)", str(self.tmp / "k6-grpc.js")]
+                runs.append(self.one("G", "k6", "k6-grpc-" + label, cmd, s, parse_k6_grpc, summary, env=env, target=target))
+        return "G: gRPC unary vs h2c against `metronome serve`, 2 connections x 100 streams, %d s" % s, runs
+
     def scenario_r(self):
         runs = [self.metronome("R", H1, ["-r", "5000", "-d", "10s", "-c", "50"], 10, "-10s")]
         if not self.args.quick:
@@ -440,10 +499,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="quarter-length runs, no long RSS run")
     ap.add_argument("--runs", type=int, default=1, help="repeat each run N times (median (min..max))")
     ap.add_argument("--only", default="", help="comma-separated tools, e.g. metronome,oha")
-    ap.add_argument("--scenarios", default="A,B,C,D,R,M", help="comma-separated scenarios")
+    ap.add_argument("--scenarios", default="A,B,C,D,R,M,G", help="comma-separated scenarios")
     ap.add_argument("--long", default="300", help="seconds for the long RSS run (scenario R)")
     args = ap.parse_args()
-    if shutil.which("nginx") is None:
+    if shutil.which("nginx") is None and set(args.scenarios.split(",")) - {"G", "M"}:
         sys.exit("nginx is not installed: run scripts/bench.sh --install")
     (OUT / "raw").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

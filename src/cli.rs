@@ -7,7 +7,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{clip, Error};
-use crate::plan::{self, Limits, Plan, Protocol, RequestSpec, Target, TlsOptions};
+use crate::grpc::schema::CallName;
+use crate::plan::{
+    self, GrpcCall, GrpcPlan, GrpcSchema, Limits, Plan, Protocol, RequestSpec, Target, TlsOptions,
+};
 use crate::profile::{self, Profile};
 use crate::schedule::{fresh_seed, Arrivals, Shape, ShapeError, ShapeParam};
 use crate::serve::{ServeConfig, ServiceTime, Stall};
@@ -28,7 +31,7 @@ pub struct Cli {
 pub enum Command {
     /// Send load to a URL at a fixed rate or along a load profile; report latency from each request's intended start.
     Run(Box<RunArgs>),
-    /// Run the built-in target: an HTTP/1.1 + h2c server with capacity, queueing and shedding.
+    /// Run the built-in target: an HTTP/1.1 + h2c server (and a gRPC demo service with reflection on the same port) with capacity, queueing and shedding.
     Serve(ServeArgs),
     /// Start the built-in target on a free loopback port and run a short load test against it.
     Demo(DemoArgs),
@@ -286,7 +289,8 @@ fn rate(s: &str) -> Result<f64, String> {
         .args(["rate", "shape", "profile"]),
 ))]
 pub struct RunArgs {
-    /// Target URL (http:// or https://). Optional with --profile when its requests give a `url`.
+    /// Target URL (http:// or https://), or grpc://host:port / grpcs://host:port with --call.
+    /// Optional with --profile when its requests give a `url`.
     pub url: Option<String>,
 
     /// Requests per second: 500, 500/s, 1200/m, 100/h or 100/d (the profiles' rate syntax); or
@@ -374,6 +378,34 @@ pub struct RunArgs {
     /// Request body: a literal string, or @FILE to read it from a file.
     #[arg(short, long)]
     pub body: Option<String>,
+
+    /// gRPC: the method to call, package.Service/Method (with a grpc:// or grpcs:// target).
+    #[arg(long, value_name = "METHOD")]
+    pub call: Option<String>,
+
+    /// gRPC: a .proto file with the called service (repeatable); compiled at run time, no protoc
+    /// needed. Without it the schema comes from the server's reflection service.
+    #[arg(long = "proto", value_name = "FILE")]
+    pub protos: Vec<PathBuf>,
+
+    /// gRPC: a directory the .proto files' imports are under (repeatable; each file's own
+    /// directory is searched too).
+    #[arg(long = "import-path", value_name = "DIR")]
+    pub import_paths: Vec<PathBuf>,
+
+    /// gRPC: status codes counted as rejections (load shedding) rather than errors, by name or
+    /// number; empty for none. DEADLINE_EXCEEDED is always a timeout.
+    #[arg(long, default_value = "RESOURCE_EXHAUSTED,UNAVAILABLE")]
+    pub grpc_rejected: String,
+
+    /// gRPC: request messages per call for a client-streaming or bidirectional method (the -b
+    /// message, that many times; default 1).
+    #[arg(long, value_parser = Clipped(messages))]
+    pub messages: Option<u32>,
+
+    /// gRPC: pause this long after each response message, a slow reader (server streaming).
+    #[arg(long, value_parser = Clipped(duration), allow_hyphen_values = true)]
+    pub read_delay: Option<Duration>,
 
     /// Give up on a request after this long (it is counted as a timeout and enters the latency
     /// figures at that moment).
@@ -476,6 +508,14 @@ pub struct RunArgs {
     pub max_duration: Option<Duration>,
 }
 
+/// `--messages`: 1 to 100 000 request messages per call.
+fn messages(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        _ => Err("expected a whole number of messages from 1 to 100000 (e.g. 10)".to_string()),
+    }
+}
+
 fn scale(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
@@ -488,11 +528,15 @@ impl RunArgs {
     pub fn plan(&self) -> Result<Plan, Error> {
         let profile = self.profile.as_deref().map(profile::load).transpose()?;
         let target = self.target(profile.as_ref())?;
-        let (requests, weights) = self.requests(profile.as_ref(), &target)?;
+        let grpc = self.grpc(profile.as_ref(), &target)?;
+        let (grpc, (requests, weights)) = match grpc {
+            Some((g, specs, weights)) => (Some(g), (specs, weights)),
+            None => (None, self.requests(profile.as_ref(), &target)?),
+        };
         let shape = self.shape(profile.as_ref())?;
         let plan = Plan {
             target,
-            protocol: if self.http2 {
+            protocol: if self.http2 || grpc.is_some() {
                 Protocol::Http2
             } else {
                 Protocol::Http1
@@ -518,6 +562,7 @@ impl RunArgs {
                 ca_file: self.cacert.clone(),
             },
             rejected: plan::parse_statuses(&self.rejected)?,
+            grpc,
             max_send_lag: self.max_send_lag,
             progress: !self.quiet,
             pacer_quantum: self.pacer_quantum,
@@ -585,6 +630,7 @@ impl RunArgs {
             files.push(PathBuf::from(b));
         }
         files.extend(self.cacert.iter().cloned());
+        files.extend(self.protos.iter().cloned());
         files.extend(self.baseline.iter().cloned());
         files
     }
@@ -604,6 +650,150 @@ impl RunArgs {
                 "give the target URL, e.g. metronome run -r 100 http://127.0.0.1:8080/ (or url = \"...\" in the profile's [[request]])",
             ))
         })
+    }
+
+    /// A gRPC target's calls: `--call` with `-b`, or the profile's `[[request]]`s each naming a
+    /// `call`; their schema (the .proto files are compiled and the bodies encoded here;
+    /// reflection waits for the run), metadata from -H (and the profile's headers), the deadline.
+    fn grpc(&self, profile: Option<&Profile>, target: &Target) -> Result<Option<GrpcRun>, Error> {
+        if !target.grpc {
+            let grpc_only = self.call.is_some()
+                || !self.protos.is_empty()
+                || !self.import_paths.is_empty()
+                || self.messages.is_some()
+                || self.read_delay.is_some();
+            if grpc_only {
+                return Err(Error::invalid(
+                    "--call/--proto/--import-path/--messages/--read-delay",
+                    target.url.clone(),
+                    "gRPC options need a grpc:// or grpcs:// target, e.g. grpc://127.0.0.1:50051",
+                ));
+            }
+            return Ok(None);
+        }
+        if let Some(m) = &self.method {
+            return Err(Error::invalid(
+                "--method",
+                m.clone(),
+                "a gRPC call is always a POST; name the method with --call package.Service/Method",
+            ));
+        }
+        let rejected = crate::grpc::parse_codes(&self.grpc_rejected).map_err(|reason| {
+            Error::invalid("--grpc-rejected", self.grpc_rejected.clone(), reason)
+        })?;
+        let (mix, weights) = self.grpc_mix(profile)?;
+        let pool = if self.protos.is_empty() {
+            None
+        } else {
+            Some(crate::grpc::schema::compile(
+                &self.protos,
+                &self.import_paths,
+            )?)
+        };
+        let mut calls = Vec::new();
+        let mut specs = Vec::new();
+        for MixEntry {
+            name,
+            call,
+            json,
+            headers: extra,
+        } in mix
+        {
+            let mut spec = RequestSpec::parse("POST", &[], None)?;
+            spec.name = name;
+            spec.path = Some(call.path().parse().map_err(|_| {
+                Error::invalid("--call", call.path(), "not usable as an HTTP/2 path")
+            })?);
+            let mut headers = self.headers.clone();
+            headers.extend(extra);
+            spec.headers = grpc_metadata(&headers, self.timeout)?;
+            let mut c = GrpcCall {
+                call,
+                json: json.clone(),
+                client_streaming: false,
+                server_streaming: false,
+            };
+            spec.body = match &pool {
+                None => json,
+                Some(pool) => {
+                    let method = crate::grpc::schema::find(pool, &c.call, "the --proto files")?;
+                    c.client_streaming = method.is_client_streaming();
+                    c.server_streaming = method.is_server_streaming();
+                    crate::grpc::schema::encode_n(&method, &json, self.messages)?
+                }
+            };
+            calls.push(c);
+            specs.push(spec);
+        }
+        let schema = if pool.is_some() {
+            GrpcSchema::Files
+        } else {
+            GrpcSchema::Reflection
+        };
+        let plan = GrpcPlan {
+            calls,
+            schema,
+            rejected,
+            messages: self.messages,
+            read_delay: self.read_delay,
+        };
+        Ok(Some((plan, specs, weights)))
+    }
+
+    /// The calls of a gRPC run (name, method, JSON body, the request's own headers) and their
+    /// weights: `--call` and `-b`, or the profile's `[[request]]`s, each with a `call`.
+    fn grpc_mix(&self, profile: Option<&Profile>) -> Result<(Vec<MixEntry>, Vec<u32>), Error> {
+        let Some(p) = profile.filter(|p| !p.requests.is_empty()) else {
+            let raw = self.call.as_deref().ok_or_else(|| {
+                Error::invalid(
+                    "--call",
+                    "(none)",
+                    "a grpc:// target needs the method to call, e.g. --call metronome.demo.v1.Demo/Ping",
+                )
+            })?;
+            let json = plan::parse_body(self.body.as_deref().unwrap_or("{}"))?;
+            let one = MixEntry {
+                name: None,
+                call: CallName::parse(raw)?,
+                json,
+                headers: Vec::new(),
+            };
+            return Ok((vec![one], vec![1]));
+        };
+        if self.call.is_some() || self.body.is_some() {
+            return Err(Error::invalid(
+                "--call/--body",
+                self.call.clone().or(self.body.clone()).unwrap_or_default(),
+                "the profile defines its own [[request]]s; set call and body there (-H still adds metadata to each)",
+            ));
+        }
+        let mut mix = Vec::new();
+        for def in &p.requests {
+            let what = def.name.clone().unwrap_or_else(|| "(unnamed)".to_string());
+            let raw = def.call.as_deref().ok_or_else(|| {
+                Error::invalid(
+                    "--profile",
+                    format!("[[request]] {what}"),
+                    "on a grpc:// target every [[request]] names its method: call = \"package.Service/Method\"",
+                )
+            })?;
+            let json = def
+                .body
+                .clone()
+                .unwrap_or_else(|| bytes::Bytes::from_static(b"{}"));
+            let headers = def
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            mix.push(MixEntry {
+                name: def.name.clone(),
+                call: CallName::parse(raw)?,
+                json,
+                headers,
+            });
+        }
+        Ok((mix, p.weights()))
     }
 
     /// One request from -X/-H/-b, or the profile's mix (which -X and -b cannot override).
@@ -721,6 +911,60 @@ impl RunArgs {
             self.rate_scale,
         )
     }
+}
+
+/// A gRPC run's part of the plan: the calls, their requests and their weights.
+type GrpcRun = (GrpcPlan, Vec<RequestSpec>, Vec<u32>);
+
+/// One call of a gRPC mix before its schema is known.
+struct MixEntry {
+    name: Option<String>,
+    call: CallName,
+    /// The request message as JSON.
+    json: bytes::Bytes,
+    /// The profile request's own headers (`Name: value`), added to -H.
+    headers: Vec<String>,
+}
+
+/// gRPC metadata from -H, plus the headers every call carries (content type, `te: trailers`,
+/// the deadline as `grpc-timeout`). Those three are metronome's, so -H may not set them.
+fn grpc_metadata(raw: &[String], timeout: Duration) -> Result<http::HeaderMap, Error> {
+    let mut map = http::HeaderMap::new();
+    for h in raw {
+        let (name, value) = plan::parse_header(h)?;
+        let reserved = [
+            "content-type",
+            "te",
+            "grpc-timeout",
+            "content-length",
+            "transfer-encoding",
+        ];
+        if reserved.contains(&name.as_str()) {
+            return Err(Error::Header {
+                header: h.clone(),
+                reason: "metronome sets content-type, te and grpc-timeout on every gRPC call (the deadline is --timeout); drop the header".to_string(),
+            });
+        }
+        map.append(name, value);
+    }
+    let fixed = [
+        ("content-type", "application/grpc".to_string()),
+        ("te", "trailers".to_string()),
+        ("grpc-timeout", crate::grpc::timeout_header(timeout)),
+        (
+            "user-agent",
+            format!("metronome/{}", env!("CARGO_PKG_VERSION")),
+        ),
+    ];
+    for (name, value) in fixed {
+        if name == "user-agent" && map.contains_key(name) {
+            continue;
+        }
+        let v = http::HeaderValue::from_str(&value)
+            .map_err(|_| Error::invalid("--timeout", value.clone(), "not a header value"))?;
+        map.insert(name, v);
+    }
+    Ok(map)
 }
 
 /// A refused `-r`/`-d`/`-n` value → the error naming its flag, with an example of a good one.

@@ -92,6 +92,7 @@ pub fn plan(url: &str, duration: Duration) -> Result<Plan, Error> {
             grace: Duration::from_secs(5),
         },
         tls: TlsOptions::default(),
+        grpc: None,
         rejected: vec![429, 503],
         max_send_lag: Duration::from_millis(5),
         progress: true,

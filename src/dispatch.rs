@@ -591,11 +591,13 @@ async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, waiters: &mut StopWa
         },
     };
     let done = clock.now();
-    let (class, status, retry_after) =
-        (completion.class, completion.status, completion.retry_after);
+    let (answer, retry_after) = (
+        (completion.class, completion.status, completion.grpc),
+        completion.retry_after,
+    );
     recorder.record(&Outcome::new(ticket, sent_at, done, completion));
     if let Some(r) = retrier {
-        r.settle(&ticket, class, status, retry_after, done, admission);
+        r.settle_coded(&ticket, answer, retry_after, done, admission);
     }
     true
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// Everything that can stop a run before (or instead of) sending load.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid URL '{}': {reason} (expected an absolute http:// or https:// URL, e.g. http://127.0.0.1:8080/)", clip(url))]
+    #[error("invalid URL '{}': {reason} (expected an absolute http:// or https:// URL, e.g. http://127.0.0.1:8080/, or grpc(s)://host:port)", clip(url))]
     Url { url: String, reason: String },
 
     #[error("invalid header '{}': {reason} (expected 'Name: value', e.g. -H 'Accept: application/json')", clip(header))]
@@ -64,6 +64,9 @@ pub enum Error {
 
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
+
+    #[error(transparent)]
+    Grpc(#[from] crate::grpc::schema::SchemaError),
 
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),

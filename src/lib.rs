@@ -33,6 +33,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod error;
 pub mod gate;
+pub mod grpc;
 pub mod input;
 pub mod plan;
 pub mod profile;

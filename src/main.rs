@@ -411,7 +411,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     rt.block_on(async {
         let server = Server::start(config).await?;
         eprintln!(
-            "metronome serve: listening on http://{} (HTTP/1.1 and h2c); Ctrl-C to stop",
+            "metronome serve: listening on http://{} (HTTP/1.1 and h2c; gRPC metronome.demo.v1.Demo with reflection at grpc://{0}); Ctrl-C to stop",
             server.local_addr()
         );
         match args.duration {

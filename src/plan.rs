@@ -35,6 +35,8 @@ pub struct Target {
     /// As the user wrote it.
     pub url: String,
     pub tls: bool,
+    /// `grpc://` or `grpcs://`: calls are gRPC over HTTP/2 (`--call` names the method).
+    pub grpc: bool,
     pub host: String,
     pub port: u16,
     /// Absolute form, used for HTTP/2 (`:scheme`, `:authority`, `:path`).
@@ -52,12 +54,14 @@ impl Target {
         let uri: Uri = url
             .parse()
             .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
-        let tls = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
+        let (tls, grpc) = match uri.scheme_str() {
+            Some("http") => (false, false),
+            Some("https") => (true, false),
+            Some("grpc") => (false, true),
+            Some("grpcs") => (true, true),
             Some(other) => {
                 return Err(bad(&format!(
-                    "unsupported scheme '{}', only http and https are supported",
+                    "unsupported scheme '{}', only http, https, grpc and grpcs are supported",
                     crate::error::clip(other)
                 )))
             }
@@ -96,11 +100,15 @@ impl Target {
         }
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let path = if path.is_empty() { "/" } else { path };
+        if grpc && path != "/" {
+            return Err(bad("a gRPC target is host:port only; name the method with --call package.Service/Method"));
+        }
         let origin: Uri = path
             .parse()
             .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+        // HTTP/2's :scheme is http or https for gRPC too.
         let absolute = Uri::builder()
-            .scheme(uri.scheme_str().unwrap_or("http"))
+            .scheme(if tls { "https" } else { "http" })
             .authority(authority.clone())
             .path_and_query(path)
             .build()
@@ -108,6 +116,7 @@ impl Target {
         Ok(Target {
             url: url.to_string(),
             tls,
+            grpc,
             host: host.to_string(),
             port,
             absolute,
@@ -145,6 +154,7 @@ impl Target {
     /// a request mix must stay on one origin.
     pub fn same_origin(&self, other: &Target) -> bool {
         self.tls == other.tls
+            && self.grpc == other.grpc
             && self.host.eq_ignore_ascii_case(&other.host)
             && self.port == other.port
     }
@@ -208,6 +218,12 @@ impl RequestSpec {
         let what = def.name.clone().unwrap_or_else(|| def.method.clone());
         let bad =
             |reason: String| Error::invalid("--profile", format!("[[request]] {what}"), reason);
+        if let Some(call) = &def.call {
+            return Err(bad(format!(
+                "call = \"{call}\" names a gRPC method, but the target {} is not grpc:// or grpcs://",
+                target.url
+            )));
+        }
         let method = Method::from_bytes(def.method.as_bytes())
             .map_err(|_| bad(format!("'{}' is not an HTTP method", def.method)))?;
         let path = match (&def.url, &def.path) {
@@ -372,6 +388,42 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
+/// Where a gRPC call's schema comes from.
+#[derive(Clone, Debug)]
+pub enum GrpcSchema {
+    /// `--proto` files, already compiled at plan time: the request body is encoded.
+    Files,
+    /// The server's reflection service, asked before the run's connections are opened; the
+    /// request bodies are still the JSON ([`GrpcCall::json`]), checked and encoded then.
+    Reflection,
+}
+
+/// One gRPC call of the request mix.
+#[derive(Clone, Debug)]
+pub struct GrpcCall {
+    pub call: crate::grpc::schema::CallName,
+    /// The request message as JSON (`-b`, or the profile request's body).
+    pub json: Bytes,
+    /// The method takes a stream of requests (client streaming or bidirectional).
+    pub client_streaming: bool,
+    /// The method streams its answer (server streaming or bidirectional).
+    pub server_streaming: bool,
+}
+
+/// A gRPC run: the methods, where their schema comes from, and how answers are judged.
+#[derive(Clone, Debug)]
+pub struct GrpcPlan {
+    /// One per entry of [`Plan::requests`], same order.
+    pub calls: Vec<GrpcCall>,
+    pub schema: GrpcSchema,
+    /// Codes counted as rejected (load shedding) rather than errors.
+    pub rejected: Vec<crate::grpc::Code>,
+    /// Request messages per call (`--messages`; `None`: one).
+    pub messages: Option<u32>,
+    /// Pause after each response message (a slow reader).
+    pub read_delay: Option<Duration>,
+}
+
 /// TLS choices: certificate verification is on unless `insecure`.
 #[derive(Clone, Debug, Default)]
 pub struct TlsOptions {
@@ -397,6 +449,8 @@ pub struct Plan {
     pub tls: TlsOptions,
     /// Statuses counted as rejections (load shedding) rather than errors.
     pub rejected: Vec<u16>,
+    /// Set for `grpc://` and `grpcs://` targets.
+    pub grpc: Option<GrpcPlan>,
     /// Send-lag p99 above this marks the run untrustworthy.
     pub max_send_lag: Duration,
     /// Print a progress line per second on stderr.
@@ -503,7 +557,7 @@ impl Plan {
             return Err(Error::invalid(
                 "--insecure/--cacert",
                 self.target.url.clone(),
-                "TLS options need an https:// URL; drop the flag or use https",
+                "TLS options need an https:// or grpcs:// URL; drop the flag or use https",
             ));
         }
         if let Some(path) = &self.tls.ca_file {

@@ -162,6 +162,12 @@ pub async fn run_steered(
     views: Views,
     control: Control,
 ) -> Result<Report, Error> {
+    // A gRPC schema from reflection is fetched (and the body checked) before anything else.
+    let resolved = tokio::select! {
+        r = crate::transport::grpc::resolve(plan) => r?,
+        _ = stop.graceful.cancelled() => return Err(Error::Stopped),
+    };
+    let plan = resolved.as_ref().unwrap_or(plan);
     let pooling = pooling(plan)?;
     let conns = Arc::new(ConnStats::default());
     let client = tokio::select! {

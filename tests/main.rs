@@ -7,6 +7,7 @@ mod bad_input;
 mod engine;
 mod faults;
 mod gates;
+mod grpc;
 mod open_loop;
 mod profiles;
 pub mod report_schema;

@@ -97,6 +97,7 @@ struct RequestToml {
     headers: Option<Spanned<Headers>>,
     body: Option<Spanned<String>>,
     body_file: Option<Spanned<String>>,
+    call: Option<Spanned<String>>,
 }
 
 /// A rate: a number (per second) or a string `500`, `500/s`, `30000/m`, `100/h`.
@@ -837,7 +838,24 @@ fn build_request(
         }
         (None, None) => (None, None),
     };
+    if let Some(c) = &r.call {
+        crate::grpc::schema::CallName::parse(c.get_ref()).map_err(|e| {
+            ctx.at(
+                c.span(),
+                e.to_string(),
+                "call = \"package.Service/Method\", on a grpc:// target",
+            )
+        })?;
+        if r.url.is_some() || r.path.is_some() {
+            return Err(ctx.at(
+                c.span(),
+                "a gRPC call takes no `url` or `path`",
+                "the target is the command line's grpc:// URL; call names the method",
+            ));
+        }
+    }
     Ok(RequestDef {
+        call: r.call.as_ref().map(|c| c.get_ref().clone()),
         name: r.name.clone(),
         weight,
         method,

@@ -91,6 +91,8 @@ pub struct RequestDef {
     pub body: Option<Bytes>,
     /// Where the body came from, resolved against the profile's directory.
     pub body_file: Option<PathBuf>,
+    /// A gRPC method (`package.Service/Method`), for grpc:// targets; the body is its JSON.
+    pub call: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------

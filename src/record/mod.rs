@@ -67,6 +67,11 @@ pub struct Clocks {
     /// Successful connection set-ups (TCP + TLS + HTTP handshake) made during the run, at
     /// [`SECONDARY_SIGFIGS`].
     pub connect: Histogram<u64>,
+    /// gRPC: first response message − send, for calls that got one, at [`SECONDARY_SIGFIGS`].
+    pub first_message: Histogram<u64>,
+    /// gRPC client streaming: per call, the time its request messages waited for HTTP/2 flow
+    /// control, at [`SECONDARY_SIGFIGS`].
+    pub flow_wait: Histogram<u64>,
     /// Values that exceeded [`HIGHEST_US`] and were clamped: latency, service time, send lag.
     pub clamped: [u64; 3],
 }
@@ -79,6 +84,8 @@ impl Default for Clocks {
             send_lag: new_histogram(),
             latency_by_group: std::array::from_fn(|_| new_secondary()),
             connect: new_secondary(),
+            first_message: new_secondary(),
+            flow_wait: new_secondary(),
             clamped: [0; 3],
         }
     }
@@ -113,6 +120,12 @@ impl Clocks {
         if let Some(c) = o.completion().connect {
             self.connect.saturating_record(us(c).min(HIGHEST_US));
         }
+        if let Some(t) = o.time_to_first_message() {
+            self.first_message.saturating_record(us(t).min(HIGHEST_US));
+        }
+        if let Some(w) = o.completion().flow_wait {
+            self.flow_wait.saturating_record(us(w).min(HIGHEST_US));
+        }
     }
 
     fn add(&mut self, other: &Clocks) {
@@ -121,6 +134,8 @@ impl Clocks {
         let _ = self.service_time.add(&other.service_time);
         let _ = self.send_lag.add(&other.send_lag);
         let _ = self.connect.add(&other.connect);
+        let _ = self.first_message.add(&other.first_message);
+        let _ = self.flow_wait.add(&other.flow_wait);
         for (a, b) in self
             .latency_by_group
             .iter_mut()
@@ -138,6 +153,8 @@ impl Clocks {
         self.service_time.reset();
         self.send_lag.reset();
         self.connect.reset();
+        self.first_message.reset();
+        self.flow_wait.reset();
         for h in &mut self.latency_by_group {
             h.reset();
         }
@@ -159,6 +176,10 @@ pub struct Counts {
     pub local_error: u64,
     /// Index = status code (100..=999).
     pub status: Box<[u64; MAX_STATUS + 1]>,
+    /// gRPC calls per status code (index = code, the last slot for codes above 16).
+    pub grpc: [u64; crate::grpc::CODE_SLOTS],
+    /// gRPC response messages received.
+    pub messages: u64,
 }
 
 impl Default for Counts {
@@ -173,6 +194,8 @@ impl Default for Counts {
             transport_error: 0,
             local_error: 0,
             status: Box::new([0; MAX_STATUS + 1]),
+            grpc: [0; crate::grpc::CODE_SLOTS],
+            messages: 0,
         }
     }
 }
@@ -198,6 +221,12 @@ impl Counts {
                 *slot += 1;
             }
         }
+        let done = o.completion();
+        if let Some(code) = done.grpc {
+            let i = usize::from(code.0).min(crate::grpc::CODE_SLOTS - 1);
+            self.grpc[i] += 1;
+        }
+        self.messages += u64::from(done.messages);
     }
 
     fn add(&mut self, other: &Counts) {
@@ -212,6 +241,10 @@ impl Counts {
         for (a, b) in self.status.iter_mut().zip(other.status.iter()) {
             *a += b;
         }
+        for (a, b) in self.grpc.iter_mut().zip(other.grpc.iter()) {
+            *a += b;
+        }
+        self.messages += other.messages;
     }
 
     fn reset(&mut self) {
@@ -225,7 +258,11 @@ impl Counts {
             transport_error,
             local_error,
             status,
+            grpc,
+            messages,
         } = self;
+        grpc.fill(0);
+        *messages = 0;
         for n in [
             completed,
             ok,
@@ -248,6 +285,15 @@ impl Counts {
             + self.connect_error
             + self.transport_error
             + self.local_error
+    }
+
+    /// Non-zero gRPC status codes, by code.
+    pub fn grpc_statuses(&self) -> impl Iterator<Item = (crate::grpc::Code, u64)> + '_ {
+        self.grpc
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(code, &n)| (crate::grpc::Code(code as u8), n))
     }
 
     /// Non-zero status codes, ascending.

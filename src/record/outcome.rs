@@ -107,8 +107,19 @@ pub struct Completion {
     pub connect: Option<Duration>,
     /// What went wrong, in words, for failures (kept as a bounded sample in the report).
     pub error: Option<String>,
-    /// How long the server asked the client to wait before retrying (`Retry-After`).
+    /// How long the server asked the client to wait before retrying (`Retry-After`, or
+    /// gRPC's `grpc-retry-pushback-ms`).
     pub retry_after: Option<Duration>,
+    /// The gRPC status of a gRPC call that got an answer (`None` for HTTP, and for gRPC calls
+    /// that failed before one).
+    pub grpc: Option<crate::grpc::Code>,
+    /// Response messages received (gRPC), counted from their length prefixes.
+    pub messages: u32,
+    /// When the first response message was complete (gRPC), for time to first message.
+    pub first_message: Option<Instant>,
+    /// gRPC client streaming: how long the call's request messages waited, in all, for HTTP/2
+    /// flow control (a full stream or connection window) before hyper took them.
+    pub flow_wait: Option<Duration>,
 }
 
 impl Completion {
@@ -120,6 +131,10 @@ impl Completion {
             connect: None,
             error: None,
             retry_after: None,
+            grpc: None,
+            messages: 0,
+            first_message: None,
+            flow_wait: None,
         }
     }
 
@@ -131,11 +146,28 @@ impl Completion {
             connect: None,
             error: Some(error.into()),
             retry_after: None,
+            grpc: None,
+            messages: 0,
+            first_message: None,
+            flow_wait: None,
         }
     }
 
     pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
         self.retry_after = retry_after;
+        self
+    }
+
+    /// Response messages counted, and when the first one was complete (gRPC).
+    pub fn with_messages(mut self, messages: u32, first: Option<Instant>) -> Self {
+        self.messages = messages;
+        self.first_message = first;
+        self
+    }
+
+    /// The flow-control wait a client-streaming call's body measured, if it was one.
+    pub fn with_flow_wait(mut self, flow: Option<&crate::transport::grpc::FlowTally>) -> Self {
+        self.flow_wait = flow.map(crate::transport::grpc::FlowTally::total);
         self
     }
 
@@ -203,6 +235,12 @@ impl Outcome {
     pub fn latency(&self) -> Duration {
         self.done_at
             .saturating_duration_since(self.ticket.intended())
+    }
+
+    /// first response message − sent, for gRPC calls that got one.
+    pub fn time_to_first_message(&self) -> Option<Duration> {
+        let first = self.completion.first_message?;
+        Some(first.saturating_duration_since(self.sent_at?))
     }
 
     /// done − sent (zero if never sent).

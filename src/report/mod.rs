@@ -68,6 +68,11 @@ pub struct Report {
     pub rate: Rate,
     pub counts: CountsReport,
     pub status_codes: BTreeMap<String, u64>,
+    /// gRPC status name (`OK`, `RESOURCE_EXHAUSTED`…) → calls, for every code seen; empty for
+    /// HTTP targets. Apart from `status_codes`, which keeps the HTTP status of the answers.
+    pub grpc_status_codes: BTreeMap<String, u64>,
+    /// gRPC figures (`null` for HTTP targets): the call, messages per call, time to first message.
+    pub grpc: Option<GrpcReport>,
     pub latency_us: Stats,
     pub service_time_us: Stats,
     pub send_lag_us: Stats,
@@ -103,6 +108,32 @@ pub struct Report {
     /// Pauses and live rate changes (from the terminal UI): when, and what they did to the
     /// schedule.
     pub control: ControlReport,
+}
+
+/// What a gRPC run adds to the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct GrpcReport {
+    /// `package.Service/Method`, or `mixed` for a profile's mix of several calls.
+    pub call: String,
+    /// `proto` (the --proto files) or `reflection` (the server's reflection service).
+    pub schema: &'static str,
+    /// Some method of the mix streams its answer.
+    pub server_streaming: bool,
+    /// Some method of the mix takes a stream of requests (client streaming or bidirectional).
+    pub client_streaming: bool,
+    /// Request messages sent per call (`--messages`, 1 by default).
+    pub request_messages: u32,
+    /// Response messages received in all.
+    pub messages: u64,
+    /// Messages per successful (OK) call: what a whole answer holds (0 when none succeeded).
+    pub messages_per_call: f64,
+    /// First response message − send, for calls that got one (µs).
+    pub time_to_first_message_us: Stats,
+    /// Client streaming: per call, the time its request messages waited, in all, for HTTP/2
+    /// flow control (µs); empty for other calls. Backpressure, apart from latency.
+    pub flow_control_wait_us: Stats,
+    /// The pause after each response message (`--read-delay`), ms; 0 for none.
+    pub read_delay_ms: f64,
 }
 
 /// What steering did to the schedule (see `crate::control`).
@@ -522,6 +553,34 @@ impl Report {
                 sent_after_schedule: m.tickets.sent_late,
             },
             status_codes: c.statuses().map(|(k, v)| (k.to_string(), v)).collect(),
+            grpc_status_codes: c
+                .grpc_statuses()
+                .map(|(k, v)| (k.name().to_string(), v))
+                .collect(),
+            grpc: plan.grpc.as_ref().map(|g| GrpcReport {
+                call: match g.calls.as_slice() {
+                    [one] => format!("{}/{}", one.call.service, one.call.method),
+                    _ => "mixed".to_string(),
+                },
+                schema: match g.schema {
+                    crate::plan::GrpcSchema::Files => "proto",
+                    crate::plan::GrpcSchema::Reflection => "reflection",
+                },
+                server_streaming: g.calls.iter().any(|c| c.server_streaming),
+                client_streaming: g.calls.iter().any(|c| c.client_streaming),
+                request_messages: g.messages.unwrap_or(1),
+                messages: c.messages,
+                messages_per_call: if c.ok > 0 {
+                    round3(c.messages as f64 / c.ok as f64)
+                } else {
+                    0.0
+                },
+                time_to_first_message_us: Stats::of(&clocks.first_message, 0),
+                flow_control_wait_us: Stats::of(&clocks.flow_wait, 0),
+                read_delay_ms: g
+                    .read_delay
+                    .map_or(0.0, |d| round3(d.as_secs_f64() * 1000.0)),
+            }),
             latency_us: Stats::of(&clocks.latency, clocks.clamped[0]),
             service_time_us: Stats::of(&clocks.service_time, clocks.clamped[1]),
             send_lag_us: send_lag,

@@ -594,6 +594,49 @@ fn counts(s: &mut String, r: &Report) {
             .collect();
         let _ = writeln!(s, "  status     {}", codes.join(", "));
     }
+    grpc(s, r);
+}
+
+/// gRPC: per-code counts, messages per call and time to first message.
+fn grpc(s: &mut String, r: &Report) {
+    let Some(g) = &r.grpc else {
+        return;
+    };
+    let codes: Vec<String> = r
+        .grpc_status_codes
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "  grpc       {} ({}); {}",
+        g.call,
+        g.schema,
+        codes.join(", ")
+    );
+    let first = if g.time_to_first_message_us.count == 0 {
+        String::new()
+    } else {
+        format!(
+            ", first message p50 {} p99 {} after send",
+            format_us(g.time_to_first_message_us.p50),
+            format_us(g.time_to_first_message_us.p99)
+        )
+    };
+    let flow = if g.flow_control_wait_us.count == 0 {
+        String::new()
+    } else {
+        format!(
+            "; requests waited on flow control p50 {} p99 {} per call",
+            format_us(g.flow_control_wait_us.p50),
+            format_us(g.flow_control_wait_us.p99)
+        )
+    };
+    let _ = writeln!(
+        s,
+        "  messages   {} received, {} per call{first}{flow}",
+        g.messages, g.messages_per_call
+    );
 }
 
 /// The three clocks side by side.

@@ -270,7 +270,19 @@ impl Retrier {
         done: Instant,
         admission: Admission,
     ) {
-        let retryable = self.policy.on.covers(class, status);
+        self.settle_coded(ticket, (class, status, None), retry_after, done, admission);
+    }
+
+    /// [`Retrier::settle`] for an answer that may carry a gRPC status.
+    pub fn settle_coded(
+        &self,
+        ticket: &Ticket,
+        (class, status, grpc): (Class, u16, Option<crate::grpc::Code>),
+        retry_after: Option<Duration>,
+        done: Instant,
+        admission: Admission,
+    ) {
+        let retryable = self.policy.on.covers_coded(class, status, grpc);
         if let Some(b) = &self.breaker {
             lock(b).record(done, admission, retryable);
         }

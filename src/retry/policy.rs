@@ -51,6 +51,8 @@ pub struct RetryOn {
     pub error: bool,
     /// Statuses retried whatever their class.
     pub statuses: Vec<u16>,
+    /// gRPC status codes retried whatever their class (`grpc:UNAVAILABLE`, `grpc:14`).
+    pub grpc: Vec<crate::grpc::Code>,
 }
 
 impl Default for RetryOn {
@@ -62,6 +64,7 @@ impl Default for RetryOn {
             transport: true,
             error: false,
             statuses: Vec::new(),
+            grpc: Vec::new(),
         }
     }
 }
@@ -75,6 +78,7 @@ impl RetryOn {
             transport: false,
             error: false,
             statuses: Vec::new(),
+            grpc: Vec::new(),
         };
         for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match item {
@@ -83,6 +87,15 @@ impl RetryOn {
                 "connect" | "connect_error" => on.connect = true,
                 "transport" | "transport_error" => on.transport = true,
                 "error" | "http_error" => on.error = true,
+                g if g.starts_with("grpc:") => match crate::grpc::Code::parse(&g[5..]) {
+                    Some(c) => on.grpc.push(c),
+                    None => {
+                        return Err(format!(
+                            "unknown gRPC status '{}' (give grpc:NAME or grpc:NUMBER, e.g. grpc:UNAVAILABLE or grpc:14)",
+                            crate::error::clip(&g[5..])
+                        ))
+                    }
+                },
                 code => match code.parse::<u16>() {
                     Ok(c) if (100..=999).contains(&c) => on.statuses.push(c),
                     _ => {
@@ -107,11 +120,22 @@ impl RetryOn {
             || self.transport
             || self.error
             || !self.statuses.is_empty()
+            || !self.grpc.is_empty()
     }
 
     /// Whether an attempt that ended with `class` (and `status`, 0 if none) is retried.
     pub fn covers(&self, class: Class, status: u16) -> bool {
-        if status != 0 && self.statuses.contains(&status) {
+        self.covers_coded(class, status, None)
+    }
+
+    /// [`RetryOn::covers`], for an answer that may carry a gRPC status too. A gRPC answer's
+    /// class already follows its code (UNAVAILABLE is `rejected` by default), so `on=rejected`
+    /// covers shed gRPC calls; `grpc:CODE` names codes one by one.
+    pub fn covers_coded(&self, class: Class, status: u16, grpc: Option<crate::grpc::Code>) -> bool {
+        if grpc.is_some_and(|c| self.grpc.contains(&c)) {
+            return true;
+        }
+        if grpc.is_none() && status != 0 && self.statuses.contains(&status) {
             return true;
         }
         match class {
@@ -138,6 +162,7 @@ impl RetryOn {
         .map(|(_, n)| n.to_string())
         .collect();
         parts.extend(self.statuses.iter().map(u16::to_string));
+        parts.extend(self.grpc.iter().map(|c| format!("grpc:{}", c.name())));
         parts.join(",")
     }
 }
@@ -818,6 +843,15 @@ mod tests {
         assert!(!p.on.covers(Class::Ok, 200));
         assert!(!p.on.covers(Class::ConnectError, 0));
         assert!(!p.on.covers(Class::LocalError, 0));
+        let g = policy("on=grpc:unavailable,grpc:13");
+        let (ua, internal) = (crate::grpc::Code::UNAVAILABLE, crate::grpc::Code::INTERNAL);
+        assert!(g.on.covers_coded(Class::Rejected, 200, Some(ua)));
+        assert!(g.on.covers_coded(Class::HttpError, 200, Some(internal)));
+        assert!(!g
+            .on
+            .covers_coded(Class::HttpError, 200, Some(crate::grpc::Code::NOT_FOUND)));
+        assert_eq!(g.on.describe(), "grpc:UNAVAILABLE,grpc:INTERNAL");
+        assert!(crate::retry::Policy::parse("on=grpc:NOPE").is_err());
         assert_eq!(p.on.describe(), "rejected,timeout,500");
         assert!(
             p.allows_attempt(2) && !p.allows_attempt(3),

@@ -30,7 +30,7 @@ use crate::plan::{with_host, Plan, Protocol, RequestSpec, Target};
 use crate::record::{lock, Class, Completion, ConnStats};
 use crate::retry::parse_retry_after;
 
-type Body = Full<Bytes>;
+type Body = super::grpc::ReqBody;
 
 /// Everything needed to connect and build a request, shared read-only.
 struct Origin {
@@ -41,6 +41,8 @@ struct Origin {
     /// The request mix, indexed by [`crate::schedule::Ticket::request`]; never empty.
     requests: Vec<Prepared>,
     classifier: Classifier,
+    /// Set for gRPC targets: answers are read as gRPC calls.
+    grpc: Option<super::grpc::Wire>,
     stats: Arc<ConnStats>,
 }
 
@@ -51,6 +53,9 @@ struct Prepared {
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
+    /// gRPC client streaming: the body's messages, sent one frame each so that the wait of each
+    /// on HTTP/2 flow control can be timed.
+    messages: Option<Arc<[Bytes]>>,
 }
 
 impl Prepared {
@@ -73,6 +78,7 @@ impl Prepared {
             uri,
             headers,
             body: spec.body.clone(),
+            messages: None,
         }
     }
 }
@@ -167,19 +173,27 @@ enum Connected {
 }
 
 impl Origin {
-    fn request(&self, index: u32) -> Request<Body> {
+    /// The request, and for a client-streaming gRPC call the tally of its flow-control waits.
+    fn request(&self, index: u32) -> (Request<Body>, Option<Arc<super::grpc::FlowTally>>) {
         let p = self
             .requests
             .get(index as usize)
             .unwrap_or(&self.requests[0]);
-        let mut req = Request::new(Full::new(p.body.clone()));
+        let (body, flow) = match &p.messages {
+            None => (super::grpc::ReqBody::Whole(Full::new(p.body.clone())), None),
+            Some(m) => {
+                let (body, tally) = super::grpc::ReqBody::messages(m.clone());
+                (body, Some(tally))
+            }
+        };
+        let mut req = Request::new(body);
         *req.method_mut() = p.method.clone();
         *req.uri_mut() = p.uri.clone();
         *req.headers_mut() = p.headers.clone();
         if self.protocol == Protocol::Http2 {
             *req.version_mut() = Version::HTTP_2;
         }
-        req
+        (req, flow)
     }
 
     /// Opens one connection (TCP, TLS, HTTP handshake) within the connect timeout.
@@ -233,6 +247,7 @@ impl Origin {
     async fn exchange(
         &self,
         fut: impl std::future::Future<Output = hyper::Result<hyper::Response<hyper::body::Incoming>>>,
+        flow: Option<Arc<super::grpc::FlowTally>>,
     ) -> (Completion, bool) {
         let resp = match fut.await {
             Ok(r) => r,
@@ -243,6 +258,10 @@ impl Origin {
                 )
             }
         };
+        if let Some(wire) = &self.grpc {
+            let (c, fit) = wire.read(resp).await;
+            return (c.with_flow_wait(flow.as_deref()), fit);
+        }
         let status = resp.status().as_u16();
         // Only answers that are not a success can ask the client to come back later; a header
         // lookup on those alone keeps the hot path of a healthy run untouched.
@@ -452,9 +471,8 @@ impl HttpClient {
                 )
                 .with_connect(connect);
             }
-            let (completion, fit) = shared
-                .exchange(conn.tx.send_request(shared.request(request)))
-                .await;
+            let (req, flow) = shared.request(request);
+            let (completion, fit) = shared.exchange(conn.tx.send_request(req), flow).await;
             if fit && !conn.tx.is_closed() {
                 lock(idle).push(conn);
             } else if !fit {
@@ -566,9 +584,8 @@ impl HttpClient {
             )
             .with_connect(connect);
         }
-        let (completion, _) = shared
-            .exchange(tx.send_request(shared.request(request)))
-            .await;
+        let (req, flow) = shared.request(request);
+        let (completion, _) = shared.exchange(tx.send_request(req), flow).await;
         completion.with_connect(connect)
     }
 }
@@ -612,10 +629,29 @@ pub async fn client(
     } else {
         None
     };
+    let streaming = |i: usize| {
+        plan.grpc
+            .as_ref()
+            .and_then(|g| g.calls.get(i))
+            .is_some_and(|c| c.client_streaming)
+    };
     let requests = plan
         .requests
         .iter()
-        .map(|spec| Prepared::new(spec, target, plan.protocol))
+        .enumerate()
+        .map(|(i, spec)| {
+            let mut p = Prepared::new(spec, target, plan.protocol);
+            if streaming(i) {
+                p.messages = crate::grpc::unframe(&p.body).map(|parts| {
+                    parts
+                        .into_iter()
+                        .map(crate::grpc::frame)
+                        .collect::<Vec<_>>()
+                        .into()
+                });
+            }
+            p
+        })
         .collect();
     let shared = Arc::new(Origin {
         addr,
@@ -624,6 +660,10 @@ pub async fn client(
         connect_timeout: plan.limits.connect_timeout,
         requests,
         classifier: Classifier::new(&plan.rejected),
+        grpc: plan
+            .grpc
+            .as_ref()
+            .map(|g| super::grpc::Wire::new(&g.rejected, g.read_delay)),
         stats,
     });
     let unreachable = |reason: String| Error::Unreachable {
@@ -635,7 +675,11 @@ pub async fn client(
             .await
             .map_err(|reason| Error::Protocol {
                 target: target.url.clone(),
-                reason,
+                reason: if target.grpc {
+                    grpc_hint(&reason)
+                } else {
+                    reason
+                },
             })?;
     }
     let warm = pooling.warm.clamp(1, pooling.max_connections.max(1));
@@ -691,6 +735,13 @@ pub async fn client(
         permits: Arc::new(Semaphore::new(permits)),
         pool,
     })
+}
+
+/// A probe failure reworded for a gRPC target, where dropping `--http2` is no option.
+fn grpc_hint(reason: &str) -> String {
+    let cut = reason.find(" (drop --http2").unwrap_or(reason.len());
+    let reason = reason[..cut].replace("use https://", "use grpcs://");
+    format!("{reason} (gRPC needs HTTP/2: is this the server's gRPC port? for TLS use grpcs://)")
 }
 
 /// The HTTP/2 client connection preface followed by an empty SETTINGS frame.

@@ -5,8 +5,10 @@
 //! stream limit (HTTP/2), it opens another, up to `--max-connections`. The right to use a
 //! connection is a [`Lease`]; waiting for one happens only at the connection cap, and that wait
 //! is the generator's own (send lag). Opening a connection is part of the request's service time,
-//! reported apart as `connect`. gRPC will be a second implementation of [`Client`].
+//! reported apart as `connect`. gRPC calls ride the same HTTP/2 connections and differ only in how
+//! an answer is read ([`grpc`]).
 
+pub mod grpc;
 pub mod http;
 pub mod tls;
 

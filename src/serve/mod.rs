@@ -49,6 +49,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+mod grpc;
+
 /// How the target behaves.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -290,6 +292,9 @@ pub struct ServeStats {
     /// `header_timeout` or of any traffic within `idle_timeout`, and request bodies stalled for
     /// `idle_timeout` (answered 408).
     pub timed_out: u64,
+    /// Calls to the gRPC reflection service (not counted in `received`: they are the client
+    /// learning the schema, not load).
+    pub reflection: u64,
 }
 
 impl ServeStats {
@@ -324,6 +329,7 @@ struct Counters {
     abandoned: AtomicU64,
     accept_backoffs: AtomicU64,
     timed_out: AtomicU64,
+    reflection: AtomicU64,
     timeline: Box<[AtomicU64]>,
     /// Requests per path, for at most [`MAX_PATHS`] distinct paths (the rest under `(other)`):
     /// bounded whatever the clients send.
@@ -350,6 +356,7 @@ impl Counters {
             abandoned: AtomicU64::new(0),
             accept_backoffs: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
+            reflection: AtomicU64::new(0),
             timeline: (0..TIMELINE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             paths: Mutex::new(Vec::new()),
         }
@@ -390,6 +397,7 @@ impl Counters {
             abandoned: l(&self.abandoned),
             accept_backoffs: l(&self.accept_backoffs),
             timed_out: l(&self.timed_out),
+            reflection: l(&self.reflection),
         }
     }
 }
@@ -445,12 +453,64 @@ struct State {
     waiting: AtomicUsize,
     bucket: Option<Mutex<Bucket>>,
     rng: Rng,
+    /// The gRPC demo service's schema and pre-encoded answers.
+    demo: crate::grpc::demo::Demo,
 }
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<Out>;
+
+/// What became of a request at admission and service, whatever its protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    /// No token in the rate limit's bucket; the next one comes after this long.
+    Limited(Duration),
+    /// The wait queue was full.
+    Shed,
+    /// Processed, and answered with the injected error.
+    Failed,
+    Served,
+    /// The server is shutting down.
+    Lost,
+}
+
+/// A response body: whole (HTTP), or frames sent as they are ready (gRPC: messages, then the
+/// trailers with the status).
+pub enum Out {
+    Whole(Full<Bytes>),
+    Frames(tokio::sync::mpsc::Receiver<hyper::body::Frame<Bytes>>),
+}
+
+impl Body for Out {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Out::Whole(b) => Pin::new(b).poll_frame(cx),
+            Out::Frames(rx) => rx.poll_recv(cx).map(|f| f.map(Ok)),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Out::Whole(b) => b.is_end_stream(),
+            Out::Frames(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            Out::Whole(b) => b.size_hint(),
+            Out::Frames(_) => hyper::body::SizeHint::default(),
+        }
+    }
+}
 
 fn reply(status: StatusCode, body: Bytes) -> Reply {
-    let mut r = Response::new(Full::new(body));
+    let mut r = Response::new(Out::Whole(Full::new(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -461,15 +521,11 @@ fn reply(status: StatusCode, body: Bytes) -> Reply {
 
 impl State {
     async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Reply {
-        let arrived = Instant::now();
+        if grpc::is_grpc(&req) {
+            return self.handle_grpc(req).await;
+        }
+        let arrived = self.arrival(&req);
         let c = &self.counters;
-        c.received.fetch_add(1, Ordering::Relaxed);
-        let slot = usize::try_from(
-            arrived.saturating_duration_since(self.started).as_millis() / SLOT.as_millis(),
-        )
-        .unwrap_or(usize::MAX);
-        c.timeline[slot.min(TIMELINE_SLOTS - 1)].fetch_add(1, Ordering::Relaxed);
-        c.count_path(req.uri().path_and_query().map_or("/", |p| p.as_str()));
         let http1 = req.version() < Version::HTTP_2;
         let drained = drain(
             req.into_body(),
@@ -506,13 +562,27 @@ impl State {
             return r;
         }
 
-        if let Some(bucket) = &self.bucket {
-            let verdict = bucket
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(arrived);
-            if let Err(wait) = verdict {
-                c.limited.fetch_add(1, Ordering::Relaxed);
+        self.http_reply(self.admit(arrived).await)
+    }
+
+    /// Step 1: counts a request on arrival (total, timeline slot, path); returns when.
+    fn arrival<B>(&self, req: &Request<B>) -> Instant {
+        let arrived = Instant::now();
+        let c = &self.counters;
+        c.received.fetch_add(1, Ordering::Relaxed);
+        let slot = usize::try_from(
+            arrived.saturating_duration_since(self.started).as_millis() / SLOT.as_millis(),
+        )
+        .unwrap_or(usize::MAX);
+        c.timeline[slot.min(TIMELINE_SLOTS - 1)].fetch_add(1, Ordering::Relaxed);
+        c.count_path(req.uri().path_and_query().map_or("/", |p| p.as_str()));
+        arrived
+    }
+
+    /// The HTTP answer to an admission verdict.
+    fn http_reply(&self, verdict: Verdict) -> Reply {
+        match verdict {
+            Verdict::Limited(wait) => {
                 let mut r = reply(
                     StatusCode::TOO_MANY_REQUESTS,
                     Bytes::from_static(b"rate limited\n"),
@@ -520,7 +590,41 @@ impl State {
                 let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
                 r.headers_mut()
                     .insert(hyper::header::RETRY_AFTER, secs.into());
-                return r;
+                r
+            }
+            Verdict::Shed => {
+                let mut r = reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Bytes::from_static(b"overloaded\n"),
+                );
+                if let Some(after) = self.config.retry_after {
+                    let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+                    r.headers_mut()
+                        .insert(hyper::header::RETRY_AFTER, secs.into());
+                }
+                r
+            }
+            Verdict::Failed => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Bytes::from_static(b"injected error\n"),
+            ),
+            Verdict::Served => reply(StatusCode::OK, self.config.body.clone()),
+            Verdict::Lost => reply(StatusCode::SERVICE_UNAVAILABLE, Bytes::new()),
+        }
+    }
+
+    /// Steps 2 to 5 for one request, HTTP or gRPC alike: the rate limit, admission (or
+    /// shedding), the service time and any stall, and the injected errors. Counts the verdict.
+    async fn admit(self: &Arc<Self>, arrived: Instant) -> Verdict {
+        let c = &self.counters;
+        if let Some(bucket) = &self.bucket {
+            let verdict = bucket
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(arrived);
+            if let Err(wait) = verdict {
+                c.limited.fetch_add(1, Ordering::Relaxed);
+                return Verdict::Limited(wait);
             }
         }
 
@@ -530,16 +634,7 @@ impl State {
                 if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.config.queue {
                     self.waiting.fetch_sub(1, Ordering::AcqRel);
                     c.shed.fetch_add(1, Ordering::Relaxed);
-                    let mut r = reply(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        Bytes::from_static(b"overloaded\n"),
-                    );
-                    if let Some(after) = self.config.retry_after {
-                        let secs = after.as_secs_f64().ceil().max(1.0) as u64;
-                        r.headers_mut()
-                            .insert(hyper::header::RETRY_AFTER, secs.into());
-                    }
-                    return r;
+                    return Verdict::Shed;
                 }
                 None
             }
@@ -561,7 +656,7 @@ impl State {
                 }
             };
             if permit.is_none() {
-                let _ = tx.send(reply(StatusCode::SERVICE_UNAVAILABLE, Bytes::new()));
+                let _ = tx.send(Verdict::Lost);
                 return;
             }
             let service = match state.config.service_time {
@@ -579,8 +674,7 @@ impl State {
                 state.counters.abandoned.fetch_add(1, Ordering::Relaxed);
             }
         });
-        rx.await
-            .unwrap_or_else(|_| reply(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()))
+        rx.await.unwrap_or(Verdict::Lost)
     }
 
     /// Whether an admitted request takes any time (a service time or a stall window).
@@ -589,19 +683,16 @@ impl State {
             || !self.config.stalls.is_empty()
     }
 
-    /// The answer to a processed request, releasing its worker first.
-    fn answer(&self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Reply {
+    /// The verdict on a processed request, releasing its worker first.
+    fn answer(&self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Verdict {
         drop(permit);
         let c = &self.counters;
         if self.config.error_rate > 0.0 && self.rng.next_f64() < self.config.error_rate {
             c.errors.fetch_add(1, Ordering::Relaxed);
-            return reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Bytes::from_static(b"injected error\n"),
-            );
+            return Verdict::Failed;
         }
         c.served.fetch_add(1, Ordering::Relaxed);
-        reply(StatusCode::OK, self.config.body.clone())
+        Verdict::Served
     }
 
     /// The end of the stall window `now` falls in, if any. Checked sums: a window that cannot
@@ -653,6 +744,7 @@ impl Server {
             workers: Arc::new(Semaphore::new(config.workers)),
             waiting: AtomicUsize::new(0),
             rng: Rng(AtomicU64::new(config.seed)),
+            demo: crate::grpc::demo::Demo::new().map_err(ServeError::Invalid)?,
             bucket,
             counters: Counters::new(),
             started,

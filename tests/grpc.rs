@@ -1,0 +1,688 @@
+//! gRPC targets against `serve`'s built-in gRPC service (`metronome.demo.v1.Demo`, on the same
+//! port as HTTP): the schema from the checked-in .proto file and from server reflection, unary
+//! and server-streaming calls, the coordinated-omission stall, shedding by status code, and bad
+//! input refused before anything is sent.
+
+use std::time::Duration;
+
+use metronome::serve::{ServeConfig, ServiceTime, Stall};
+
+use crate::common::*;
+use crate::report_schema::assert_valid;
+
+const PING: &str = "metronome.demo.v1.Demo/Ping";
+const STREAM: &str = "metronome.demo.v1.Demo/Stream";
+
+fn proto() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/proto/metronome/demo/v1/demo.proto"
+    )
+    .to_string()
+}
+
+fn grpc_url(server: &metronome::serve::Server) -> String {
+    format!("grpc://{}", server.local_addr())
+}
+
+fn received_on(server: &metronome::serve::Server, path: &str) -> u64 {
+    server
+        .received_by_path()
+        .iter()
+        .find(|(p, _)| p == path)
+        .map_or(0, |(_, n)| *n)
+}
+
+fn code(r: &metronome::Report, name: &str) -> u64 {
+    r.grpc_status_codes.get(name).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unary_calls_from_a_proto_file_are_measured_like_http() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
+    let server = serve_default().await;
+    let url = grpc_url(&server);
+    let p = plan(&[
+        &url,
+        "--call",
+        PING,
+        "--proto",
+        &proto(),
+        "-b",
+        r#"{"message":"hi"}"#,
+        "-r",
+        "200",
+        "-n",
+        "200",
+        "-c",
+        "2",
+    ]);
+    let report = run(p).await;
+    let path_count = received_on(&server, "/metronome.demo.v1.Demo/Ping");
+    let stats = server.shutdown().await;
+    assert_accounting(&report);
+    assert_eq!(report.counts.ok, 200, "{:?}", report.counts);
+    assert_eq!(code(&report, "OK"), 200);
+    assert_eq!(report.grpc_status_codes.len(), 1);
+    assert_eq!((stats.received, stats.served, path_count), (200, 200, 200));
+    assert_eq!(stats.reflection, 0, "a .proto file needs no reflection");
+    let g = report.grpc.as_ref().expect("a gRPC section");
+    assert_eq!((g.schema, g.server_streaming), ("proto", false));
+    assert_eq!(g.messages, 200, "one reply per unary call");
+    assert_eq!(report.connections.warm, 2);
+    assert!(report.latency_us.p50 < 50_000, "{:?}", report.latency_us);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_streaming_via_reflection_counts_messages_and_time_to_first() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
+    let server = serve_default().await;
+    let dir = tempdir();
+    let json = dir.join("g.json");
+    let out = metronome(&[
+        "run",
+        &grpc_url(&server),
+        "--call",
+        STREAM,
+        "-b",
+        r#"{"count":5,"intervalMs":2}"#,
+        "-r",
+        "100",
+        "-n",
+        "100",
+        "-q",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stats = server.shutdown().await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = read_json(&json);
+    assert_valid(&v);
+    assert_eq!(v["grpc_status_codes"]["OK"], 100);
+    let g = &v["grpc"];
+    assert_eq!(g["schema"], "reflection");
+    assert_eq!(g["server_streaming"], true);
+    assert_eq!(g["messages"], 500);
+    assert_eq!(g["messages_per_call"], 5.0);
+    assert_eq!(g["time_to_first_message_us"]["count"], 100);
+    // Latency runs to the last message: at least the 4 gaps of 2 ms after the first.
+    let first = g["time_to_first_message_us"]["p50"].as_u64().unwrap();
+    let whole = v["service_time_us"]["p50"].as_u64().unwrap();
+    assert!(
+        whole >= first + 8_000,
+        "first {first} µs, whole call {whole} µs"
+    );
+    assert_eq!(stats.received, 100, "reflection is not load: {stats:?}");
+    assert!(stats.reflection >= 1, "{stats:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("grpc       metronome.demo.v1.Demo/Stream (reflection); OK: 100"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The coordinated-omission test of tests/open_loop.rs over gRPC: the service stalls for 1 s in
+/// a 4 s run at 200 calls/s; calls keep arriving during the stall and the latency tail is
+/// `x_q = D − T·(1 − q)` (p99 ≈ 0.96 s) while the generator stays on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_grpc_service_shows_in_the_tail_and_send_lag_stays_small() {
+    let _t = timing_lock().await;
+    let server = serve(ServeConfig {
+        stalls: vec![Stall {
+            at: Duration::from_millis(1500),
+            duration: SECOND,
+        }],
+        ..ServeConfig::default()
+    })
+    .await;
+    let p = plan(&[
+        &grpc_url(&server),
+        "--call",
+        PING,
+        "--proto",
+        &proto(),
+        "-c",
+        "1",
+        "--max-streams",
+        "1000",
+        "-r",
+        "200",
+        "-d",
+        "4s",
+    ]);
+    let report = run(p).await;
+    let timeline = server.received_timeline();
+    server.shutdown().await;
+    assert_accounting(&report);
+    assert_eq!(report.counts.ok, 800, "{:?}", report.counts);
+    let during: u64 = timeline.iter().skip(16).take(8).sum();
+    assert!(
+        during >= 120,
+        "calls kept arriving during the stall: {timeline:?}"
+    );
+    let l = &report.latency_us;
+    let p99 = l.p99 as f64 / 1e6;
+    assert!(
+        (p99 - 0.96).abs() <= 0.96 * 0.12,
+        "latency p99 {} µs",
+        l.p99
+    );
+    assert!((900_000..=1_200_000).contains(&l.max), "max {} µs", l.max);
+    assert!(l.p50 < 50_000, "p50 {} µs", l.p50);
+    assert!(
+        report.send_lag_us.p99 < 50_000,
+        "send lag p99 {} µs",
+        report.send_lag_us.p99
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shed_calls_are_rejected_and_counted_per_code() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
+    // Rate limit: RESOURCE_EXHAUSTED with grpc-retry-pushback-ms.
+    let server = serve(ServeConfig {
+        rate_limit: Some(20.0),
+        rate_burst: 1.0,
+        ..ServeConfig::default()
+    })
+    .await;
+    let report = run(plan(&[
+        &grpc_url(&server),
+        "--call",
+        PING,
+        "--proto",
+        &proto(),
+        "-r",
+        "100",
+        "-n",
+        "100",
+    ]))
+    .await;
+    let stats = server.shutdown().await;
+    assert_accounting(&report);
+    let c = &report.counts;
+    assert_eq!(c.ok + c.rejected, 100, "{c:?}");
+    assert!(c.rejected >= 50, "{c:?}");
+    assert_eq!(code(&report, "RESOURCE_EXHAUSTED"), c.rejected);
+    assert_eq!(code(&report, "OK"), c.ok);
+    assert_eq!((stats.limited, stats.served), (c.rejected, c.ok));
+    assert!(report
+        .errors
+        .iter()
+        .any(|e| e.message.starts_with("RESOURCE_EXHAUSTED")));
+
+    // A full queue: UNAVAILABLE, also rejected; and configurable (--grpc-rejected '').
+    let server = serve(ServeConfig {
+        workers: 1,
+        queue: 0,
+        service_time: ServiceTime::Fixed(Duration::from_millis(30)),
+        ..ServeConfig::default()
+    })
+    .await;
+    let url = grpc_url(&server);
+    let shed = run(plan(&[
+        &url,
+        "--call",
+        PING,
+        "--proto",
+        &proto(),
+        "-r",
+        "100",
+        "-n",
+        "50",
+    ]))
+    .await;
+    let as_errors = run(plan(&[
+        &url,
+        "--call",
+        PING,
+        "--proto",
+        &proto(),
+        "-r",
+        "100",
+        "-n",
+        "50",
+        "--grpc-rejected",
+        "",
+    ]))
+    .await;
+    let stats = server.shutdown().await;
+    assert!(shed.counts.rejected >= 20, "{:?}", shed.counts);
+    assert_eq!(code(&shed, "UNAVAILABLE"), shed.counts.rejected);
+    assert_eq!(as_errors.counts.rejected, 0);
+    assert_eq!(code(&as_errors, "UNAVAILABLE"), as_errors.counts.http_error);
+    assert_eq!(
+        stats.shed,
+        shed.counts.rejected + as_errors.counts.http_error
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_grpc_input_exits_2_and_sends_nothing() {
+    let server = serve_default().await;
+    let url = grpc_url(&server);
+    let dir = tempdir();
+    let broken = dir.join("broken.proto");
+    std::fs::write(
+        &broken,
+        "syntax = \"proto3\";\nservice S {\n  rpc M(Nope) returns (Nope);\n}\n",
+    )
+    .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let p = proto();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                url.clone(),
+                "--call".into(),
+                "metronome.demo.v1.Demo/Pong".into(),
+            ],
+            "has no method 'Pong'",
+        ),
+        (
+            vec![
+                url.clone(),
+                "--call".into(),
+                "no.Such/Service".into(),
+                "--proto".into(),
+                p.clone(),
+            ],
+            "unknown service 'no.Such'",
+        ),
+        (
+            vec![
+                url.clone(),
+                "--call".into(),
+                PING.into(),
+                "-b".into(),
+                r#"{"mesage":"x"}"#.into(),
+            ],
+            "unrecognized field name 'mesage'",
+        ),
+        (
+            vec![
+                url.clone(),
+                "--call".into(),
+                PING.into(),
+                "--proto".into(),
+                p.clone(),
+                "-b".into(),
+                r#"{"message":7}"#.into(),
+            ],
+            "does not match metronome.demo.v1.PingRequest",
+        ),
+        (
+            vec![
+                url.clone(),
+                "--call".into(),
+                "S/M".into(),
+                "--proto".into(),
+                broken.to_string_lossy().into(),
+            ],
+            "broken.proto:3",
+        ),
+        (
+            vec![format!("grpc://{closed}"), "--call".into(), PING.into()],
+            "server reflection at",
+        ),
+        (vec![url.clone()], "--call"),
+        (
+            vec![url.clone(), "--call".into(), "Ping".into()],
+            "invalid --call",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut argv = vec!["run", "-q", "-r", "10", "-n", "5"];
+        argv.extend(args.iter().map(String::as_str));
+        let out = metronome(&argv);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: expected '{want}' in: {err}");
+        assert_eq!(err.lines().count(), 1, "one clear error: {err}");
+    }
+    let stats = server.shutdown().await;
+    assert_eq!(stats.received, 0, "nothing was sent: {stats:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A TLS terminator (self-signed `localhost` certificate, ALPN h2 only) in front of `serve`:
+/// bytes are copied both ways, so the gRPC server behind it is the plaintext one.
+async fn tls_in_front_of(backend: std::net::SocketAddr) -> (u16, String) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = ck.cert.pem();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![CertificateDer::from(ck.cert.der().to_vec())], key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let (Ok(mut tls), Ok(mut back)) = (
+                    acceptor.accept(tcp).await,
+                    tokio::net::TcpStream::connect(backend).await,
+                ) else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut back).await;
+            });
+        }
+    });
+    (port, pem)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcs_negotiates_h2_and_verifies_the_certificate() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
+    let server = serve_default().await;
+    let (port, pem) = tls_in_front_of(server.local_addr()).await;
+    let dir = tempdir();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let url = format!("grpcs://localhost:{port}");
+    let ca_arg = ca.to_string_lossy().to_string();
+    let report = run(plan(&[
+        &url, "--cacert", &ca_arg, "--call", PING, "-r", "100", "-n", "50", "-c", "2",
+    ]))
+    .await;
+    assert_eq!(code(&report, "OK"), 50, "{:?}", report.errors);
+    // Without the CA the certificate is refused: before the start, nothing sent.
+    let out = metronome(&[
+        "run",
+        "-q",
+        &url,
+        "--call",
+        PING,
+        "--proto",
+        &proto(),
+        "-r",
+        "10",
+        "-n",
+        "5",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = server.shutdown().await;
+    assert_eq!(stats.received, 50);
+    assert!(stats.reflection >= 1, "reflection over TLS: {stats:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_follow_grpc_codes_and_honour_pushback() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
+    // One worker, no queue, 50 ms per call at 100/s: most calls are shed with UNAVAILABLE and
+    // `grpc-retry-pushback-ms: 1000`. Counted as errors here (--grpc-rejected ''), they are
+    // retried only because the policy names the code; each retry waits the second asked for.
+    let server = serve(ServeConfig {
+        workers: 1,
+        queue: 0,
+        service_time: ServiceTime::Fixed(Duration::from_millis(50)),
+        retry_after: Some(SECOND),
+        ..ServeConfig::default()
+    })
+    .await;
+    let r = run(plan(&[
+        &grpc_url(&server),
+        "--call",
+        PING,
+        "--proto",
+        &proto(),
+        "--grpc-rejected",
+        "",
+        "-r",
+        "100",
+        "-d",
+        "2s",
+        "--retry",
+        "on=grpc:UNAVAILABLE attempts=2 backoff=fixed:10ms jitter=none",
+    ]))
+    .await;
+    server.shutdown().await;
+    assert_accounting(&r);
+    let x = r.retry.as_ref().expect("a retry section");
+    assert!(x.retries > 20, "{x:?}");
+    assert_eq!(
+        x.policy.split_whitespace().next(),
+        Some("on=grpc:UNAVAILABLE")
+    );
+    let b = &r.timeline.buckets;
+    assert_eq!(b[0].retries, 0, "every retry waited the pushback: {b:?}");
+    assert!(b[1].retries > 0, "{b:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_stretches_a_stream_but_not_its_first_message() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
+    let server = serve_default().await;
+    let r = run(plan(&[
+        &grpc_url(&server),
+        "--call",
+        STREAM,
+        "--proto",
+        &proto(),
+        "-b",
+        r#"{"count":4}"#,
+        "--read-delay",
+        "20ms",
+        "-r",
+        "20",
+        "-n",
+        "10",
+    ]))
+    .await;
+    server.shutdown().await;
+    assert_eq!(r.counts.ok, 10, "{:?}", r.counts);
+    let g = r.grpc.as_ref().unwrap();
+    assert_eq!((g.messages, g.read_delay_ms), (40, 20.0));
+    // Four pauses of 20 ms after the messages; the first message comes before any of them.
+    assert!(r.service_time_us.min >= 70_000, "{:?}", r.service_time_us);
+    assert!(
+        g.time_to_first_message_us.p50 < 30_000,
+        "{:?}",
+        g.time_to_first_message_us
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_streaming_and_bidi_send_a_fixed_number_of_messages() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
+    let server = serve_default().await;
+    let url = grpc_url(&server);
+    let collect = run(plan(&[
+        &url,
+        "--call",
+        "metronome.demo.v1.Demo/Collect",
+        "--proto",
+        &proto(),
+        "--messages",
+        "7",
+        "-b",
+        r#"{"message":"x"}"#,
+        "-r",
+        "50",
+        "-n",
+        "20",
+    ]))
+    .await;
+    // Bidi via reflection: one reply per request message.
+    let chat = run(plan(&[
+        &url,
+        "--call",
+        "metronome.demo.v1.Demo/Chat",
+        "--messages",
+        "3",
+        "-r",
+        "50",
+        "-n",
+        "20",
+    ]))
+    .await;
+    let stats = server.shutdown().await;
+    assert_eq!(code(&collect, "OK"), 20, "{:?}", collect.errors);
+    let g = collect.grpc.as_ref().unwrap();
+    assert_eq!(
+        (
+            g.client_streaming,
+            g.server_streaming,
+            g.request_messages,
+            g.messages
+        ),
+        (true, false, 7, 20)
+    );
+    assert_eq!(code(&chat, "OK"), 20, "{:?}", chat.errors);
+    let g = chat.grpc.as_ref().unwrap();
+    assert_eq!(
+        (g.client_streaming, g.server_streaming, g.messages),
+        (true, true, 60)
+    );
+    assert_eq!(stats.received, 40);
+    let g = collect.grpc.as_ref().unwrap();
+    assert_eq!(
+        g.flow_control_wait_us.count, 20,
+        "one flow-control figure per call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_request_stream_waits_on_flow_control_and_the_report_keeps_it_apart() {
+    // 16 messages of 256 KiB per call: far beyond HTTP/2's windows, so most messages wait for
+    // the server's WINDOW_UPDATEs; 3 empty messages never do.
+    let _t = timing_lock().await;
+    let server = serve(ServeConfig {
+        max_body: 64 << 20,
+        ..ServeConfig::default()
+    })
+    .await;
+    let url = grpc_url(&server);
+    let dir = tempdir();
+    let big = dir.join("big.json");
+    let payload = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        vec![7u8; 256 << 10],
+    );
+    std::fs::write(&big, format!(r#"{{"payload":"{payload}"}}"#)).unwrap();
+    let body = format!("@{}", big.display());
+    let call = "metronome.demo.v1.Demo/Collect";
+    let large = run(plan(&[
+        &url,
+        "--call",
+        call,
+        "--proto",
+        &proto(),
+        "--messages",
+        "16",
+        "-b",
+        &body,
+        "-r",
+        "20",
+        "-n",
+        "20",
+    ]))
+    .await;
+    let small = run(plan(&[
+        &url,
+        "--call",
+        call,
+        "--proto",
+        &proto(),
+        "--messages",
+        "3",
+        "-r",
+        "20",
+        "-n",
+        "20",
+    ]))
+    .await;
+    server.shutdown().await;
+    assert_eq!(
+        (code(&large, "OK"), code(&small, "OK")),
+        (20, 20),
+        "{:?}",
+        large.errors
+    );
+    let (lw, sw) = (
+        &large.grpc.as_ref().unwrap().flow_control_wait_us,
+        &small.grpc.as_ref().unwrap().flow_control_wait_us,
+    );
+    assert_eq!((lw.count, sw.count), (20, 20));
+    assert!(
+        lw.p50 > sw.p50 && lw.p50 >= 200,
+        "large {lw:?}, small {sw:?}"
+    );
+    // The wait is part of the call's service time (it was sent later), never more than it.
+    assert!(
+        lw.p50 <= large.service_time_us.p99,
+        "{lw:?} {:?}",
+        large.service_time_us
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_mix_names_grpc_calls_by_weight() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
+    let server = serve_default().await;
+    let url = grpc_url(&server);
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/grpc-mix.toml");
+    // 200/s for 1 s of the profile's 30 s stage, via .proto; then the same via reflection.
+    let proto_run = run(plan(&[
+        &url,
+        "--profile",
+        profile,
+        "--proto",
+        &proto(),
+        "--time-scale",
+        "30",
+    ]))
+    .await;
+    let reflect_run = run(plan(&[&url, "--profile", profile, "--time-scale", "30"])).await;
+    let pings = received_on(&server, "/metronome.demo.v1.Demo/Ping");
+    let streams = received_on(&server, "/metronome.demo.v1.Demo/Stream");
+    server.shutdown().await;
+    for r in [&proto_run, &reflect_run] {
+        assert_accounting(r);
+        assert_eq!(r.counts.ok, 200, "{:?}", r.errors);
+        let g = r.grpc.as_ref().unwrap();
+        assert_eq!((g.call.as_str(), g.server_streaming), ("mixed", true));
+    }
+    assert_eq!(pings + streams, 400);
+    assert!(
+        (240..=360).contains(&pings),
+        "3:1 by weight: {pings} pings, {streams} streams"
+    );
+    // Every stream answers 4 messages, every ping 1.
+    let g = proto_run.grpc.as_ref().unwrap();
+    let streams_here = (g.messages - 200) / 3;
+    assert_eq!(g.messages, 200 + 3 * streams_here);
+}
