@@ -474,7 +474,13 @@ async fn retries_follow_grpc_codes_and_honour_pushback() {
         Some("on=grpc:UNAVAILABLE")
     );
     let b = &r.timeline.buckets;
-    assert_eq!(b[0].retries, 0, "every retry waited the pushback: {b:?}");
+    // The first second holds no retry but for the few that an interval closing late on a busy
+    // host counts in it (those due just after 1 s); ignoring the pushback, about 80 of its 100
+    // first attempts would be retried within it.
+    assert!(
+        b[0].retries * 5 < b[0].first_attempts,
+        "every retry waited the pushback: {b:?}"
+    );
     assert!(b[1].retries > 0, "{b:?}");
 }
 

@@ -27,6 +27,8 @@ fn counts(v: &serde_json::Value) -> (u64, u64, u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_and_writes_the_report() {
+    // Timing matters (a 1.5 s window): kept apart from the tests that load the machine.
+    let _t = timing_lock().await;
     let server = serve_default().await;
     let dir = tempdir();
     let json = dir.join("report.json");
@@ -39,6 +41,9 @@ async fn sigterm_drains_and_writes_the_report() {
             "-d",
             "30s",
             "-q",
+            // This test is about stopping, not pacing: a busy CI host's lag is not a failure.
+            "--max-send-lag",
+            "1s",
             "--json",
         ])
         .arg(&json)
@@ -53,13 +58,14 @@ async fn sigterm_drains_and_writes_the_report() {
         .await
         .unwrap();
     assert!(t.elapsed() < Duration::from_secs(10), "stopped promptly");
+    let v = read_json(&json);
     assert_eq!(
         out.status.code(),
         Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{}\nverdict: {}",
+        String::from_utf8_lossy(&out.stderr),
+        v["verdict"]
     );
-    let v = read_json(&json);
     assert_eq!(v["ending"], "interrupted");
     let (scheduled, completed, dropped, cancelled) = counts(&v);
     assert_eq!(scheduled, completed + dropped + cancelled);
