@@ -585,7 +585,7 @@ async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, waiters: &mut StopWa
             unfinished(retrier, &ticket, now);
             return false;
         }
-        r = tokio::time::timeout_at(clock.tokio_at(deadline), crew.client.call(lease, ticket.request())) => match r {
+        r = tokio::time::timeout_at(clock.tokio_at(deadline), crew.client.call(lease, ticket.request(), clock.tokio_at(deadline))) => match r {
             Ok(c) => c,
             Err(_) => Completion::failed(Class::Timeout, crew.timeout_message.clone()),
         },
@@ -788,7 +788,12 @@ mod tests {
         async fn lease(&self) -> Lease {
             self.conns.clone().acquire_owned().await.unwrap()
         }
-        async fn call(&self, _lease: Lease, _request: u32) -> Completion {
+        async fn call(
+            &self,
+            _lease: Lease,
+            _request: u32,
+            _deadline: tokio::time::Instant,
+        ) -> Completion {
             tokio::time::sleep(self.delay).await;
             Completion::status(Class::Ok, 200)
         }
@@ -954,7 +959,12 @@ mod tests {
         async fn lease(&self) -> Lease {
             Arc::new(Semaphore::new(1)).acquire_owned().await.unwrap()
         }
-        async fn call(&self, _lease: Lease, _request: u32) -> Completion {
+        async fn call(
+            &self,
+            _lease: Lease,
+            _request: u32,
+            _deadline: tokio::time::Instant,
+        ) -> Completion {
             let shed = tokio::time::Instant::now() < self.until;
             tokio::time::sleep(Duration::from_millis(1)).await;
             if shed {

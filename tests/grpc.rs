@@ -573,9 +573,14 @@ async fn client_streaming_and_bidi_send_a_fixed_number_of_messages() {
     );
     assert_eq!(stats.received, 40);
     let g = collect.grpc.as_ref().unwrap();
+    // Six waits per call (the first message goes with the headers), and one sum per call.
     assert_eq!(
-        g.flow_control_wait_us.count, 20,
-        "one flow-control figure per call"
+        (
+            g.flow_control_wait_us.count,
+            g.flow_control_wait_per_call_us.count,
+            g.flow_control_stuck
+        ),
+        (120, 20, 0)
     );
 }
 
@@ -636,14 +641,26 @@ async fn a_large_request_stream_waits_on_flow_control_and_the_report_keeps_it_ap
         "{:?}",
         large.errors
     );
+    let (lg, sg) = (large.grpc.as_ref().unwrap(), small.grpc.as_ref().unwrap());
     let (lw, sw) = (
-        &large.grpc.as_ref().unwrap().flow_control_wait_us,
-        &small.grpc.as_ref().unwrap().flow_control_wait_us,
+        &lg.flow_control_wait_per_call_us,
+        &sg.flow_control_wait_per_call_us,
+    );
+    assert_eq!(
+        (lg.flow_control_wait_us.count, sg.flow_control_wait_us.count),
+        (20 * 15, 20 * 2),
+        "one figure per message after the first"
     );
     assert_eq!((lw.count, sw.count), (20, 20));
     assert!(
         lw.p50 > sw.p50 && lw.p50 >= 200,
         "large {lw:?}, small {sw:?}"
+    );
+    assert!(
+        lg.flow_control_wait_us.p99 > sg.flow_control_wait_us.p99,
+        "{:?} {:?}",
+        lg.flow_control_wait_us,
+        sg.flow_control_wait_us
     );
     // The wait is part of the call's service time (it was sent later), never more than it.
     assert!(
@@ -652,6 +669,86 @@ async fn a_large_request_stream_waits_on_flow_control_and_the_report_keeps_it_ap
         large.service_time_us
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An HTTP/2 server that takes every call and never reads its request stream: after its windows
+/// fill, the client's messages can only wait. Holds each call 5 s at most. Returns its port.
+async fn start_deaf_h2_server() -> (u16, tokio::task::JoinHandle<()>) {
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    // Holding the body unread keeps its windows closed.
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    drop(req);
+                    Ok::<_, std::convert::Infallible>(
+                        hyper::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .header("grpc-status", "0")
+                            .body(http_body_util::Empty::<bytes::Bytes>::new())
+                            .unwrap(),
+                    )
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_reading_is_backpressure_and_the_report_says_so() {
+    let _t = timing_lock().await;
+    let (port, server) = start_deaf_h2_server().await;
+    let dir = tempdir();
+    let big = dir.join("big.json");
+    let payload = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        vec![7u8; 256 << 10],
+    );
+    std::fs::write(&big, format!(r#"{{"payload":"{payload}"}}"#)).unwrap();
+    let body = format!("@{}", big.display());
+    // 16 × 256 KiB per call: beyond the 2 MiB stream window the server never opens again.
+    let r = run(plan(&[
+        &format!("grpc://127.0.0.1:{port}"),
+        "--call",
+        "metronome.demo.v1.Demo/Collect",
+        "--proto",
+        &proto(),
+        "--messages",
+        "16",
+        "-b",
+        &body,
+        "--timeout",
+        "500ms",
+        "-r",
+        "10",
+        "-n",
+        "4",
+    ]))
+    .await;
+    server.abort();
+    assert_accounting(&r);
+    assert_eq!(r.counts.timeout, 4, "{:?} {:?}", r.counts, r.errors);
+    let g = r.grpc.as_ref().unwrap();
+    assert_eq!(g.flow_control_stuck, 4, "{g:?}");
+    // Each call's stuck message waited most of the 500 ms; the waits are counted, per message
+    // and per call, apart from the answers that never came.
+    assert!(g.flow_control_wait_us.max >= 300_000, "{g:?}");
+    assert!(g.flow_control_wait_per_call_us.p50 >= 300_000, "{g:?}");
+    assert!(
+        r.errors
+            .iter()
+            .all(|e| e.class == "timeout" && e.message.contains("waiting for HTTP/2 flow control")),
+        "{:?}",
+        r.errors
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

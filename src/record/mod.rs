@@ -69,9 +69,13 @@ pub struct Clocks {
     pub connect: Histogram<u64>,
     /// gRPC: first response message − send, for calls that got one, at [`SECONDARY_SIGFIGS`].
     pub first_message: Histogram<u64>,
-    /// gRPC client streaming: per call, the time its request messages waited for HTTP/2 flow
-    /// control, at [`SECONDARY_SIGFIGS`].
+    /// gRPC client streaming: per request message (after the first), the time it waited for
+    /// HTTP/2 flow control, at [`SECONDARY_SIGFIGS`].
     pub flow_wait: Histogram<u64>,
+    /// The same waits summed per call.
+    pub flow_wait_call: Histogram<u64>,
+    /// Calls cut by the timeout while a request message waited for flow control.
+    pub flow_stuck: u64,
     /// Values that exceeded [`HIGHEST_US`] and were clamped: latency, service time, send lag.
     pub clamped: [u64; 3],
 }
@@ -86,6 +90,8 @@ impl Default for Clocks {
             connect: new_secondary(),
             first_message: new_secondary(),
             flow_wait: new_secondary(),
+            flow_wait_call: new_secondary(),
+            flow_stuck: 0,
             clamped: [0; 3],
         }
     }
@@ -123,8 +129,15 @@ impl Clocks {
         if let Some(t) = o.time_to_first_message() {
             self.first_message.saturating_record(us(t).min(HIGHEST_US));
         }
-        if let Some(w) = o.completion().flow_wait {
-            self.flow_wait.saturating_record(us(w).min(HIGHEST_US));
+        if let Some(f) = &o.completion().flow {
+            let mut sum = 0u64;
+            for &w in &f.waits_us {
+                let w = u64::from(w);
+                self.flow_wait.saturating_record(w.min(HIGHEST_US));
+                sum += w;
+            }
+            self.flow_wait_call.saturating_record(sum.min(HIGHEST_US));
+            self.flow_stuck += u64::from(f.stuck);
         }
     }
 
@@ -136,6 +149,8 @@ impl Clocks {
         let _ = self.connect.add(&other.connect);
         let _ = self.first_message.add(&other.first_message);
         let _ = self.flow_wait.add(&other.flow_wait);
+        let _ = self.flow_wait_call.add(&other.flow_wait_call);
+        self.flow_stuck += other.flow_stuck;
         for (a, b) in self
             .latency_by_group
             .iter_mut()
@@ -155,6 +170,8 @@ impl Clocks {
         self.connect.reset();
         self.first_message.reset();
         self.flow_wait.reset();
+        self.flow_wait_call.reset();
+        self.flow_stuck = 0;
         for h in &mut self.latency_by_group {
             h.reset();
         }

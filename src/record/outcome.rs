@@ -117,9 +117,9 @@ pub struct Completion {
     pub messages: u32,
     /// When the first response message was complete (gRPC), for time to first message.
     pub first_message: Option<Instant>,
-    /// gRPC client streaming: how long the call's request messages waited, in all, for HTTP/2
-    /// flow control (a full stream or connection window) before hyper took them.
-    pub flow_wait: Option<Duration>,
+    /// gRPC client streaming: how long each of the call's request messages waited for HTTP/2
+    /// flow control (a full stream or connection window) before hyper took it.
+    pub flow: Option<crate::transport::grpc::FlowWaits>,
 }
 
 impl Completion {
@@ -134,7 +134,7 @@ impl Completion {
             grpc: None,
             messages: 0,
             first_message: None,
-            flow_wait: None,
+            flow: None,
         }
     }
 
@@ -149,7 +149,7 @@ impl Completion {
             grpc: None,
             messages: 0,
             first_message: None,
-            flow_wait: None,
+            flow: None,
         }
     }
 
@@ -165,9 +165,9 @@ impl Completion {
         self
     }
 
-    /// The flow-control wait a client-streaming call's body measured, if it was one.
-    pub fn with_flow_wait(mut self, flow: Option<&crate::transport::grpc::FlowTally>) -> Self {
-        self.flow_wait = flow.map(crate::transport::grpc::FlowTally::total);
+    /// The flow-control waits a client-streaming call's body measured.
+    pub fn with_flow(mut self, flow: crate::transport::grpc::FlowWaits) -> Self {
+        self.flow = Some(flow);
         self
     }
 

@@ -129,9 +129,14 @@ pub struct GrpcReport {
     pub messages_per_call: f64,
     /// First response message − send, for calls that got one (µs).
     pub time_to_first_message_us: Stats,
-    /// Client streaming: per call, the time its request messages waited, in all, for HTTP/2
-    /// flow control (µs); empty for other calls. Backpressure, apart from latency.
+    /// Client streaming and bidi: per request message after the first, the time it waited for
+    /// HTTP/2 flow control (µs); empty for other calls. Backpressure, apart from latency.
     pub flow_control_wait_us: Stats,
+    /// The same waits summed per call (µs).
+    pub flow_control_wait_per_call_us: Stats,
+    /// Calls cut by `--timeout` while a request message still waited for flow control: the
+    /// server had stopped reading the stream (backpressure, though counted as timeouts).
+    pub flow_control_stuck: u64,
     /// The pause after each response message (`--read-delay`), ms; 0 for none.
     pub read_delay_ms: f64,
 }
@@ -577,6 +582,8 @@ impl Report {
                 },
                 time_to_first_message_us: Stats::of(&clocks.first_message, 0),
                 flow_control_wait_us: Stats::of(&clocks.flow_wait, 0),
+                flow_control_wait_per_call_us: Stats::of(&clocks.flow_wait_call, 0),
+                flow_control_stuck: clocks.flow_stuck,
                 read_delay_ms: g
                     .read_delay
                     .map_or(0.0, |d| round3(d.as_secs_f64() * 1000.0)),

@@ -626,10 +626,19 @@ fn grpc(s: &mut String, r: &Report) {
     let flow = if g.flow_control_wait_us.count == 0 {
         String::new()
     } else {
+        let stuck = if g.flow_control_stuck == 0 {
+            String::new()
+        } else {
+            format!(
+                "; {} calls timed out with a request message stuck on flow control (the server stopped reading)",
+                g.flow_control_stuck
+            )
+        };
         format!(
-            "; requests waited on flow control p50 {} p99 {} per call",
+            "; request messages waited on flow control p50 {} p99 {} each, p99 {} per call{stuck}",
             format_us(g.flow_control_wait_us.p50),
-            format_us(g.flow_control_wait_us.p99)
+            format_us(g.flow_control_wait_us.p99),
+            format_us(g.flow_control_wait_per_call_us.p99)
         )
     };
     let _ = writeln!(

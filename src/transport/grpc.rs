@@ -190,27 +190,76 @@ pub enum ReqBody {
 /// The messages of one client-streaming call, pre-encoded and shared by every call.
 pub struct Messages {
     chunks: std::sync::Arc<[bytes::Bytes]>,
-    next: usize,
-    /// When the previous message was taken.
-    last: Instant,
     tally: std::sync::Arc<FlowTally>,
 }
 
-/// How long a call's request messages waited, in all, for HTTP/2 flow control.
+/// How long each of a call's request messages waited for HTTP/2 flow control.
 ///
 /// hyper asks the body for its next frame only once the stream has send capacity again, so the
 /// gap between two asks is the time the message waited on a full stream or connection window
 /// (plus the microsecond it takes to hand a frame over): backpressure from the server, kept
-/// apart from its answer's latency.
-#[derive(Debug, Default)]
+/// apart from its answer's latency. A message still waiting when the call is cut (a server
+/// that stopped reading the stream) is counted with the wait it had so far.
+#[derive(Debug)]
 pub struct FlowTally {
-    wait_ns: std::sync::atomic::AtomicU64,
+    /// Locked once per message by the body and once at the end of the call: uncontended.
+    state: std::sync::Mutex<FlowState>,
+}
+
+#[derive(Debug)]
+struct FlowState {
+    /// When the previous message was taken.
+    last: Instant,
+    /// Messages taken so far (the first goes with the headers and never waits).
+    taken: usize,
+    total: usize,
+    waits_us: Vec<u32>,
+}
+
+/// What a client stream's request messages waited for HTTP/2 flow control, per message after
+/// the first (µs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowWaits {
+    pub waits_us: Vec<u32>,
+    /// The call was cut (by `--timeout`) while a request message waited for send capacity: the
+    /// server had stopped reading. Its wait so far is the last of `waits_us`.
+    pub stuck: bool,
 }
 
 impl FlowTally {
-    pub fn total(&self) -> Duration {
-        Duration::from_nanos(self.wait_ns.load(std::sync::atomic::Ordering::Relaxed))
+    fn state(&self) -> std::sync::MutexGuard<'_, FlowState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// The waits measured; `cut_at` is when the call was cut without an answer, so that a
+    /// message still waiting counts.
+    pub fn finish(&self, cut_at: Option<Instant>) -> FlowWaits {
+        let mut st = self.state();
+        let mut stuck = false;
+        if let Some(at) = cut_at {
+            if st.taken > 0 && st.taken < st.total {
+                let waited = at.saturating_duration_since(st.last);
+                st.waits_us.push(micros(waited));
+                stuck = true;
+            }
+        }
+        FlowWaits {
+            waits_us: std::mem::take(&mut st.waits_us),
+            stuck,
+        }
+    }
+
+    /// Which message (1-based) was waiting and of how many, when the call was cut.
+    pub fn position(&self) -> (usize, usize) {
+        let st = self.state();
+        (st.taken + 1, st.total)
+    }
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
 impl ReqBody {
@@ -218,11 +267,16 @@ impl ReqBody {
     pub fn messages(
         chunks: std::sync::Arc<[bytes::Bytes]>,
     ) -> (ReqBody, std::sync::Arc<FlowTally>) {
-        let tally = std::sync::Arc::new(FlowTally::default());
+        let tally = std::sync::Arc::new(FlowTally {
+            state: std::sync::Mutex::new(FlowState {
+                last: Instant::now(),
+                taken: 0,
+                total: chunks.len(),
+                waits_us: Vec::with_capacity(chunks.len().saturating_sub(1)),
+            }),
+        });
         let body = ReqBody::Messages(Messages {
             chunks,
-            next: 0,
-            last: Instant::now(),
             tally: tally.clone(),
         });
         (body, tally)
@@ -240,21 +294,19 @@ impl hyper::body::Body for ReqBody {
         match self.get_mut() {
             ReqBody::Whole(b) => std::pin::Pin::new(b).poll_frame(cx),
             ReqBody::Messages(m) => {
-                let Some(chunk) = m.chunks.get(m.next).cloned() else {
+                let mut st = m.tally.state();
+                let Some(chunk) = m.chunks.get(st.taken).cloned() else {
                     return std::task::Poll::Ready(None);
                 };
                 let now = Instant::now();
                 // The first message is taken with the headers; from then on every gap is a
                 // wait for send capacity.
-                if m.next > 0 {
-                    let waited = u64::try_from(now.saturating_duration_since(m.last).as_nanos())
-                        .unwrap_or(u64::MAX);
-                    m.tally
-                        .wait_ns
-                        .fetch_add(waited, std::sync::atomic::Ordering::Relaxed);
+                if st.taken > 0 {
+                    let waited = micros(now.saturating_duration_since(st.last));
+                    st.waits_us.push(waited);
                 }
-                m.last = now;
-                m.next += 1;
+                st.last = now;
+                st.taken += 1;
                 std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
             }
         }
@@ -263,7 +315,7 @@ impl hyper::body::Body for ReqBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ReqBody::Whole(b) => b.is_end_stream(),
-            ReqBody::Messages(m) => m.next >= m.chunks.len(),
+            ReqBody::Messages(m) => m.tally.state().taken >= m.chunks.len(),
         }
     }
 
@@ -271,7 +323,8 @@ impl hyper::body::Body for ReqBody {
         match self {
             ReqBody::Whole(b) => b.size_hint(),
             ReqBody::Messages(m) => {
-                let left: usize = m.chunks.iter().skip(m.next).map(bytes::Bytes::len).sum();
+                let taken = m.tally.state().taken;
+                let left: usize = m.chunks.iter().skip(taken).map(bytes::Bytes::len).sum();
                 hyper::body::SizeHint::with_exact(left as u64)
             }
         }
@@ -389,5 +442,32 @@ mod tests {
         assert_eq!(parse_pushback(b"-1"), None);
         assert_eq!(describe(Code::INTERNAL, Some(b"a%20b")), "INTERNAL: a b");
         assert_eq!(describe(Code::INTERNAL, Some(b"100%")), "INTERNAL: 100%");
+    }
+
+    #[tokio::test]
+    async fn a_message_still_waiting_when_the_call_is_cut_counts_as_stuck() {
+        let chunks: std::sync::Arc<[bytes::Bytes]> =
+            vec![bytes::Bytes::from_static(b"m"); 3].into();
+        // All three taken: nothing stuck, two waits (the first goes with the headers).
+        let (mut body, tally) = ReqBody::messages(chunks.clone());
+        while body.frame().await.is_some() {}
+        let done = tally.finish(Some(Instant::now()));
+        assert_eq!((done.waits_us.len(), done.stuck), (2, false));
+        // One taken, the second waiting 30 ms when the call is cut.
+        let (mut body, tally) = ReqBody::messages(chunks);
+        assert!(body.frame().await.is_some());
+        let cut = Instant::now() + Duration::from_millis(30);
+        let waits = tally.finish(Some(cut));
+        assert!(waits.stuck);
+        assert_eq!(waits.waits_us.len(), 1);
+        assert!(waits.waits_us[0] >= 30_000, "{waits:?}");
+        assert_eq!(tally.position(), (2, 3));
+        // Ended with an answer, a message not taken is no wait.
+        assert!(
+            !ReqBody::messages(vec![bytes::Bytes::new(); 2].into())
+                .1
+                .finish(None)
+                .stuck
+        );
     }
 }

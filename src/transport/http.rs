@@ -38,6 +38,8 @@ struct Origin {
     tls: Option<(TlsConnector, ServerName<'static>)>,
     protocol: Protocol,
     connect_timeout: Duration,
+    /// `--timeout`, for the words of a timeout the transport keeps itself.
+    timeout: Duration,
     /// The request mix, indexed by [`crate::schedule::Ticket::request`]; never empty.
     requests: Vec<Prepared>,
     classifier: Classifier,
@@ -244,10 +246,45 @@ impl Origin {
 
     /// Sends and reads the whole response. Returns the completion and whether the connection is
     /// still fit for another request.
+    ///
+    /// A gRPC client stream keeps the run's `deadline` itself (the dispatcher's timeout, at the
+    /// same instant, is polled after it and never fires first), so that a call cut while its
+    /// request messages wait for HTTP/2 flow control says so and keeps the waits it measured.
     async fn exchange(
         &self,
         fut: impl std::future::Future<Output = hyper::Result<hyper::Response<hyper::body::Incoming>>>,
         flow: Option<Arc<super::grpc::FlowTally>>,
+        deadline: tokio::time::Instant,
+    ) -> (Completion, bool) {
+        let Some(tally) = flow else {
+            return self.answer(fut).await;
+        };
+        match tokio::time::timeout_at(deadline, self.answer(fut)).await {
+            Ok((c, fit)) => (c.with_flow(tally.finish(None)), fit),
+            Err(_) => {
+                let waits = tally.finish(Some(std::time::Instant::now()));
+                let mut why = format!(
+                    "no complete answer within {} (--timeout)",
+                    humantime::format_duration(self.timeout)
+                );
+                if waits.stuck {
+                    let (k, n) = tally.position();
+                    why.push_str(&format!(
+                        ": request message {k} of {n} was still waiting for HTTP/2 flow control (the server stopped reading the stream)"
+                    ));
+                }
+                (
+                    Completion::failed(Class::Timeout, why).with_flow(waits),
+                    false,
+                )
+            }
+        }
+    }
+
+    /// [`Origin::exchange`] without a deadline of its own.
+    async fn answer(
+        &self,
+        fut: impl std::future::Future<Output = hyper::Result<hyper::Response<hyper::body::Incoming>>>,
     ) -> (Completion, bool) {
         let resp = match fut.await {
             Ok(r) => r,
@@ -259,8 +296,7 @@ impl Origin {
             }
         };
         if let Some(wire) = &self.grpc {
-            let (c, fit) = wire.read(resp).await;
-            return (c.with_flow_wait(flow.as_deref()), fit);
+            return wire.read(resp).await;
         }
         let status = resp.status().as_u16();
         // Only answers that are not a success can ask the client to come back later; a header
@@ -405,14 +441,17 @@ impl Client for HttpClient {
         }
     }
 
-    async fn call(&self, lease: Lease, request: u32) -> Completion {
+    async fn call(&self, lease: Lease, request: u32, deadline: tokio::time::Instant) -> Completion {
         let completion = match &self.pool {
-            Pool::H1 { idle } => self.call_h1(idle, request).await,
+            Pool::H1 { idle } => self.call_h1(idle, request, deadline).await,
             Pool::H2 {
                 conns,
                 max_streams,
                 max_conns,
-            } => self.call_h2(conns, *max_streams, *max_conns, request).await,
+            } => {
+                self.call_h2(conns, *max_streams, *max_conns, request, deadline)
+                    .await
+            }
         };
         drop(lease);
         completion
@@ -442,7 +481,12 @@ impl HttpClient {
         }
     }
 
-    async fn call_h1(&self, idle: &Mutex<Vec<H1Conn>>, request: u32) -> Completion {
+    async fn call_h1(
+        &self,
+        idle: &Mutex<Vec<H1Conn>>,
+        request: u32,
+        deadline: tokio::time::Instant,
+    ) -> Completion {
         let shared = &*self.shared;
         let mut connect = None;
         // A kept-alive connection the server closed while idle is not a failed request: try
@@ -472,7 +516,9 @@ impl HttpClient {
                 .with_connect(connect);
             }
             let (req, flow) = shared.request(request);
-            let (completion, fit) = shared.exchange(conn.tx.send_request(req), flow).await;
+            let (completion, fit) = shared
+                .exchange(conn.tx.send_request(req), flow, deadline)
+                .await;
             if fit && !conn.tx.is_closed() {
                 lock(idle).push(conn);
             } else if !fit {
@@ -537,6 +583,7 @@ impl HttpClient {
         max_streams: usize,
         max_conns: usize,
         request: u32,
+        deadline: tokio::time::Instant,
     ) -> Completion {
         let shared = &*self.shared;
         let stream = self.pick_h2(conns, max_streams, max_conns);
@@ -585,7 +632,7 @@ impl HttpClient {
             .with_connect(connect);
         }
         let (req, flow) = shared.request(request);
-        let (completion, _) = shared.exchange(tx.send_request(req), flow).await;
+        let (completion, _) = shared.exchange(tx.send_request(req), flow, deadline).await;
         completion.with_connect(connect)
     }
 }
@@ -658,6 +705,7 @@ pub async fn client(
         tls,
         protocol: plan.protocol,
         connect_timeout: plan.limits.connect_timeout,
+        timeout: plan.limits.timeout,
         requests,
         classifier: Classifier::new(&plan.rejected),
         grpc: plan

@@ -27,8 +27,15 @@ pub trait Client: Send + Sync + 'static {
 
     /// Sends request `request` of the plan's mix ([`crate::schedule::Ticket::request`]) under
     /// `lease`, opening a connection if none is free, and waits for the whole response. Dropping
-    /// the future (a timeout, a cancel) closes the connection it was using.
-    fn call(&self, lease: Lease, request: u32) -> impl Future<Output = Completion> + Send;
+    /// the future (a timeout, a cancel) closes the connection it was using. `deadline` is when
+    /// the caller will give up (`--timeout`); a transport may end the call itself at that
+    /// instant to say more about why, and otherwise ignores it.
+    fn call(
+        &self,
+        lease: Lease,
+        request: u32,
+        deadline: tokio::time::Instant,
+    ) -> impl Future<Output = Completion> + Send;
 }
 
 /// Maps an HTTP status to an outcome class.
