@@ -1080,4 +1080,8 @@ pub struct DemoArgs {
     /// Per-second progress lines instead of the terminal UI.
     #[arg(long)]
     pub no_tui: bool,
+
+    /// The same story over gRPC: unary calls of the built-in gRPC service, schema by reflection.
+    #[arg(long)]
+    pub grpc: bool,
 }

@@ -26,9 +26,9 @@ pub const DEMO_LENGTH: Duration = Duration::from_secs(30);
 /// What the terminal UI says while each stage of the demo runs.
 pub const STORY: [(&str, &str); 5] = [
     ("under", "400/s, half the target's capacity (~800/s): latency is about the 5 ms of work"),
-    ("ramp", "ramping to 1100/s: past ~800/s requests queue (latency climbs far above 5 ms), then the queue of 40 overflows and the excess is shed as 503"),
+    ("ramp", "ramping to 1100/s: past ~800/s requests queue (latency climbs far above 5 ms), then the queue of 40 overflows and the excess is shed (503, or UNAVAILABLE over gRPC)"),
     ("calm", "back to 500/s: the queue drains and the tail comes back down"),
-    ("burst", "a 1 s burst at 2500/s, three times capacity: most of it is shed (503) while the generator stays on schedule"),
+    ("burst", "a 1 s burst at 2500/s, three times capacity: most of it is shed while the generator stays on schedule"),
     ("recovery", "500/s again: rejections stop, latency recovers; q ends the demo early"),
 ];
 
@@ -54,8 +54,12 @@ pub fn target_config() -> ServeConfig {
     }
 }
 
-/// The run plan against the started target at `url`.
-pub fn plan(url: &str, duration: Duration) -> Result<Plan, Error> {
+/// The unary call the gRPC demo makes (schema by the target's reflection: no files needed).
+pub const GRPC_CALL: &str = "metronome.demo.v1.Demo/Ping";
+
+/// The run plan against the started target at `url`: HTTP/1.1 GETs, or with `grpc` (a
+/// `grpc://` url) unary calls of [`GRPC_CALL`] over HTTP/2, through the same capacity and queue.
+pub fn plan(url: &str, duration: Duration, grpc: bool) -> Result<Plan, Error> {
     if duration.is_zero() {
         return Err(Error::invalid(
             "--duration",
@@ -74,7 +78,7 @@ pub fn plan(url: &str, duration: Duration) -> Result<Plan, Error> {
                 e.reason,
             )
         })?;
-    let plan = Plan {
+    let mut plan = Plan {
         target: Target::parse(url)?,
         protocol: Protocol::Http1,
         requests: vec![RequestSpec::parse("GET", &[], None)?],
@@ -100,17 +104,53 @@ pub fn plan(url: &str, duration: Duration) -> Result<Plan, Error> {
         retry: None,
         recovery: None,
     };
+    if grpc {
+        // The call is built as `run --call` builds it; the demo keeps its own load and limits.
+        use clap::Parser;
+        let argv = [
+            "metronome",
+            "run",
+            url,
+            "--call",
+            GRPC_CALL,
+            "-r",
+            "1",
+            "-n",
+            "1",
+        ];
+        let call = crate::cli::Cli::try_parse_from(argv)
+            .map_err(|e| Error::invalid("demo --grpc", url, e.to_string()))?;
+        let crate::cli::Command::Run(args) = call.command else {
+            return Err(Error::invalid("demo --grpc", url, "not a run"));
+        };
+        let call = args.plan()?;
+        plan.target = call.target;
+        plan.protocol = call.protocol;
+        plan.requests = call.requests;
+        plan.grpc = call.grpc;
+        // Two HTTP/2 connections carry the 64 calls in flight.
+        plan.limits.connections = 2;
+        plan.limits.max_streams = 100;
+    }
     plan.validate()?;
     Ok(plan)
 }
 
 /// What the demo prints before it starts.
-pub fn intro(url: &str) -> String {
+pub fn intro(url: &str, grpc: bool) -> String {
+    let (what, shed) = if grpc {
+        (
+            format!("unary gRPC calls ({GRPC_CALL}, schema by reflection)"),
+            "UNAVAILABLE",
+        )
+    } else {
+        ("GET requests".to_string(), "503")
+    };
     format!(
         "metronome demo: built-in target on {url} with capacity ~800 req/s (5 workers x 5-6 ms) and a queue of 40.\n\
-         Offering 400 req/s, a ramp to 1100 req/s, 500 req/s, a 1 s burst at 2500 req/s and 500 req/s again,\n\
+         Offering {what} at 400/s, a ramp to 1100/s, 500/s, a 1 s burst at 2500/s and 500/s again,\n\
          open-loop: watch requests queue once the ramp passes capacity (latency rises far above the 5 ms of work),\n\
-         the overflow get shed as 503 (counted as 'rejected') and the recovery, while send lag stays in\n\
+         the overflow get shed as {shed} (counted as 'rejected') and the recovery, while send lag stays in\n\
          microseconds. The report breaks the results down by stage.\n"
     )
 }

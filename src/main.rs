@@ -445,9 +445,13 @@ fn demo(args: DemoArgs) -> anyhow::Result<u8> {
     let rt = runtime(None)?;
     let report = rt.block_on(async {
         let server = Server::start(demo::target_config()).await?;
-        let url = format!("http://{}/", server.local_addr());
-        eprint!("{}", demo::intro(&url));
-        let plan = demo::plan(&url, args.duration)?;
+        let url = if args.grpc {
+            format!("grpc://{}", server.local_addr())
+        } else {
+            format!("http://{}/", server.local_addr())
+        };
+        eprint!("{}", demo::intro(&url, args.grpc));
+        let plan = demo::plan(&url, args.duration, args.grpc)?;
         let ui = (!args.no_tui).then(|| demo::ui_info(&plan, &url));
         let (report, ..) = run_live(plan, ui, &Gate::default(), None).await?;
         let stats = server.shutdown().await;

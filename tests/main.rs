@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_input;
+mod demo;
 mod engine;
 mod faults;
 mod gates;
