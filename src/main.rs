@@ -187,7 +187,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         ));
     }
     let mut seen = seen
-        .map(|h| h.join().unwrap_or_default())
+        .map(|h| h.join().map(Watcher::into_seen).unwrap_or_default())
         .unwrap_or_else(Seen::default);
     seen.finish(report.elapsed_s);
     judge(&mut report, &gate, &seen, baseline.map(|b| (b, limits)))?;
@@ -275,7 +275,7 @@ async fn run_live(
 /// A finished run, the window watcher's findings and when --until-confident was reached.
 type Live = (
     Report,
-    Option<std::thread::JoinHandle<Seen>>,
+    Option<std::thread::JoinHandle<Watcher>>,
     Option<std::thread::JoinHandle<Option<f64>>>,
 );
 

@@ -142,6 +142,41 @@ impl Views {
     pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Snapshot>>> {
         self.tx.subscribe()
     }
+
+    /// Follows the snapshots on a thread of its own named `name` (a thread, so that a slow
+    /// view never holds up the engine's runtime): `each` sees every snapshot it has time for,
+    /// with `state`, until it breaks or the run is over; the thread then returns `state`.
+    pub fn follow<S, F>(
+        &self,
+        name: &str,
+        mut state: S,
+        mut each: F,
+    ) -> std::io::Result<std::thread::JoinHandle<S>>
+    where
+        S: Send + 'static,
+        F: FnMut(&mut S, &Snapshot) -> std::ops::ControlFlow<()> + Send + 'static,
+    {
+        let mut rx = self.subscribe();
+        let handle = tokio::runtime::Handle::current();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let mut started = false;
+                while handle.block_on(rx.changed()).is_ok() {
+                    let Some(snap) = rx.borrow_and_update().clone() else {
+                        if started {
+                            break;
+                        }
+                        continue;
+                    };
+                    started = true;
+                    if each(&mut state, &snap).is_break() {
+                        break;
+                    }
+                }
+                state
+            })
+    }
 }
 
 /// Runs `plan` to completion (or until stopped) and returns the report.
@@ -175,7 +210,7 @@ pub async fn run_steered(
         _ = stop.graceful.cancelled() => return Err(Error::Stopped),
     };
     if plan.progress {
-        print_progress(views.subscribe());
+        print_progress(&views);
     }
     let measured = drive(
         plan,
@@ -596,23 +631,15 @@ fn process_cpu() -> Duration {
 
 /// The progress line: one subscriber among others, on its own thread, so a slow or blocked
 /// terminal delays only the next line, never a send or a number.
-fn print_progress(mut rx: watch::Receiver<Option<Arc<Snapshot>>>) {
-    let handle = tokio::runtime::Handle::current();
-    let spawned = std::thread::Builder::new()
-        .name("metronome-progress".into())
-        .spawn(move || {
-            let mut prev = Tickets::default();
-            while handle.block_on(rx.changed()).is_ok() {
-                let Some(snap) = rx.borrow_and_update().clone() else {
-                    return;
-                };
-                let line = progress_line(&snap, &prev);
-                prev = snap.tickets;
-                if writeln!(std::io::stderr().lock(), "{line}").is_err() {
-                    return;
-                }
-            }
-        });
+fn print_progress(views: &Views) {
+    let spawned = views.follow("metronome-progress", Tickets::default(), |prev, snap| {
+        let line = progress_line(snap, prev);
+        *prev = snap.tickets;
+        if writeln!(std::io::stderr().lock(), "{line}").is_err() {
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    });
     // Without a thread there is no progress line; the run itself is unaffected.
     drop(spawned);
 }

@@ -8,15 +8,14 @@
 //! graceful stop as a first Ctrl-C: nothing more is sent, what is in flight is awaited). It
 //! never touches the hot path.
 
-use std::sync::Arc;
+use std::ops::ControlFlow;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::watch;
 
 use super::confidence::Interval;
-use crate::record::{Clocks, Snapshot};
+use crate::record::Clocks;
 use crate::run::{Stop, Views};
 
 /// Default `--max-duration`.
@@ -105,30 +104,21 @@ impl UntilConfident {
     /// known well enough. The thread returns when it was reached (seconds since the start).
     pub fn spawn(&self, views: &Views, stop: Stop) -> std::io::Result<JoinHandle<Option<f64>>> {
         let rule = self.clone();
-        let mut rx: watch::Receiver<Option<Arc<Snapshot>>> = views.subscribe();
-        let handle = tokio::runtime::Handle::current();
-        std::thread::Builder::new()
-            .name("metronome-until-confident".into())
-            .spawn(move || {
-                let mut started = false;
-                while handle.block_on(rx.changed()).is_ok() {
-                    let Some(snap) = rx.borrow_and_update().clone() else {
-                        if started {
-                            return None;
-                        }
-                        continue;
-                    };
-                    started = true;
-                    let reached = rule
-                        .interval(&snap.totals.clocks)
-                        .is_some_and(|i| rule.narrow_enough(&i));
-                    if reached {
-                        stop.graceful.cancel();
-                        return Some(snap.at.as_secs_f64());
-                    }
+        views.follow(
+            "metronome-until-confident",
+            None,
+            move |reached_at, snap| {
+                let reached = rule
+                    .interval(&snap.totals.clocks)
+                    .is_some_and(|i| rule.narrow_enough(&i));
+                if !reached {
+                    return ControlFlow::Continue(());
                 }
-                None
-            })
+                stop.graceful.cancel();
+                *reached_at = Some(snap.at.as_secs_f64());
+                ControlFlow::Break(())
+            },
+        )
     }
 }
 

@@ -10,12 +10,11 @@
 //! after the final snapshot (under a second, mostly the drain) is in the whole-run figures only.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::ops::ControlFlow;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::watch;
 
 use super::expr::{Metric, Op, Operand, Scope, Threshold};
 use super::{judge_one, missing, Judged, WindowFigures};
@@ -220,26 +219,18 @@ impl Watcher {
             .any(|t| matches!(t.scope, Scope::Each(_)) || (gate.abort_on_fail && early(t)))
     }
 
-    /// Watches `views` on its own thread until the run is over; join for what it saw.
-    pub fn spawn(mut self, views: &Views) -> std::io::Result<JoinHandle<Seen>> {
-        let mut rx: watch::Receiver<Option<Arc<Snapshot>>> = views.subscribe();
-        let handle = tokio::runtime::Handle::current();
-        std::thread::Builder::new()
-            .name("metronome-gate".into())
-            .spawn(move || {
-                let mut started = false;
-                while handle.block_on(rx.changed()).is_ok() {
-                    let Some(snap) = rx.borrow_and_update().clone() else {
-                        if started {
-                            break;
-                        }
-                        continue;
-                    };
-                    started = true;
-                    self.see(&snap);
-                }
-                self.seen
-            })
+    /// Watches `views` on its own thread until the run is over; join, then
+    /// [`Watcher::into_seen`] for what it saw.
+    pub fn spawn(self, views: &Views) -> std::io::Result<JoinHandle<Watcher>> {
+        views.follow("metronome-gate", self, |w, snap| {
+            w.see(snap);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// What the watcher saw.
+    pub fn into_seen(self) -> Seen {
+        self.seen
     }
 
     /// One snapshot: note any gap, feed every window length, judge the full ones.
