@@ -123,15 +123,18 @@ pub fn fmt_bytes(n: u64) -> String {
 mod tests {
     use super::*;
 
-    fn dir() -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("metronome-input-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A directory of its own, removed when the test ends.
+    fn dir() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("metronome-input-")
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
     fn regular_files_up_to_the_limit() {
-        let p = dir().join("ten");
+        let tmp = dir();
+        let p = tmp.path().join("ten");
         std::fs::write(&p, b"0123456789").unwrap();
         assert_eq!(read_bounded(&p, 10, "a body").unwrap(), b"0123456789");
         let e = read_bounded(&p, 9, "a body").unwrap_err();
@@ -166,7 +169,8 @@ mod tests {
 
     #[test]
     fn a_fifo_is_read_up_to_the_limit() {
-        let p = dir().join("fifo");
+        let tmp = dir();
+        let p = tmp.path().join("fifo");
         let _ = std::fs::remove_file(&p);
         let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path.

@@ -94,10 +94,11 @@ async fn a_stall_is_met_by_new_connections_and_measured_exactly() {
     assert!(within(l.p999, 1.99, 0.05), "p99.9 {} µs", l.p999);
     // Measured 0.4–1.0 ms here. The 2 000 responses released together at the stall's end are
     // processed on the same 2 cores as the pacer (and the target), delaying the sends due in the
-    // next few milliseconds; 2 ms leaves room for a busy CI host and still catches requests
-    // waiting inside the generator (a fixed pool puts seconds here).
+    // next few milliseconds; 5 ms leaves room for a busy CI host (3.3 ms seen with a compile
+    // running beside the suite) and still catches requests waiting inside the generator (a
+    // fixed pool puts seconds here).
     assert!(
-        report.send_lag_us.p99 < 2_000,
+        report.send_lag_us.p99 < 5_000,
         "send-lag p99 {} µs: requests waited inside the generator",
         report.send_lag_us.p99
     );

@@ -293,8 +293,8 @@ mod tests {
 
     #[test]
     fn compile_errors_name_the_file_and_line() {
-        let dir = std::env::temp_dir().join(format!("metronome-proto-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let f = dir.join("broken.proto");
         std::fs::write(&f, "syntax = \"proto3\";\nmessage A {\n  strin x = 1;\n}\n").unwrap();
         let e = compile(&[f], &[]).unwrap_err().to_string();
@@ -303,6 +303,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.proto"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1083,7 +1083,8 @@ mod tests {
             "{}",
             "9223372036854775807",
         ];
-        let dir = tempdir().join("noise.toml");
+        let tmp = tempdir();
+        let dir = tmp.path().join("noise.toml");
         for _ in 0..3000 {
             let mut t = String::new();
             for _ in 0..rng.below(40) {

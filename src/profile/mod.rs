@@ -208,7 +208,7 @@ mod tests {
         assert_eq!(e.line, None);
         assert!(e.message.contains("cannot read"), "{e}");
         let dir = tempdir();
-        let p = dir.join("latin1.toml");
+        let p = dir.path().join("latin1.toml");
         std::fs::write(&p, b"name = \"caf\xe9\"\n").unwrap();
         let e = check(&p).unwrap_err();
         assert_eq!((e.line, e.column), (Some(1), Some(12)), "{e}");

@@ -534,7 +534,7 @@ mod tests {
     fn shorthand_table() {
         // (shorthand, total, duration s)
         let dir = tempdir();
-        let csv = dir.join("r.csv");
+        let csv = dir.path().join("r.csv");
         std::fs::write(&csv, "0,100\n10,300\n20,100\n").unwrap();
         let replay = format!("replay:{}", csv.display());
         let replay_step = format!("replay:{},interpolate=step", csv.display());

@@ -16,20 +16,18 @@ pub(super) fn examples() -> Vec<PathBuf> {
     v
 }
 
-pub(super) fn tempdir() -> PathBuf {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "metronome-profile-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory removed when the test ends (parse tests run thousands of times).
+pub(super) fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("metronome-profile-")
+        .tempdir()
+        .unwrap()
 }
 
 /// Parses `text` as if it were `DIR/test.toml`, with `files` written next to it.
 pub(super) fn parse_with(text: &str, files: &[(&str, &str)]) -> Result<Profile, ProfileError> {
-    let dir = tempdir();
+    let tmp = tempdir();
+    let dir = tmp.path();
     for (name, content) in files {
         std::fs::write(dir.join(name), content).unwrap();
     }

@@ -219,10 +219,12 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("metronome-json-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A directory of its own, removed when the test ends.
+    fn dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("metronome-json-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn entries(d: &Path) -> Vec<String> {
@@ -259,14 +261,15 @@ mod tests {
 
     #[test]
     fn an_abandoned_claim_leaves_everything_alone() {
-        let d = dir("abandoned");
+        let tmp = dir("abandoned");
+        let d = tmp.path();
         let path = d.join("keep.json");
         std::fs::write(&path, "{\"earlier\":true}").unwrap();
         std::fs::write(d.join("keep.json.tmp"), "mine").unwrap();
         let claim = JsonOut::claim(&path, &[]).unwrap();
-        assert_eq!(entries(&d).len(), 3, "a temporary file beside it");
+        assert_eq!(entries(d).len(), 3, "a temporary file beside it");
         drop(claim);
-        assert_eq!(entries(&d), ["keep.json", "keep.json.tmp"], "cleaned up");
+        assert_eq!(entries(d), ["keep.json", "keep.json.tmp"], "cleaned up");
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"earlier\":true}"
@@ -279,7 +282,8 @@ mod tests {
 
     #[test]
     fn a_file_is_replaced_keeping_its_mode_and_its_neighbours() {
-        let d = dir("mode");
+        let tmp = dir("mode");
+        let d = tmp.path();
         let path = d.join("r.json");
         std::fs::write(&path, "old").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
@@ -292,12 +296,13 @@ mod tests {
             std::fs::read_to_string(d.join("r.json.tmp")).unwrap(),
             "not ours"
         );
-        assert_eq!(entries(&d), ["r.json", "r.json.tmp"]);
+        assert_eq!(entries(d), ["r.json", "r.json.tmp"]);
     }
 
     #[test]
     fn a_symlink_is_followed_not_replaced() {
-        let d = dir("link");
+        let tmp = dir("link");
+        let d = tmp.path();
         let real = d.join("real.json");
         std::fs::write(&real, "old").unwrap();
         let link = d.join("link.json");
@@ -332,7 +337,8 @@ mod tests {
 
     #[test]
     fn inputs_of_the_run_are_refused() {
-        let d = dir("inputs");
+        let tmp = dir("inputs");
+        let d = tmp.path();
         let profile = d.join("p.toml");
         std::fs::write(&profile, "x").unwrap();
         let link = d.join("alias.toml");
