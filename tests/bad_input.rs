@@ -420,11 +420,32 @@ fn unreachable_target_exits_2() {
         .local_addr()
         .unwrap()
         .port();
-    let target = format!("http://127.0.0.1:{port}/");
-    let out = metronome(&["run", &target, "-r", "10", "-d", "1s"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("unreachable"), "{stderr}");
+    let http = format!("http://127.0.0.1:{port}/");
+    let grpc = format!("grpc://127.0.0.1:{port}");
+    let proto = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/proto/metronome/demo/v1/demo.proto"
+    );
+    let ping = "metronome.demo.v1.Demo/Ping";
+    // Over HTTP/1.1, h2c (whose protocol probe must not blame the protocol) and gRPC, with the
+    // schema from a file or from the reflection that cannot be asked.
+    for args in [
+        vec![http.as_str()],
+        vec![http.as_str(), "--http2"],
+        vec![grpc.as_str(), "--call", ping, "--proto", proto],
+        vec![grpc.as_str(), "--call", ping],
+    ] {
+        let mut argv = vec!["run", "-r", "10", "-d", "1s"];
+        argv.extend(&args);
+        let out = metronome(&argv);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("unreachable") || stderr.contains("cannot reach"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("protocol"), "{args:?}: {stderr}");
+    }
 }
 
 /// A 100 KB URL or a 300-digit number is quoted in the error, but cut short: the reason stays

@@ -59,6 +59,11 @@ pub enum SchemaError {
 
     #[error("server reflection at {target} failed: {reason} (give the schema with --proto FILE, or enable reflection on the server)")]
     Reflection { target: String, reason: String },
+
+    /// Before reflection could be asked: the target itself is out of reach, so `--proto` would
+    /// not help; the reason says what would.
+    #[error("cannot reach {target} to ask its reflection service for the schema: {reason}")]
+    Unreachable { target: String, reason: String },
 }
 
 /// `package.Service/Method` (or ghz's `package.Service.Method`), split.

@@ -344,14 +344,19 @@ pub async fn resolve(plan: &crate::plan::Plan) -> Result<Option<crate::plan::Pla
         return Ok(None);
     };
     let target = &plan.target;
-    let fail = |reason: String| SchemaError::Reflection {
+    let fail = |reason: String| SchemaError::Unreachable {
         target: target.url.clone(),
         reason,
     };
     let tx = tokio::time::timeout(plan.limits.connect_timeout, connect_h2(plan))
         .await
-        .map_err(|_| fail("cannot connect: timed out".into()))?
-        .map_err(|e| fail(format!("cannot connect: {e}")))?;
+        .map_err(|_| {
+            fail(format!(
+                "connect timed out after {} (--connect-timeout)",
+                humantime::format_duration(plan.limits.connect_timeout)
+            ))
+        })?
+        .map_err(fail)?;
     let mut session = crate::grpc::reflect::Session {
         tx,
         base: format!(

@@ -721,12 +721,15 @@ pub async fn client(
     if plan.protocol == Protocol::Http2 && !target.tls {
         probe_h2c(addr, plan.limits.connect_timeout)
             .await
-            .map_err(|reason| Error::Protocol {
-                target: target.url.clone(),
-                reason: if target.grpc {
-                    grpc_hint(&reason)
-                } else {
-                    reason
+            .map_err(|fail| match fail {
+                Probe::Unreachable(reason) => unreachable(reason),
+                Probe::NotH2(reason) => Error::Protocol {
+                    target: target.url.clone(),
+                    reason: if target.grpc {
+                        grpc_hint(&reason)
+                    } else {
+                        reason
+                    },
                 },
             })?;
     }
@@ -792,16 +795,27 @@ fn grpc_hint(reason: &str) -> String {
     format!("{reason} (gRPC needs HTTP/2: is this the server's gRPC port? for TLS use grpcs://)")
 }
 
+/// Why the h2c probe failed: nothing listens (the target is unreachable), or what listens does
+/// not speak HTTP/2 with prior knowledge.
+enum Probe {
+    Unreachable(String),
+    NotH2(String),
+}
+
 /// The HTTP/2 client connection preface followed by an empty SETTINGS frame.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
 /// Checks, on a throw-away connection and without sending a request, that the target speaks
 /// HTTP/2 with prior knowledge: an h2 server answers the preface with a SETTINGS frame, an
 /// HTTP/1.1 server with a status line (or by closing).
-async fn probe_h2c(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+async fn probe_h2c(addr: SocketAddr, timeout: Duration) -> Result<(), Probe> {
     let probe = async {
-        let mut tcp = TcpStream::connect(addr).await.map_err(|e| short_io(&e))?;
-        tcp.write_all(H2_PREFACE).await.map_err(|e| short_io(&e))?;
+        let mut tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| Probe::Unreachable(short_io(&e)))?;
+        tcp.write_all(H2_PREFACE)
+            .await
+            .map_err(|e| Probe::NotH2(short_io(&e)))?;
         let mut head = [0u8; 9];
         let mut got = 0;
         while got < head.len() {
@@ -813,25 +827,25 @@ async fn probe_h2c(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
                 break;
             }
         }
-        Ok::<_, String>(head[..got].to_vec())
+        Ok::<_, Probe>(head[..got].to_vec())
     };
     let head = match tokio::time::timeout(timeout, probe).await {
         Ok(r) => r?,
         Err(_) => {
-            return Err(format!(
+            return Err(Probe::NotH2(format!(
             "no HTTP/2 reply to the connection preface within {} (drop --http2 to use HTTP/1.1)",
             humantime::format_duration(timeout)
-        ))
+        )))
         }
     };
     if head.len() == 9 && head[3] == 0x4 {
         return Ok(());
     }
     if head.starts_with(b"HTTP/") {
-        return Err("HTTP/2 handshake failed: the server answered the HTTP/2 preface as an HTTP/1.1 server (drop --http2, or use https:// if it negotiates h2 with TLS)".into());
+        return Err(Probe::NotH2("HTTP/2 handshake failed: the server answered the HTTP/2 preface as an HTTP/1.1 server (drop --http2, or use https:// if it negotiates h2 with TLS)".into()));
     }
     if head.first() == Some(&0x15) || head.first() == Some(&0x16) {
-        return Err("the port speaks TLS: use https://".into());
+        return Err(Probe::NotH2("the port speaks TLS: use https://".into()));
     }
-    Err("HTTP/2 handshake failed: the server closed the connection or replied with something other than HTTP/2 settings (drop --http2 to use HTTP/1.1)".into())
+    Err(Probe::NotH2("HTTP/2 handshake failed: the server closed the connection or replied with something other than HTTP/2 settings (drop --http2 to use HTTP/1.1)".into()))
 }
