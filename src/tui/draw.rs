@@ -356,16 +356,22 @@ fn draw_rates(f: &mut Frame, app: &App, area: Rect) {
             Color::Magenta,
         ),
     ];
-    // Rejections by cause, when both causes occur: rate limiting (429) and shedding (503).
-    if pts.iter().any(|p| p.rejected_429 > 0.0) && pts.iter().any(|p| p.rejected_503 > 0.0) {
+    // Rejections by cause, when both causes occur: rate limiting (429, RESOURCE_EXHAUSTED) and
+    // shedding (503, UNAVAILABLE).
+    if pts.iter().any(|p| p.limited > 0.0) && pts.iter().any(|p| p.unavailable > 0.0) {
+        let (limited, unavailable) = if app.info.grpc {
+            ("exhausted", "unavailable")
+        } else {
+            ("429", "503")
+        };
         sets.push((
-            series(&pts, |p| Some(p.rejected_429)),
-            "429",
+            series(&pts, |p| Some(p.limited)),
+            limited,
             Color::LightYellow,
         ));
         sets.push((
-            series(&pts, |p| Some(p.rejected_503)),
-            "503",
+            series(&pts, |p| Some(p.unavailable)),
+            unavailable,
             Color::LightRed,
         ));
     }
@@ -488,6 +494,13 @@ fn draw_breakdown(f: &mut Frame, app: &App, area: Rect) {
         c.completed, c.ok, c.rejected
     ))];
     lines.push(Line::raw(format!("status  {}", codes.join("  "))));
+    let grpc: Vec<String> = c
+        .grpc_statuses()
+        .map(|(code, n)| format!("{}: {n} ({:.1}%)", code.name(), pct(n, c.completed)))
+        .collect();
+    if !grpc.is_empty() {
+        lines.push(Line::raw(format!("grpc    {}", grpc.join("  "))));
+    }
     lines.push(Line::styled(
         format!(
             "http errors {}  timeouts {}  connect {}  transport {}  local {}",

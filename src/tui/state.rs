@@ -1,6 +1,7 @@
 //! The UI's model: a bounded history of per-interval points built from published snapshots, and
 //! what the screen is showing (help, panel, messages). Nothing here touches the engine.
 
+use crate::grpc::Code;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,9 +26,10 @@ pub struct Point {
     pub retries: f64,
     pub ok: f64,
     pub rejected: f64,
-    /// Of `rejected`, answered 429 (rate limited) and 503 (shed), per second.
-    pub rejected_429: f64,
-    pub rejected_503: f64,
+    /// Answers saying "rate limited" (HTTP 429, gRPC RESOURCE_EXHAUSTED) and "overloaded"
+    /// (HTTP 503, gRPC UNAVAILABLE), per second: the causes of rejection.
+    pub limited: f64,
+    pub unavailable: f64,
     /// HTTP errors, connect, transport and local errors (timeouts apart).
     pub errors: f64,
     pub timeouts: f64,
@@ -69,8 +71,8 @@ impl Point {
             retries: per(snap.tickets.sent_retries.saturating_sub(prev.sent_retries)),
             ok: per(c.ok),
             rejected: per(c.rejected),
-            rejected_429: per(c.status[429]),
-            rejected_503: per(c.status[503]),
+            limited: per(c.status[429] + c.grpc[usize::from(Code::RESOURCE_EXHAUSTED.0)]),
+            unavailable: per(c.status[503] + c.grpc[usize::from(Code::UNAVAILABLE.0)]),
             errors: per(c.errors().saturating_sub(c.timeout)),
             timeouts: per(c.timeout),
             latency: (!lat.is_empty()).then(|| [0.5, 0.9, 0.99, 0.999].map(|q| ms_at(lat, q))),
@@ -93,6 +95,8 @@ pub struct Info {
     pub color: bool,
     /// `--max-send-lag`: above it at p99 the header warns.
     pub max_send_lag: Duration,
+    /// A gRPC run: causes of rejection are named by gRPC code.
+    pub grpc: bool,
 }
 
 impl Info {
@@ -105,6 +109,7 @@ impl Info {
             .map_or_else(|| shape.describe(), str::to_string);
         Info {
             target: format!("{} {}", method(plan), plan.target.url),
+            grpc: plan.grpc.is_some(),
             profile,
             shape: shape.clone(),
             notes: Vec::new(),
@@ -115,6 +120,12 @@ impl Info {
 }
 
 fn method(plan: &crate::Plan) -> String {
+    if let Some(g) = &plan.grpc {
+        return match g.calls.as_slice() {
+            [one] => format!("gRPC {}/{}", one.call.service, one.call.method),
+            _ => "gRPC mixed".into(),
+        };
+    }
     let mut methods: Vec<&str> = plan.requests.iter().map(|r| r.method.as_str()).collect();
     methods.dedup();
     match methods.as_slice() {

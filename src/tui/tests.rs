@@ -20,6 +20,7 @@ fn info(shape: Shape) -> Info {
         notes: vec![("ramp".into(), "the queue fills up".into())],
         color: true,
         max_send_lag: Duration::from_millis(5),
+        grpc: false,
     }
 }
 
@@ -273,10 +274,40 @@ fn rejections_are_charted_by_cause_when_both_occur() {
         app.push(Arc::new(s));
     }
     let points = app.points.back().copied().unwrap();
-    assert_eq!((points.rejected_429, points.rejected_503), (25.0, 15.0));
+    assert_eq!((points.limited, points.unavailable), (25.0, 15.0));
     let screen = render(&app, 200, 60);
     assert!(screen.contains("429") && screen.contains("503"), "{screen}");
     // 503 alone: one "rejected" line, no breakdown.
     let plain = app_with(6, ramp());
-    assert_eq!(plain.points.back().unwrap().rejected_429, 0.0);
+    assert_eq!(plain.points.back().unwrap().limited, 0.0);
+}
+
+#[test]
+fn grpc_rejections_are_charted_by_code_and_the_codes_listed() {
+    use crate::grpc::Code;
+    let mut app = App::new(Info {
+        target: "gRPC metronome.demo.v1.Demo/Ping grpc://127.0.0.1:8080".into(),
+        grpc: true,
+        ..info(ramp())
+    });
+    let mut totals = Tally::default();
+    for i in 1..=6u64 {
+        let mut s = snapshot(i, &mut totals);
+        let c = &mut s.interval.counts;
+        // gRPC answers are HTTP 200: the causes are in the gRPC codes.
+        c.status[429] = 0;
+        c.status[503] = 0;
+        c.grpc[usize::from(Code::OK.0)] = 760;
+        c.grpc[usize::from(Code::RESOURCE_EXHAUSTED.0)] = 10;
+        c.grpc[usize::from(Code::UNAVAILABLE.0)] = 30;
+        s.totals.counts.grpc[usize::from(Code::OK.0)] = 760 * i;
+        s.totals.counts.grpc[usize::from(Code::UNAVAILABLE.0)] = 30 * i;
+        app.push(Arc::new(s));
+    }
+    let p = app.points.back().copied().unwrap();
+    assert_eq!((p.limited, p.unavailable), (10.0, 30.0));
+    let screen = render(&app, 200, 60);
+    for want in ["exhausted", "unavailable", "UNAVAILABLE: 180", "Demo/Ping"] {
+        assert!(screen.contains(want), "{want}: {screen}");
+    }
 }
