@@ -369,17 +369,29 @@ fn compare_reports(args: CompareArgs) -> anyhow::Result<u8> {
 /// First SIGINT/SIGTERM: stop scheduling and drain; second: stop waiting at once. `quiet`: say
 /// nothing (the terminal UI shows the stop itself; a line would be printed over it).
 fn watch_signals(stop: Stop, grace: std::time::Duration, quiet: bool) {
+    use tokio::signal::unix::{signal, SignalKind};
+    // A hangup (the SSH session of a long game day dropped) stops the run like SIGTERM, so its
+    // report is still written; unless hangups were ignored when we started (`nohup`).
+    let mut hup = if hangup_ignored() {
+        None
+    } else {
+        signal(SignalKind::hangup()).ok()
+    };
     tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return;
+        };
         let mut seen = 0;
         loop {
             tokio::select! {
                 r = tokio::signal::ctrl_c() => if r.is_err() { return },
                 _ = term.recv() => {}
+                Some(()) = async {
+                    match hup.as_mut() {
+                        Some(h) => h.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
             seen += 1;
             if quiet {
@@ -390,19 +402,31 @@ fn watch_signals(stop: Stop, grace: std::time::Duration, quiet: bool) {
                 stop.abort.cancel();
                 return;
             }
+            // `say`, not `eprintln!`: after a hangup stderr may be gone, and that must not panic.
             if seen == 1 {
-                eprintln!(
-                    "stopping: nothing more is sent (requests already due but not yet sent are counted as unsent); waiting up to {} for those in flight (signal again to stop now)",
+                say(&format!(
+                    "stopping: nothing more is sent (requests already due but not yet sent are counted as unsent); waiting up to {} for those in flight (signal again to stop now)\n",
                     humantime::format_duration(grace)
-                );
+                ));
                 stop.graceful.cancel();
             } else {
-                eprintln!("stopping now; unfinished requests are cut (censored into the latency) and counted as cancelled");
+                say("stopping now; unfinished requests are cut (censored into the latency) and counted as cancelled\n");
                 stop.abort.cancel();
                 return;
             }
         }
     });
+}
+
+/// Whether SIGHUP is ignored, as under `nohup`: then a hangup must not stop the run.
+fn hangup_ignored() -> bool {
+    // SAFETY: `sigaction` with a null new action only reads the current disposition into `old`,
+    // a zeroed plain C struct.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<u8> {

@@ -124,3 +124,66 @@ async fn second_sigint_stops_at_once_and_counts_the_unfinished() {
     );
     server.shutdown().await;
 }
+
+/// Starts `run` at 100/s for `duration` against `server`, its JSON report to `json`; with
+/// `ignore_hup` the child starts with SIGHUP ignored, as `nohup` starts it.
+fn spawn_run(
+    server: &metronome::serve::Server,
+    duration: &str,
+    json: &std::path::Path,
+    ignore_hup: bool,
+) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(bin());
+    cmd.args(["run", &url(server), "-r", "100", "-d", duration, "-q"])
+        .args(["--max-send-lag", "1s", "--json"])
+        .arg(json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if ignore_hup {
+        // SAFETY: between fork and exec only an async-signal-safe call.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    }
+    cmd.spawn().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hangup_stops_gracefully_unless_nohup_ignored_it() {
+    let _t = timing_lock().await;
+    let server = serve_default().await;
+    let dir = tempdir();
+    // The session is gone: stop as for SIGTERM, and the report is still written.
+    let hung = dir.join("hung.json");
+    let child = spawn_run(&server, "30s", &hung, false);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    signal(&child, libc::SIGHUP);
+    let t = Instant::now();
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap().status)
+        .await
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10), "stopped promptly");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let v = read_json(&hung);
+    assert_eq!(v["ending"], "interrupted");
+    let (scheduled, completed, dropped, cancelled) = counts(&v);
+    assert_eq!(scheduled, completed + dropped + cancelled);
+    assert!((80..=300).contains(&scheduled), "scheduled {scheduled}");
+    // Under nohup the hangup is ignored and the run goes on to its end.
+    let kept = dir.join("kept.json");
+    let child = spawn_run(&server, "2s", &kept, true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&child, libc::SIGHUP);
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap().status)
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let v = read_json(&kept);
+    assert_eq!(v["ending"], "completed");
+    assert_eq!(counts(&v).0, 200);
+    server.shutdown().await;
+}
