@@ -434,27 +434,44 @@ fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     let rt = runtime(None)?;
     rt.block_on(async {
         let server = Server::start(config).await?;
+        // Ctrl-C or SIGTERM (a container or service manager stopping it) ends it with its
+        // summary; so does --duration. The handlers are in place before it says it listens.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut int = signal(SignalKind::interrupt()).ok();
         eprintln!(
             "metronome serve: listening on http://{} (HTTP/1.1 and h2c; gRPC metronome.demo.v1.Demo with reflection at grpc://{0}); Ctrl-C to stop",
             server.local_addr()
         );
-        match args.duration {
-            Some(d) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(d) => {}
-                    _ = tokio::signal::ctrl_c() => {}
+        let stopped = async {
+            match (term.as_mut(), int.as_mut()) {
+                (Some(t), Some(i)) => {
+                    tokio::select! {
+                        _ = t.recv() => {}
+                        _ = i.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
                 }
             }
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
+        };
+        let until = async {
+            match args.duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
             }
+        };
+        tokio::select! {
+            _ = until => {}
+            _ = stopped => {}
         }
         let paths = server.received_by_path();
         let stats = server.shutdown().await;
-        eprintln!("metronome serve: {}", stats.summary_line());
+        say(&format!("metronome serve: {}\n", stats.summary_line()));
         if paths.len() > 1 {
             let list: Vec<String> = paths.iter().map(|(p, n)| format!("{p} {n}")).collect();
-            eprintln!("metronome serve: by path: {}", list.join(", "));
+            say(&format!("metronome serve: by path: {}\n", list.join(", ")));
         }
         Ok::<_, anyhow::Error>(0)
     })
@@ -474,12 +491,12 @@ fn demo(args: DemoArgs) -> anyhow::Result<u8> {
         } else {
             format!("http://{}/", server.local_addr())
         };
-        eprint!("{}", demo::intro(&url, args.grpc));
+        say(&demo::intro(&url, args.grpc));
         let plan = demo::plan(&url, args.duration, args.grpc)?;
         let ui = (!args.no_tui).then(|| demo::ui_info(&plan, &url));
         let (report, ..) = run_live(plan, ui, &Gate::default(), None).await?;
         let stats = server.shutdown().await;
-        eprintln!("built-in target: {}", stats.summary_line());
+        say(&format!("built-in target: {}\n", stats.summary_line()));
         Ok::<_, anyhow::Error>(report)
     })?;
     finish(&report, json)

@@ -187,3 +187,24 @@ async fn a_hangup_stops_gracefully_unless_nohup_ignored_it() {
     assert_eq!(counts(&v).0, 200);
     server.shutdown().await;
 }
+
+#[test]
+fn serve_stops_on_sigterm_with_its_summary() {
+    let mut child = Command::new(bin())
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the listening line, so the handler is in place before the signal.
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+    signal(&child, libc::SIGTERM);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(rest.contains("received 0"), "{rest}");
+}
