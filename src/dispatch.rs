@@ -571,8 +571,12 @@ async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, waiters: &mut StopWa
     };
     let sent_at = clock.now();
     recorder.sent(sent_at, ticket.is_retry());
-    if let Some(r) = retrier.filter(|_| !ticket.is_retry()) {
-        r.first_sent(sent_at);
+    if let Some(r) = retrier {
+        if ticket.is_retry() {
+            r.retry_sent(&ticket);
+        } else {
+            r.first_sent(sent_at);
+        }
     }
     let deadline = sent_at
         .checked_add(crew.timeout)

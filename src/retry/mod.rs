@@ -40,7 +40,7 @@ pub use breaker::{Admission, Breaker, BreakerCounts};
 pub use budget::Budget;
 pub use policy::{parse_retry_after, Policy, SettingError};
 
-/// Why a retry was decided: the outcome of the attempt before it.
+/// Retries sent, by why they were made: the outcome of the attempt before.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Reasons {
     pub rejected: u64,
@@ -51,12 +51,23 @@ pub struct Reasons {
 }
 
 impl Reasons {
-    fn count(&mut self, class: Class) {
+    /// The reason a retry's ticket carries (see [`Ticket::reason`]).
+    fn index(class: Class) -> u8 {
         match class {
-            Class::Rejected => self.rejected += 1,
-            Class::Timeout => self.timeout += 1,
-            Class::ConnectError => self.connect_error += 1,
-            Class::TransportError => self.transport_error += 1,
+            Class::Rejected => 1,
+            Class::Timeout => 2,
+            Class::ConnectError => 3,
+            Class::TransportError => 4,
+            _ => 5,
+        }
+    }
+
+    fn count(&mut self, index: u8) {
+        match index {
+            1 => self.rejected += 1,
+            2 => self.timeout += 1,
+            3 => self.connect_error += 1,
+            4 => self.transport_error += 1,
             _ => self.http_error += 1,
         }
     }
@@ -95,8 +106,11 @@ pub struct Logical {
     pub attempts_used: Vec<u64>,
     /// First intended start → final outcome, µs (every ending but `dropped`).
     pub end_to_end: Histogram<u64>,
-    /// Retries decided, by the outcome that caused them.
+    /// Retries sent, by the outcome that caused them (see [`Retrier::retry_sent`]).
     pub retries_by_reason: Reasons,
+    /// Retries decided (queued to wait for their due time); some never go out (the run ended,
+    /// the breaker, the backlog).
+    pub decided: u64,
     /// Most retries pending at once.
     pub pending_peak: u64,
 }
@@ -118,6 +132,7 @@ impl Logical {
             end_to_end: Histogram::new_with_bounds(1, HIGHEST_US, SIGFIGS)
                 .expect("static histogram bounds are valid"),
             retries_by_reason: Reasons::default(),
+            decided: 0,
             pending_peak: 0,
         }
     }
@@ -158,7 +173,7 @@ pub struct RetryCounts {
     pub gave_up: u64,
     pub short_circuited: u64,
     pub pending: u64,
-    /// Retries decided so far, by reason: rejected, timeout, other failures.
+    /// Retries sent so far, by reason: rejected, timeout, other failures.
     pub by_reason: [u64; 3],
 }
 
@@ -229,6 +244,12 @@ impl Retrier {
         if let Some(b) = &self.budget {
             lock(b).deposit(at);
         }
+    }
+
+    /// A retry went on the wire: counted by why it was made, so that the retries by reason add
+    /// up to the retries sent.
+    pub fn retry_sent(&self, retry: &Ticket) {
+        lock(&self.logical).retries_by_reason.count(retry.reason());
     }
 
     /// The breaker's word on an attempt about to be sent (always `Pass` without a breaker).
@@ -324,11 +345,15 @@ impl Retrier {
                 return l.end(ticket, done, attempts);
             }
         }
-        self.push(ticket.retry(due, delay), class, done, attempts);
+        self.push(
+            ticket.retry(due, delay, Reasons::index(class)),
+            done,
+            attempts,
+        );
     }
 
     /// Queues a retry, or ends its logical request when the queue is closed or full.
-    fn push(&self, retry: Ticket, reason: Class, done: Instant, attempts: u16) {
+    fn push(&self, retry: Ticket, done: Instant, attempts: u16) {
         let (earliest, depth) = {
             let mut p = lock(&self.pending);
             if p.closed {
@@ -354,7 +379,7 @@ impl Retrier {
         };
         {
             let mut l = lock(&self.logical);
-            l.retries_by_reason.count(reason);
+            l.decided += 1;
             l.pending_peak = l.pending_peak.max(depth);
         }
         if earliest {
@@ -403,7 +428,7 @@ impl Retrier {
         let l = lock(&self.logical);
         let r = &l.retries_by_reason;
         RetryCounts {
-            scheduled: r.total(),
+            scheduled: l.decided,
             gave_up: l.gave_up(),
             short_circuited: l.short_circuited,
             pending,
@@ -477,10 +502,14 @@ mod tests {
         assert_eq!(third.attempt(), 2);
         let done3 = third.intended() + Duration::from_millis(5);
         r.settle(&third, Class::Rejected, 503, None, done3, Admission::Pass);
+        // Retries count by reason once sent (the dispatcher says so), not when decided.
+        assert_eq!(r.logical().retries_by_reason.rejected, 0);
+        r.retry_sent(&retry);
+        r.retry_sent(&third);
         let l = r.logical();
         assert_eq!(l.exhausted, 1);
         assert_eq!(l.attempts_used[3], 1);
-        assert_eq!(l.retries_by_reason.rejected, 2);
+        assert_eq!((l.decided, l.retries_by_reason.rejected), (2, 2));
         assert_eq!(
             l.end_to_end.max() / 1000,
             215,

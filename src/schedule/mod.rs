@@ -55,6 +55,8 @@ pub struct Ticket {
     attempt: u16,
     /// The backoff (µs) that preceded this attempt, for decorrelated jitter.
     backoff_us: u32,
+    /// Why a retry was made (an index the retry module gives meaning to); 0 for a first attempt.
+    reason: u8,
 }
 
 impl Ticket {
@@ -71,19 +73,26 @@ impl Ticket {
             request: 0,
             attempt: 0,
             backoff_us: 0,
+            reason: 0,
         }
     }
 
     /// The next attempt of the same logical request, due at `due` after a backoff of `backoff`.
     /// Its intended start is that due time: the retry is measured from when the client meant to
     /// send it, like any ticket; the logical request is measured from [`Ticket::origin`].
-    pub fn retry(&self, due: Instant, backoff: Duration) -> Ticket {
+    pub fn retry(&self, due: Instant, backoff: Duration, reason: u8) -> Ticket {
         Ticket {
             intended: due,
             attempt: self.attempt.saturating_add(1),
             backoff_us: u32::try_from(backoff.as_micros()).unwrap_or(u32::MAX),
+            reason,
             ..*self
         }
+    }
+
+    /// Why this retry was made, as given to [`Ticket::retry`] (0 for a first attempt).
+    pub fn reason(&self) -> u8 {
+        self.reason
     }
 
     /// The first attempt's intended start: end-to-end latency is measured from here.
@@ -339,6 +348,7 @@ impl Schedule {
             request,
             attempt: 0,
             backoff_us: 0,
+            reason: 0,
         };
         self.next += 1;
         self.due = self.compute();
