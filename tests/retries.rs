@@ -62,6 +62,16 @@ async fn immediate_retries_amplify_and_the_target_does_not_recover() {
         stats.received
     );
     assert!(x.amplification > 2.0, "amplification ×{}", x.amplification);
+    // Retries by reason add up to the retries sent, over the run and over the timeline.
+    let by = &x.retries_by_reason;
+    let sum = by.rejected + by.timeout + by.connect_error + by.transport_error + by.http_error;
+    assert_eq!(sum, x.retries, "{by:?}");
+    let b = &r.timeline.buckets;
+    let per_second: u64 = b
+        .iter()
+        .map(|b| b.retries_rejected + b.retries_timeout + b.retries_other)
+        .sum();
+    assert_eq!(per_second, b.iter().map(|b| b.retries).sum::<u64>());
     assert_eq!(r.recovery.status, "not_recovered", "{:?}", r.recovery);
     assert!(
         stats.abandoned > 0,
@@ -195,6 +205,10 @@ async fn an_open_breaker_fails_fast_without_sending() {
     assert!(b.opened >= 1 && b.probes >= 1, "{b:?}");
     assert!(r.counts.short_circuited > 100, "{:?}", r.counts);
     assert_eq!(x.logical.short_circuited, r.counts.short_circuited);
+    // Amplification is attempts sent per logical request: the breaker held load back.
+    let sent = (x.first_attempts + x.retries) as f64;
+    assert!(x.amplification < 1.0, "×{}", x.amplification);
+    assert!((x.amplification - sent / x.logical.started as f64).abs() < 0.001);
     assert_eq!(
         server.stats().received,
         r.counts.sent,
@@ -230,6 +244,9 @@ fn bad_retry_settings_are_refused_before_anything_is_sent() {
             "no stage has this name",
         ),
         (vec!["--profile", &profile], "did you mean backoff"),
+        (vec!["--retry", "on=200"], "not a failure"),
+        (vec!["--retry", "on=rejected on=timeout"], "given twice"),
+        (vec!["--recovery", "after=5s"], "before the schedule does"),
     ];
     for (extra, words) in cases {
         let mut args = vec!["run", &u, "-r", "10", "-d", "1s"];
@@ -260,4 +277,37 @@ fn bad_retry_settings_are_refused_before_anything_is_sent() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(server.stats().received, 0, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_before_the_trigger_ended_does_not_judge_recovery() {
+    use std::process::{Command, Stdio};
+    // Half the requests fail from the start: degraded at once; the trigger would end at 5 s.
+    let server = serve(ServeConfig {
+        error_rate: 0.5,
+        ..ServeConfig::default()
+    })
+    .await;
+    let dir = tempdir();
+    let json = dir.join("stopped.json");
+    let child = Command::new(bin())
+        .args(["run", &url(&server), "-r", "50", "-d", "10s", "-q"])
+        .args(["--recovery", "after=5s", "--json"])
+        .arg(&json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.code().is_some());
+    let v = read_json(&json);
+    assert_eq!(v["ending"], "interrupted");
+    assert_eq!(v["recovery"]["status"], "not_judged", "{}", v["recovery"]);
+    assert!(v["recovery"]["recovery_time_s"].is_null());
+    server.shutdown().await;
 }

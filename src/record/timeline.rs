@@ -14,6 +14,8 @@ pub const MAX_BUCKETS: usize = 3600;
 /// What happened during one bucket of the run.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Bucket {
+    /// Logical requests started: the schedule's own tickets released, sent or not.
+    pub logical: u64,
     /// First attempts sent.
     pub first: u64,
     /// Retries sent.
@@ -35,6 +37,7 @@ pub struct Bucket {
 
 impl Bucket {
     fn add(&mut self, o: &Bucket) {
+        self.logical += o.logical;
         self.first += o.first;
         self.retries += o.retries;
         self.short_circuited += o.short_circuited;
@@ -61,9 +64,10 @@ impl Bucket {
         }
     }
 
-    /// Attempts per first attempt (1 without retries); `None` without first attempts.
+    /// Attempts sent per logical request started (1 without retries, a breaker or drops);
+    /// `None` when no logical request started.
     pub fn amplification(&self) -> Option<f64> {
-        (self.first > 0).then(|| (self.first + self.retries) as f64 / self.first as f64)
+        (self.logical > 0).then(|| (self.first + self.retries) as f64 / self.logical as f64)
     }
 }
 
@@ -109,7 +113,10 @@ impl Timeline {
         let p = &self.prev;
         let retries = t.sent_retries.saturating_sub(p.sent_retries);
         let c = &interval.counts;
+        let logical_now = t.scheduled.saturating_sub(t.retries);
+        let logical_before = p.scheduled.saturating_sub(p.retries);
         let b = Bucket {
+            logical: logical_now.saturating_sub(logical_before),
             first: t.sent.saturating_sub(p.sent).saturating_sub(retries),
             retries,
             short_circuited: t.short_circuited.saturating_sub(p.short_circuited),
@@ -182,6 +189,7 @@ mod tests {
     fn intervals_land_in_their_second_and_deltas_are_taken() {
         let mut tl = Timeline::default();
         let mut tickets = Tickets {
+            scheduled: 100,
             sent: 100,
             ..Tickets::default()
         };
@@ -192,6 +200,10 @@ mod tests {
             100.0,
             None,
         );
+        // 100 more logical requests; 150 attempts sent (50 retries) and 10 retries
+        // short-circuited: amplification is what was sent per logical request.
+        tickets.scheduled = 260;
+        tickets.retries = 60;
         tickets.sent = 250;
         tickets.sent_retries = 50;
         let mut retry = RetryCounts {
@@ -216,7 +228,7 @@ mod tests {
         let b = tl.buckets();
         assert_eq!(b.len(), 2);
         assert_eq!((b[0].first, b[0].retries, b[0].ok), (100, 0, 90));
-        assert_eq!((b[1].first, b[1].retries), (100, 50));
+        assert_eq!((b[1].logical, b[1].first, b[1].retries), (100, 100, 50));
         assert_eq!(b[1].amplification(), Some(1.5));
         assert_eq!(
             b[1].retry_reasons,

@@ -5,8 +5,10 @@
 //! Judged on the run's [`Timeline`]: the success ratio of a bucket is its ok attempts over its
 //! ended attempts (the target's view; a bucket where attempts were sent and none ended counts as
 //! zero). The target has recovered at the first bucket, at or after the trigger's end, from which
-//! the ratio stays at or above the threshold for `hold` (or until the schedule's window ends).
-//! Without a known trigger, the clock starts at the first degraded bucket.
+//! the ratio stays at or above the threshold for `hold`. Without a known trigger, the clock starts
+//! at the first degraded bucket. A run too short to tell says so rather than guess: `not_judged`
+//! when its window ended before the trigger did, `unconfirmed` when the ratio came back but the
+//! window ended before it had held for `hold`.
 
 use std::time::Duration;
 
@@ -101,7 +103,20 @@ impl RecoverySpec {
     pub fn trigger_end(&self, shape: &Shape) -> Result<Option<f64>, SettingError> {
         match &self.after {
             None => Ok(None),
-            Some(After::At(d)) => Ok(Some(d.as_secs_f64())),
+            Some(After::At(d)) => {
+                let planned = shape.duration();
+                if !planned.is_zero() && *d >= planned {
+                    return Err(SettingError::new(
+                        "after",
+                        &humantime::format_duration(*d).to_string(),
+                        format!(
+                            "the trigger must end before the schedule does ({}): recovery is judged inside it",
+                            humantime::format_duration(planned)
+                        ),
+                    ));
+                }
+                Ok(Some(d.as_secs_f64()))
+            }
             Some(After::Stage(name)) => shape
                 .stages()
                 .iter()
@@ -129,7 +144,9 @@ impl RecoverySpec {
 /// Whether and when the target recovered.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Recovery {
-    /// `never_degraded`, `recovered` or `not_recovered`.
+    /// `never_degraded`, `recovered`, `not_recovered`, `unconfirmed` (back above the threshold
+    /// when the window ended, for less than `hold`) or `not_judged` (the window ended before the
+    /// trigger did: a stopped run).
     pub status: &'static str,
     pub threshold: f64,
     pub hold_s: f64,
@@ -137,7 +154,8 @@ pub struct Recovery {
     pub trigger_end_s: Option<f64>,
     /// Start of the first bucket below the threshold.
     pub degraded_at_s: Option<f64>,
-    /// Start of the bucket from which the ratio stayed above the threshold.
+    /// Start of the bucket from which the ratio stayed above the threshold (for `unconfirmed`,
+    /// to the end of the window).
     pub recovered_at_s: Option<f64>,
     /// `recovered_at − trigger_end` (or `− degraded_at` without a trigger).
     pub recovery_time_s: Option<f64>,
@@ -177,17 +195,23 @@ pub fn assess(
     r.degraded_at_s = Some(degraded as f64 * width);
     let from_s = trigger_end.unwrap_or(degraded as f64 * width);
     let first = ((from_s - 1e-9) / width).ceil().max(0.0) as usize;
+    if first >= buckets.len() {
+        // The window ended before the trigger did (a stopped run): nothing to judge.
+        r.status = "not_judged";
+        return r;
+    }
     let hold = ((spec.hold.as_secs_f64() / width).ceil() as usize).max(1);
-    let recovered = (first..buckets.len()).find(|&k| {
-        let end = (k + hold).min(buckets.len());
-        (k..end).all(healthy)
-    });
+    let recovered = (first..buckets.len()).find(|&k| (k..buckets.len().min(k + hold)).all(healthy));
     match recovered {
         Some(k) => {
             let at = k as f64 * width;
-            r.status = "recovered";
             r.recovered_at_s = Some(at);
-            r.recovery_time_s = Some((at - from_s).max(0.0));
+            if k + hold <= buckets.len() {
+                r.status = "recovered";
+                r.recovery_time_s = Some((at - from_s).max(0.0));
+            } else {
+                r.status = "unconfirmed";
+            }
         }
         None => r.status = "not_recovered",
     }
@@ -282,11 +306,18 @@ mod tests {
                 None,
             ),
             (
-                "the last second may be short of hold",
+                "back for less than hold when the window ends",
                 vec![bad, bad, bad, ok],
                 None,
-                "recovered",
-                Some(3.0),
+                "unconfirmed",
+                None,
+            ),
+            (
+                "a window that ended before the trigger did",
+                vec![ok, bad, bad, bad],
+                Some(6.0),
+                "not_judged",
+                None,
             ),
         ];
         for (name, ratios, trigger, status, time) in table {

@@ -17,7 +17,7 @@ pub struct RetryReport {
     /// Attempts sent: first attempts and retries.
     pub first_attempts: u64,
     pub retries: u64,
-    /// (first attempts + retries) ÷ first attempts, over the whole run (sent attempts).
+    /// Attempts sent (first attempts + retries) ÷ logical requests started, over the whole run.
     pub amplification: f64,
     /// Highest amplification of any timeline bucket.
     pub peak_amplification: f64,
@@ -74,28 +74,29 @@ impl RetryReport {
         let t = &m.tickets;
         let retries = t.sent_retries;
         let first = t.sent.saturating_sub(retries);
+        let started = t.scheduled.saturating_sub(t.retries);
         let ended = l.ended();
         let succeeded = l.succeeded_first + l.succeeded_retry;
         let peak = m
             .timeline
             .buckets()
             .iter()
-            .filter(|b| b.first >= 10)
+            .filter(|b| b.logical >= 10)
             .filter_map(|b| b.amplification())
             .fold(1.0f64, f64::max);
         RetryReport {
             policy: policy.describe(),
             first_attempts: first,
             retries,
-            amplification: if first > 0 {
-                round3((first + retries) as f64 / first as f64)
+            amplification: if started > 0 {
+                round3((first + retries) as f64 / started as f64)
             } else {
                 1.0
             },
             peak_amplification: round3(peak),
             retries_by_reason: l.retries_by_reason.clone(),
             logical: LogicalReport {
-                started: t.scheduled.saturating_sub(t.retries),
+                started,
                 ended,
                 succeeded_first_try: l.succeeded_first,
                 succeeded_after_retry: l.succeeded_retry,
@@ -146,12 +147,14 @@ pub struct BucketReport {
     pub target_rate: f64,
     pub first_attempts: u64,
     pub retries: u64,
+    /// Logical requests started (the schedule's own, sent or not).
+    pub logical_requests: u64,
     /// Attempts sent per second: first attempts and retries.
     pub offered_rate: f64,
-    /// Attempts per first attempt (`null` without first attempts).
+    /// Attempts sent per logical request started (`null` when none started).
     pub amplification: Option<f64>,
     pub short_circuited: u64,
-    /// Retries decided in the bucket, by the outcome that caused them.
+    /// Retries sent in the bucket, by the outcome that caused them.
     pub retries_rejected: u64,
     pub retries_timeout: u64,
     /// Connect, transport and HTTP errors.
@@ -179,6 +182,7 @@ impl TimelineReport {
                     target_rate: round3(b.target),
                     first_attempts: b.first,
                     retries: b.retries,
+                    logical_requests: b.logical,
                     offered_rate: round3((b.first + b.retries) as f64 / w),
                     amplification: b.amplification().map(round3),
                     short_circuited: b.short_circuited,

@@ -69,10 +69,13 @@ pub fn progress_line(snap: &Snapshot, prev: &Tickets) -> String {
     }
     line.push(')');
     if let Some(r) = &snap.retry {
-        let retries = snap.tickets.sent_retries.saturating_sub(prev.sent_retries) as f64;
-        let first = (snap.tickets.sent.saturating_sub(prev.sent) as f64 - retries).max(0.0);
-        let amp = if first > 0.0 {
-            format!("×{:.2}", (first + retries) / first)
+        let t = &snap.tickets;
+        let retries = t.sent_retries.saturating_sub(prev.sent_retries) as f64;
+        let sent = t.sent.saturating_sub(prev.sent) as f64;
+        let logical = t.scheduled.saturating_sub(t.retries) as f64
+            - prev.scheduled.saturating_sub(prev.retries) as f64;
+        let amp = if logical > 0.0 {
+            format!("×{:.2}", sent / logical)
         } else {
             "-".to_string()
         };
@@ -81,8 +84,11 @@ pub fn progress_line(snap: &Snapshot, prev: &Tickets) -> String {
             " | retries {:.0}/s amplification {amp}, pending {}, gave up {}",
             retries / secs,
             r.pending,
-            r.gave_up + r.short_circuited
+            r.gave_up
         );
+        if r.short_circuited > 0 {
+            let _ = write!(line, ", short-circuited {}", r.short_circuited);
+        }
     }
     let st = &snap.steering;
     if st.paused {
@@ -180,6 +186,13 @@ fn recovery(s: &mut String, r: &Report) {
         ("never_degraded", ..) => format!("never degraded ({rule})"),
         ("recovered", Some(d), Some(at), Some(t)) => format!(
             "degraded at {d:.0}s; {from}, recovered at {at:.0}s: recovery time {t:.1}s ({rule})"
+        ),
+        ("unconfirmed", Some(d), Some(at), _) => format!(
+            "degraded at {d:.0}s; {from}, back above the threshold at {at:.0}s but the schedule ended before it held for {}s: recovery UNCONFIRMED ({rule})",
+            x.hold_s
+        ),
+        ("not_judged", Some(d), ..) => format!(
+            "degraded at {d:.0}s; NOT JUDGED: the run ended before the trigger did ({rule})"
         ),
         (_, Some(d), ..) => format!(
             "degraded at {d:.0}s and DID NOT RECOVER {from} by the end of the schedule ({rule})"
@@ -708,9 +721,17 @@ fn footer(s: &mut String, r: &Report) {
             "  verdict    generator healthy; closed-loop run: read it for throughput, not latency"
         )
     } else if v.trustworthy {
+        let sent = if r.counts.short_circuited > 0 {
+            format!(
+                "every scheduled request was sent or failed fast by the client's breaker ({} short-circuited)",
+                r.counts.short_circuited
+            )
+        } else {
+            "every scheduled request was sent".to_string()
+        };
         writeln!(
             s,
-            "  verdict    trustworthy: every scheduled request was sent, send-lag p99 {} within {}",
+            "  verdict    trustworthy: {sent}, send-lag p99 {} within {}",
             format_us(r.send_lag_us.p99),
             format_us(r.settings.max_send_lag_us)
         )

@@ -169,7 +169,7 @@ impl Logical {
 pub struct RetryCounts {
     /// Retries decided so far.
     pub scheduled: u64,
-    /// Logical requests that gave up (any reason) or were short-circuited.
+    /// Logical requests that gave up (attempts, budget, deadline, queue full).
     pub gave_up: u64,
     pub short_circuited: u64,
     pub pending: u64,

@@ -88,6 +88,9 @@ impl RetryOn {
                 "transport" | "transport_error" => on.transport = true,
                 "error" | "http_error" => on.error = true,
                 g if g.starts_with("grpc:") => match crate::grpc::Code::parse(&g[5..]) {
+                    Some(crate::grpc::Code::OK) => {
+                        return Err("grpc:OK is a success: only failures are retried".to_string())
+                    }
                     Some(c) => on.grpc.push(c),
                     None => {
                         return Err(format!(
@@ -97,7 +100,12 @@ impl RetryOn {
                     }
                 },
                 code => match code.parse::<u16>() {
-                    Ok(c) if (100..=999).contains(&c) => on.statuses.push(c),
+                    Ok(c) if (400..=599).contains(&c) => on.statuses.push(c),
+                    Ok(c) if (100..=399).contains(&c) => {
+                        return Err(format!(
+                            "status {c} is not a failure: only 4xx and 5xx statuses are retried"
+                        ))
+                    }
                     _ => {
                         return Err(format!(
                             "unknown outcome '{}' (give rejected, timeout, connect, transport, error or status codes such as 503, comma-separated)",
@@ -197,7 +205,11 @@ impl Backoff {
         {
             let (base, cap) = match r.split_once("..") {
                 Some((b, c)) => (delay(b, hint)?, delay(c, hint)?),
-                None => (delay(r, hint)?, Duration::from_secs(30)),
+                // No cap: the default policy's 10 s, or the base itself when that is longer.
+                None => {
+                    let base = delay(r, hint)?;
+                    (base, base.max(Duration::from_secs(10)))
+                }
             };
             if base.is_zero() {
                 return Err(format!("the base must be above zero ({hint})"));
@@ -392,7 +404,8 @@ impl Policy {
     }
 
     /// Builds a policy from `(key, value)` pairs (the command line's or a profile table's).
-    /// Later keys override earlier ones; settings are checked together at the end.
+    /// A key given twice is refused (the second would silently win); settings are checked
+    /// together at the end.
     pub fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Policy, SettingError> {
@@ -412,9 +425,16 @@ impl Policy {
             probes: 1,
         };
         let mut breaker_keys = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
         for (key, value) in pairs {
             let err = |reason: String| SettingError::new(key, value, reason);
             let v = value.trim();
+            if seen.contains(&key) {
+                return Err(err(format!(
+                    "{key} is given twice (give each setting once; for several outcomes: on=rejected,timeout)"
+                )));
+            }
+            seen.push(key);
             match key {
                 "on" => p.on = RetryOn::parse(v).map_err(err)?,
                 "attempts" => p.attempts = attempts(v).map_err(err)?,
@@ -904,6 +924,11 @@ mod tests {
             ("deadline=0s", "deadline", "longer than zero"),
             ("queue=0", "queue", "from 1"),
             ("backoff=fixed:2d", "backoff", "one day"),
+            ("on=200", "on", "not a failure"),
+            ("on=rejected,302", "on", "not a failure"),
+            ("on=999", "on", "unknown outcome"),
+            ("on=grpc:OK", "on", "success"),
+            ("on=rejected on=timeout", "on", "given twice"),
         ];
         for (spec, key, words) in table {
             let e = Policy::parse(spec).unwrap_err();

@@ -158,11 +158,16 @@ fn rates_line(app: &App, snap: Option<&Snapshot>) -> Line<'static> {
             .map_or("-".to_string(), |a| format!("×{a:.2}"));
         spans.push(Span::styled(
             format!(
-                "offered {} (retries {}, {amp}; pending {}, gave up {})  ",
+                "offered {} (retries {}, {amp}; pending {}, gave up {}{})  ",
                 rate(p.sent),
                 rate(p.retries),
                 r.pending,
-                r.gave_up + r.short_circuited
+                r.gave_up,
+                if r.short_circuited > 0 {
+                    format!(", short-circuited {}", r.short_circuited)
+                } else {
+                    String::new()
+                }
             ),
             bold().patch(fg(app, Color::Magenta)),
         ));

@@ -24,6 +24,8 @@ pub struct Point {
     pub sent: f64,
     /// Of `sent`, retries (0 without a retry policy).
     pub retries: f64,
+    /// Logical requests started per second: the schedule's own tickets, sent or not.
+    pub logical: f64,
     pub ok: f64,
     pub rejected: f64,
     /// Answers saying "rate limited" (HTTP 429, gRPC RESOURCE_EXHAUSTED) and "overloaded"
@@ -39,6 +41,11 @@ pub struct Point {
     pub service_p99: Option<f64>,
 }
 
+/// Logical requests started so far: tickets released that were not retries.
+fn logical(t: &Tickets) -> u64 {
+    t.scheduled.saturating_sub(t.retries)
+}
+
 fn ms_at(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
@@ -49,9 +56,9 @@ impl Point {
         (self.sent - self.retries).max(0.0)
     }
 
-    /// Attempts per first attempt (1 without retries).
+    /// Attempts sent per logical request started (1 without retries, a breaker or drops).
     pub fn amplification(&self) -> Option<f64> {
-        (self.first() > 0.0).then(|| self.sent / self.first())
+        (self.logical > 0.0).then(|| self.sent / self.logical)
     }
 
     fn of(snap: &Snapshot, prev: &Tickets) -> Point {
@@ -69,6 +76,7 @@ impl Point {
             },
             sent: per(snap.tickets.sent.saturating_sub(prev.sent)),
             retries: per(snap.tickets.sent_retries.saturating_sub(prev.sent_retries)),
+            logical: per(logical(&snap.tickets).saturating_sub(logical(prev))),
             ok: per(c.ok),
             rejected: per(c.rejected),
             limited: per(c.status[429] + c.grpc[usize::from(Code::RESOURCE_EXHAUSTED.0)]),
