@@ -265,8 +265,10 @@ async fn run_live(
     };
     let report = metronome::run_steered(&plan, stop, views, control).await;
     if let Some(s) = session {
-        if let Err(e) = s.finish() {
-            say(&format!("warning: the terminal UI failed: {e}\n"));
+        match s.finish() {
+            // Nobody reads that terminal: a warning on it would block too.
+            Ok(()) | Err(metronome::tui::TuiError::Stuck) => {}
+            Err(e) => say(&format!("warning: the terminal UI failed: {e}\n")),
         }
     }
     Ok((report?, watcher, confident))

@@ -370,6 +370,7 @@ fn measured(
         .saturating_duration_since(start);
     timeline.add(
         mid,
+        now.saturating_duration_since(last_close),
         &last,
         &recorder.tickets(),
         shape.rate_at(mid),
@@ -569,6 +570,7 @@ async fn collect<C: Client>(c: Collector<C>, stop: CancellationToken) -> (Timeli
         let mid = snapshot.at.saturating_sub(len / 2);
         timeline.add(
             mid,
+            snapshot.interval_len,
             &snapshot.interval,
             &snapshot.tickets,
             snapshot.target_rate,

@@ -31,8 +31,12 @@ pub struct Bucket {
     pub timeout: u64,
     /// HTTP, connect, transport and local errors.
     pub errors: u64,
-    /// Target rate of the schedule at the bucket's middle (the last value seen).
+    /// The schedule's target rate over the bucket: the mean of its intervals' target rates
+    /// (each at its interval's middle), weighted by their lengths, so that it does not depend on
+    /// how often snapshots are taken.
     pub target: f64,
+    /// Seconds of intervals behind `target`.
+    pub target_secs: f64,
 }
 
 impl Bucket {
@@ -49,7 +53,11 @@ impl Bucket {
         self.rejected += o.rejected;
         self.timeout += o.timeout;
         self.errors += o.errors;
-        self.target = (self.target + o.target) / 2.0;
+        let secs = self.target_secs + o.target_secs;
+        if secs > 0.0 {
+            self.target = (self.target * self.target_secs + o.target * o.target_secs) / secs;
+        }
+        self.target_secs = secs;
     }
 
     /// Share of ended attempts that succeeded; `None` when nothing was sent or ended.
@@ -92,12 +100,13 @@ impl Default for Timeline {
 }
 
 impl Timeline {
-    /// Folds one closed interval, whose middle is `mid` after the start, into its bucket.
-    /// `tickets` (and `retry`, with a retry policy) are the run's counters at the interval's
-    /// end (deltas are taken here).
+    /// Folds one closed interval, whose middle is `mid` after the start and which lasted
+    /// `len`, into its bucket. `tickets` (and `retry`, with a retry policy) are the run's
+    /// counters at the interval's end (deltas are taken here).
     pub fn add(
         &mut self,
         mid: Duration,
+        len: Duration,
         interval: &Tally,
         tickets: &Tickets,
         target: f64,
@@ -127,6 +136,7 @@ impl Timeline {
             timeout: c.timeout,
             errors: c.errors().saturating_sub(c.timeout),
             target: if target.is_finite() { target } else { 0.0 },
+            target_secs: len.as_secs_f64().max(1e-6),
         };
         self.prev = *tickets;
         let mut idx = (mid.as_nanos() / self.width.as_nanos()) as usize;
@@ -137,14 +147,7 @@ impl Timeline {
         if self.buckets.len() <= idx {
             self.buckets.resize(idx + 1, Bucket::default());
         }
-        let slot = &mut self.buckets[idx];
-        let target = if slot.first + slot.retries + slot.completed == 0 && slot.target == 0.0 {
-            b.target
-        } else {
-            slot.target
-        };
-        slot.add(&b);
-        slot.target = if b.target > 0.0 { b.target } else { target };
+        self.buckets[idx].add(&b);
     }
 
     /// Doubles the bucket width, merging neighbours.
@@ -195,6 +198,7 @@ mod tests {
         };
         tl.add(
             Duration::from_millis(500),
+            Duration::from_secs(1),
             &tally(90, 10),
             &tickets,
             100.0,
@@ -212,6 +216,7 @@ mod tests {
         };
         tl.add(
             Duration::from_millis(1500),
+            Duration::from_secs(1),
             &tally(50, 100),
             &tickets,
             100.0,
@@ -220,6 +225,7 @@ mod tests {
         retry.by_reason = [40, 15, 5];
         tl.add(
             Duration::from_millis(1700),
+            Duration::from_secs(1),
             &Tally::default(),
             &tickets,
             100.0,
@@ -246,6 +252,7 @@ mod tests {
             tickets.sent += 10;
             tl.add(
                 Duration::from_millis(s * 1000 + 500),
+                Duration::from_secs(1),
                 &tally(10, 0),
                 &tickets,
                 10.0,
@@ -256,5 +263,47 @@ mod tests {
         assert_eq!(tl.width(), Duration::from_secs(4));
         let total: u64 = tl.buckets().iter().map(|b| b.first).sum();
         assert_eq!(total, 100_000, "nothing is lost by merging");
+    }
+
+    #[test]
+    fn the_target_does_not_depend_on_how_often_snapshots_are_taken() {
+        // A ramp through 300 → 350/s over the second: two half-second intervals (a UI's
+        // snapshots) or one whole one give the same target.
+        let tickets = Tickets::default();
+        let mut halves = Timeline::default();
+        for (mid, target) in [(250, 312.5), (750, 337.5)] {
+            halves.add(
+                Duration::from_millis(mid),
+                Duration::from_millis(500),
+                &Tally::default(),
+                &tickets,
+                target,
+                None,
+            );
+        }
+        let mut whole = Timeline::default();
+        whole.add(
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+            &Tally::default(),
+            &tickets,
+            325.0,
+            None,
+        );
+        assert_eq!(halves.buckets()[0].target, 325.0);
+        assert_eq!(whole.buckets()[0].target, 325.0);
+        // A bucket half paused (target 0 while paused) shows half the rate, not 0 or the last.
+        let mut paused = Timeline::default();
+        for (mid, target) in [(250, 0.0), (750, 400.0)] {
+            paused.add(
+                Duration::from_millis(mid),
+                Duration::from_millis(500),
+                &Tally::default(),
+                &tickets,
+                target,
+                None,
+            );
+        }
+        assert_eq!(paused.buckets()[0].target, 200.0);
     }
 }

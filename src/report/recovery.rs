@@ -237,6 +237,7 @@ mod tests {
             }
             tl.add(
                 Duration::from_millis(s as u64 * 1000 + 500),
+                Duration::from_secs(1),
                 &t,
                 &tickets,
                 100.0,

@@ -6,7 +6,8 @@
 //! panels    distribution │ status and errors │ profile curve with a cursor at now
 //! footer    keys, or the last message
 //! ```
-//! Below 24 rows or 100 columns, the panels that do not fit are reached with `tab`.
+//! Below 120 columns, the panels that do not fit are reached with `tab`; on short screens the
+//! panels give way to the charts.
 
 use hdrhistogram::Histogram;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};

@@ -8,12 +8,15 @@
 //!
 //! It runs on its own thread, reads snapshots without ever blocking the run (a `watch` channel
 //! keeps only the newest), and draws on stderr so that `--json -` can still go to stdout. A slow
-//! or stuck terminal delays only the next frame: it cannot change a number. Keys reach the run
+//! or stuck terminal delays only the next frame: it cannot change a number, and at the end the
+//! run waits for the UI at most [`FINISH_WAIT`] before writing its report. Keys reach the run
 //! only through [`Stop`] and [`Control`], the same seams signals and tests use.
 //!
 //! The terminal is restored on every way out: the thread's guard on normal exit and on error,
 //! a panic hook for a panic on the UI or the main thread, and the run's own graceful stop for
-//! SIGINT/SIGTERM (which ends the UI like any other end of run).
+//! SIGINT/SIGTERM/SIGHUP (which ends the UI like any other end of run). A panic on an engine
+//! thread while the UI is up is kept (its message and place) and printed once the terminal is
+//! restored, so that it is neither scribbled over the screen nor lost with it.
 
 mod draw;
 mod keys;
@@ -27,7 +30,7 @@ pub use state::{App, Info, Panel, Point};
 
 use std::io::{IsTerminal, Stderr, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -43,6 +46,9 @@ use tokio::sync::watch;
 use crate::control::Control;
 use crate::record::Snapshot;
 use crate::run::{Stop, Views};
+
+/// Longest the end of a run waits for the UI to close (a terminal nobody reads blocks it).
+pub const FINISH_WAIT: Duration = Duration::from_secs(2);
 
 /// How often the UI wants a snapshot.
 pub const SNAPSHOT_EVERY: Duration = Duration::from_millis(500);
@@ -62,6 +68,8 @@ pub enum TuiError {
     Thread(std::io::Error),
     #[error("terminal I/O failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the terminal stopped taking output; the UI was left behind")]
+    Stuck,
 }
 
 /// Whether a UI can be shown: stderr is a terminal that can address the cursor.
@@ -72,19 +80,29 @@ pub fn available() -> bool {
 
 /// Set while the terminal is in the UI's mode, so the panic hook knows to restore it.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// Set by the panic hook after a panic elsewhere printed over the screen: redraw it whole.
-static SMUDGED: AtomicBool = AtomicBool::new(false);
+/// Set when the UI did not close within [`FINISH_WAIT`]: its terminal is not being read, and
+/// writing to it again would block too.
+static STUCK: AtomicBool = AtomicBool::new(false);
+/// Panics on engine threads while the UI was up, printed once the terminal is restored.
+static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Most panic messages held (a panicking loop must not grow memory).
+const HELD_MAX: usize = 8;
 
-/// Leaves the alternate screen, shows the cursor and ends raw mode, once.
+/// Leaves the alternate screen, shows the cursor and ends raw mode, once; then prints the panic
+/// messages held while the UI was up.
 fn restore() {
-    if ACTIVE.swap(false, Ordering::SeqCst) {
+    if ACTIVE.swap(false, Ordering::SeqCst) && !STUCK.load(Ordering::SeqCst) {
         let _ = disable_raw_mode();
         let _ = execute!(std::io::stderr(), LeaveAlternateScreen, cursor::Show);
+        let held = std::mem::take(&mut *HELD.lock().unwrap_or_else(PoisonError::into_inner));
+        for message in held {
+            let _ = writeln!(std::io::stderr(), "{message}");
+        }
     }
 }
 
 /// Restores the terminal before a panic on the UI or main thread is printed; a panic on an
-/// engine thread (caught by the run and reported) only makes the UI redraw over its message.
+/// engine thread (caught by the run and reported) is held and printed after the UI closes.
 fn install_panic_hook() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
@@ -93,8 +111,15 @@ fn install_panic_hook() {
             let name = std::thread::current().name().map(str::to_string);
             if matches!(name.as_deref(), Some(THREAD) | Some("main")) {
                 restore();
-            } else {
-                SMUDGED.store(true, Ordering::SeqCst);
+            } else if ACTIVE.load(Ordering::SeqCst) {
+                let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+                if held.len() < HELD_MAX {
+                    held.push(format!(
+                        "thread '{}' {info}",
+                        name.as_deref().unwrap_or("<unnamed>")
+                    ));
+                }
+                return;
             }
             previous(info);
         }));
@@ -165,10 +190,23 @@ impl Session {
 
     fn end(&mut self) -> Result<(), TuiError> {
         self.done.store(true, Ordering::SeqCst);
-        let result = match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(r)) => r,
+        let Some(thread) = self.thread.take() else {
+            restore();
+            return Ok(());
+        };
+        // A UI blocked writing to a terminal nobody reads must not hold back the report.
+        let waited = Instant::now();
+        while !thread.is_finished() && waited.elapsed() < FINISH_WAIT {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if !thread.is_finished() {
+            STUCK.store(true, Ordering::SeqCst);
+            return Err(TuiError::Stuck);
+        }
+        let result = match thread.join() {
+            Ok(r) => r,
             // The UI thread panicked: the hook restored the terminal and printed why.
-            Some(Err(_)) | None => Ok(()),
+            Err(_) => Ok(()),
         };
         restore();
         result
@@ -197,10 +235,6 @@ impl Ui {
     ) -> Result<(), TuiError> {
         let mut dirty = true;
         while !self.done.load(Ordering::SeqCst) {
-            if SMUDGED.swap(false, Ordering::SeqCst) {
-                terminal.clear()?;
-                dirty = true;
-            }
             dirty |= self.take_snapshot();
             if dirty {
                 terminal.draw(|f| draw(f, &self.app))?;
