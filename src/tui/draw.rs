@@ -27,23 +27,34 @@ use crate::schedule::fmt_secs;
 /// Draws the whole screen.
 pub fn draw(f: &mut Frame, app: &App) {
     let area = f.area();
-    let note = app
-        .latest
-        .as_deref()
-        .and_then(|s| app.info.note(s.stage.as_deref()));
-    let header_rows = if note.is_some() { 5 } else { 4 };
-    let [header, body, footer] = Layout::vertical([
+    let snap = app.latest.as_deref();
+    let note = snap.and_then(|s| app.info.note(s.stage.as_deref()));
+    let header = header_lines(app, snap, note);
+    // Each header line wraps onto as many rows as it needs on a narrow screen, up to half of it.
+    let rows: u16 = header
+        .iter()
+        .map(|l| wrapped_rows(l, area.width))
+        .sum::<u16>()
+        + 1;
+    let header_rows = rows.min((area.height / 2).max(2));
+    let [top, body, footer] = Layout::vertical([
         Constraint::Length(header_rows),
         Constraint::Min(0),
         Constraint::Length(1),
     ])
     .areas(area);
-    draw_header(f, app, header, note);
+    draw_header(f, app, snap, header, top);
     draw_body(f, app, body);
     draw_footer(f, app, footer);
     if app.help {
         draw_help(f, app, area);
     }
+}
+
+/// Rows `line` takes when wrapped at `width` columns.
+fn wrapped_rows(line: &Line, width: u16) -> u16 {
+    let w = line.width().max(1);
+    u16::try_from(w.div_ceil(usize::from(width.max(1)))).unwrap_or(u16::MAX)
 }
 
 /// A foreground colour, or plain text under `NO_COLOR`.
@@ -83,28 +94,50 @@ fn q_us(h: &Histogram<u64>, q: f64) -> String {
     }
 }
 
-fn draw_header(f: &mut Frame, app: &App, area: Rect, note: Option<&str>) {
-    let rows = Layout::vertical(vec![Constraint::Length(1); usize::from(area.height)]).split(area);
-    let row = |i: usize| rows.get(i).copied().unwrap_or_default();
-    let snap = app.latest.as_deref();
+/// The header's text lines (the progress gauge goes between the first and the others).
+fn header_lines(app: &App, snap: Option<&Snapshot>, note: Option<&str>) -> Vec<Line<'static>> {
     let stage = snap
         .and_then(|s| s.stage.as_deref())
         .map(|s| format!(" · stage {s}"))
         .unwrap_or_default();
-    let title = Line::from(vec![
-        Span::styled("metronome ", bold()),
-        Span::raw(format!("{}  ", app.info.target)),
-        Span::styled(format!("{}{stage}", app.info.profile), fg(app, Color::Cyan)),
-    ]);
-    f.render_widget(Paragraph::new(title), row(0));
-    draw_progress(f, app, snap, row(1));
-    f.render_widget(Paragraph::new(rates_line(app, snap)), row(2));
-    f.render_widget(Paragraph::new(health_line(app, snap)), row(3));
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled("metronome ", bold()),
+            Span::raw(format!("{}  ", app.info.target)),
+            Span::styled(format!("{}{stage}", app.info.profile), fg(app, Color::Cyan)),
+        ]),
+        rates_line(app, snap),
+        health_line(app, snap),
+    ];
     if let Some(n) = note {
-        f.render_widget(
-            Paragraph::new(Span::styled(n.to_string(), fg(app, Color::Yellow))),
-            row(4),
-        );
+        lines.push(Line::from(Span::styled(
+            n.to_string(),
+            fg(app, Color::Yellow),
+        )));
+    }
+    lines
+}
+
+fn draw_header(
+    f: &mut Frame,
+    app: &App,
+    snap: Option<&Snapshot>,
+    lines: Vec<Line<'static>>,
+    area: Rect,
+) {
+    let mut heights: Vec<Constraint> = lines
+        .iter()
+        .map(|l| Constraint::Length(wrapped_rows(l, area.width)))
+        .collect();
+    heights.insert(1, Constraint::Length(1));
+    let rows = Layout::vertical(heights).split(area);
+    let mut lines = lines.into_iter();
+    for (i, row) in rows.iter().enumerate() {
+        if i == 1 {
+            draw_progress(f, app, snap, *row);
+        } else if let Some(line) = lines.next() {
+            f.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), *row);
+        }
     }
 }
 
@@ -257,7 +290,8 @@ fn draw_body(f: &mut Frame, app: &App, area: Rect) {
         draw_charts(f, app, area);
         return;
     }
-    let panels_h = if area.height >= 18 { 8 } else { 0 };
+    // The panels need 7 rows (a border, a header and four rows); the charts keep at least 9.
+    let panels_h = if area.height >= 16 { 7 } else { 0 };
     let [charts, panels] =
         Layout::vertical([Constraint::Min(0), Constraint::Length(panels_h)]).areas(area);
     draw_charts(f, app, charts);
@@ -303,52 +337,90 @@ fn y_max(sets: &[Vec<(f64, f64)>]) -> f64 {
     }
 }
 
-fn chart<'a>(
-    app: &App,
-    title: String,
-    sets: &'a [Series],
-    (x, y): ([f64; 2], f64),
-    unit: &str,
-) -> Chart<'a> {
+/// A chart's axes: x bounds, y maximum, the y unit and, if not plain, the x labels.
+struct Axes {
+    x: [f64; 2],
+    y: f64,
+    unit: &'static str,
+    x_labels: Option<[String; 2]>,
+}
+
+/// Markers that tell series apart without colour, and the glyph each draws.
+const MARKERS: [(Marker, &str); 5] = [
+    (Marker::Braille, "⣿"),
+    (Marker::Dot, "•"),
+    (Marker::Block, "█"),
+    (Marker::Bar, "▄"),
+    (Marker::HalfBlock, "▀"),
+];
+
+/// A chart in a titled box, with a line naming its series above the plot (wrapped on narrow
+/// screens): in colour each name in its colour; under `NO_COLOR` each series drawn with its own
+/// marker, and the name followed by that marker's glyph.
+fn draw_chart(f: &mut Frame, app: &App, area: Rect, title: String, sets: &[Series], axes: Axes) {
+    let Axes {
+        x,
+        y,
+        unit,
+        x_labels,
+    } = axes;
+    let block = Block::bordered().title(title);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let marker = |i: usize| {
+        if app.info.color {
+            MARKERS[0]
+        } else {
+            MARKERS[i % MARKERS.len()]
+        }
+    };
+    let names: Vec<Span> = sets
+        .iter()
+        .enumerate()
+        .map(|(i, (_, name, color))| {
+            let glyph = if app.info.color { "" } else { marker(i).1 };
+            Span::styled(format!("{name}{glyph} "), fg(app, *color))
+        })
+        .collect();
+    let names = Line::from(names);
+    let rows = wrapped_rows(&names, inner.width).min(inner.height / 2);
+    let [legend, plot] =
+        Layout::vertical([Constraint::Length(rows), Constraint::Min(0)]).areas(inner);
+    f.render_widget(Paragraph::new(names).wrap(Wrap { trim: true }), legend);
     let datasets = sets
         .iter()
-        .map(|(data, name, color)| {
+        .enumerate()
+        .map(|(i, (data, name, color))| {
             Dataset::default()
                 .name(*name)
-                .marker(Marker::Braille)
+                .marker(marker(i).0)
                 .graph_type(GraphType::Line)
                 .style(fg(app, *color))
                 .data(data)
         })
         .collect();
-    // In colour the series are named in the title, in their colours, and the legend box (which
-    // would cover the newest points) is hidden; without colour the legend tells them apart.
-    let mut spans = vec![Span::raw(title)];
-    if app.info.color {
-        for (_, name, color) in sets {
-            spans.push(Span::styled(format!(" {name}"), fg(app, *color)));
-        }
-    }
-    let legend = if app.info.color {
-        (Constraint::Length(0), Constraint::Length(0))
-    } else {
-        (Constraint::Percentage(40), Constraint::Percentage(60))
+    let x_axis = match x_labels {
+        Some(l) => Axis::default().bounds(x).labels(l),
+        None => Axis::default().bounds(x),
     };
-    Chart::new(datasets)
-        .block(Block::bordered().title(Line::from(spans)))
-        .x_axis(Axis::default().bounds(x))
+    let chart = Chart::new(datasets)
+        .x_axis(x_axis)
         .y_axis(
             Axis::default()
                 .bounds([0.0, y])
                 .labels([format!("0{unit}"), format!("{y:.0}{unit}")]),
         )
-        .hidden_legend_constraints(legend)
+        // The names line above says which series is which; a legend box would cover the newest
+        // points.
+        .hidden_legend_constraints((Constraint::Length(0), Constraint::Length(0)));
+    f.render_widget(chart, plot);
 }
 
 fn draw_rates(f: &mut Frame, app: &App, area: Rect) {
     let pts: Vec<Point> = app.points.iter().copied().collect();
     let mut sets = vec![
         (series(&pts, |p| Some(p.target)), "target", Color::Gray),
+        (series(&pts, |p| Some(p.first())), "achieved", Color::White),
         (series(&pts, |p| Some(p.ok)), "ok", Color::Green),
         (
             series(&pts, |p| Some(p.rejected)),
@@ -389,8 +461,13 @@ fn draw_rates(f: &mut Frame, app: &App, area: Rect) {
         "rates /s  (sent {})",
         rate(pts.last().map_or(0.0, |p| p.sent))
     );
-    let c = chart(app, title, &sets, (x_bounds(&pts), y_max(&data)), "");
-    f.render_widget(c, area);
+    let axes = Axes {
+        x: x_bounds(&pts),
+        y: y_max(&data),
+        unit: "",
+        x_labels: None,
+    };
+    draw_chart(f, app, area, title, &sets, axes);
 }
 
 fn draw_latency(f: &mut Frame, app: &App, area: Rect) {
@@ -407,14 +484,19 @@ fn draw_latency(f: &mut Frame, app: &App, area: Rect) {
     let now = app.latest.as_deref().map(|s| &s.interval.clocks);
     let title = match now {
         Some(c) if !c.latency.is_empty() => format!(
-            "latency p99 {} (service p99 {})",
+            "latency p99 {} (service {})",
             q_us(&c.latency, 0.99),
             q_us(&c.service_time, 0.99)
         ),
         _ => "latency (from intended start)".into(),
     };
-    let c = chart(app, title, &sets, (x_bounds(&pts), y_max(&data)), "ms");
-    f.render_widget(c, area);
+    let axes = Axes {
+        x: x_bounds(&pts),
+        y: y_max(&data),
+        unit: "ms",
+        x_labels: None,
+    };
+    draw_chart(f, app, area, title, &sets, axes);
 }
 
 fn draw_panels(f: &mut Frame, app: &App, area: Rect) {
@@ -451,9 +533,18 @@ fn draw_distribution(f: &mut Frame, app: &App, area: Rect) {
         return;
     };
     let c = &s.totals.clocks;
+    // As many percentile columns as fit whole (a value such as "14.66ms" takes 7 columns).
+    let inner = area.width.saturating_sub(2);
+    let (names, qs): (&[&str], &[f64]) = if inner >= 8 + 5 * 8 {
+        (&["p50", "p90", "p99", "p99.9"], &[0.5, 0.9, 0.99, 0.999])
+    } else if inner >= 8 + 4 * 8 {
+        (&["p50", "p99", "p99.9"], &[0.5, 0.99, 0.999])
+    } else {
+        (&["p50", "p99"], &[0.5, 0.99])
+    };
     let row = |name: &'static str, h: &Histogram<u64>| {
         let mut cells = vec![name.to_string()];
-        cells.extend([0.5, 0.9, 0.99, 0.999].map(|q| q_us(h, q)));
+        cells.extend(qs.iter().map(|&q| q_us(h, q)));
         cells.push(if h.is_empty() {
             "-".into()
         } else {
@@ -468,15 +559,12 @@ fn draw_distribution(f: &mut Frame, app: &App, area: Rect) {
         row("service", &c.service_time),
         row("send lag", &c.send_lag),
     ];
-    let header = Row::new(["", "p50", "p90", "p99", "p99.9", "max"]).style(bold());
-    let widths = [
-        Constraint::Length(8),
-        Constraint::Fill(1),
-        Constraint::Fill(1),
-        Constraint::Fill(1),
-        Constraint::Fill(1),
-        Constraint::Fill(1),
-    ];
+    let mut head = vec![""];
+    head.extend_from_slice(names);
+    head.push("max");
+    let header = Row::new(head).style(bold());
+    let mut widths = vec![Constraint::Length(8)];
+    widths.extend(std::iter::repeat_n(Constraint::Fill(1), names.len() + 1));
     let t = Table::new(rows, widths)
         .header(header)
         .column_spacing(1)
@@ -549,19 +637,13 @@ fn draw_profile(f: &mut Frame, app: &App, area: Rect) {
         (data, "target", Color::Cyan),
         (cursor, "now", Color::Magenta),
     ];
-    let c = chart(
-        app,
-        block_title(curve.peak()),
-        &sets,
-        ([0.0, total], peak),
-        "",
-    )
-    .x_axis(
-        Axis::default()
-            .bounds([0.0, total])
-            .labels(["0s".to_string(), fmt_secs(total)]),
-    );
-    f.render_widget(c, area);
+    let axes = Axes {
+        x: [0.0, total],
+        y: peak,
+        unit: "",
+        x_labels: Some(["0s".to_string(), fmt_secs(total)]),
+    };
+    draw_chart(f, app, area, block_title(curve.peak()), &sets, axes);
 }
 
 fn block_title(peak: f64) -> String {
