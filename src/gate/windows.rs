@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::expr::{Metric, Op, Operand, Scope, Threshold};
-use super::{judge_one, missing, Judged, WindowFigures};
+use super::{judge_one, missing, Figures, Judged, WindowFigures};
 use crate::record::{Snapshot, Tally};
 use crate::run::{Stop, Views};
 
@@ -335,7 +335,7 @@ impl Watcher {
         let failed = self
             .thresholds
             .iter()
-            .find(|t| early(t) && !judge_one(t, &figures).passed)
+            .find(|t| failed_for_good(t, &figures))
             .map(|t| t.text.clone());
         if let Some(text) = failed {
             self.abort(&text);
@@ -350,12 +350,31 @@ impl Watcher {
     }
 }
 
-/// A whole-run count held below (or at) a constant only grows: once failed, failed for good.
+/// Whether `t` can fail for good before the run is over: a whole-run count (counts only grow)
+/// held at or below a constant. Percentiles, shares and rates can move either way; a count held
+/// above a constant (`>`, `>=`) or away from one (`!=`) can still be met by the rest of the run.
 fn early(t: &Threshold) -> bool {
     t.scope == Scope::Run
         && matches!(t.metric, Metric::Count(_))
         && matches!(t.op, Op::Lt | Op::Le | Op::Eq)
         && matches!(t.operand, Operand::Const(_))
+}
+
+/// Whether an [`early`] threshold has failed on the run so far in a way the rest of the run
+/// cannot undo: `< N` once N is reached, `<= N` and `== N` once N is passed. A count still below
+/// the N of `== N` fails *now* but may reach N by the end, so it does not stop the run.
+fn failed_for_good(t: &Threshold, so_far: &WindowFigures) -> bool {
+    if !early(t) {
+        return false;
+    }
+    let (Some(count), Operand::Const(limit)) = (so_far.figure(t.metric), t.operand) else {
+        return false;
+    };
+    match t.op {
+        Op::Lt => count.value >= limit,
+        Op::Le | Op::Eq => count.value > limit,
+        Op::Gt | Op::Ge | Op::Ne => false,
+    }
 }
 
 fn uses_rate(t: &Threshold) -> bool {
@@ -449,5 +468,39 @@ mod tests {
         w.see(&s);
         assert!(stop.graceful.is_cancelled());
         assert_eq!(w.seen.aborted_by.as_deref(), Some("requests.count < 3"));
+    }
+
+    #[test]
+    fn only_failures_the_rest_of_the_run_cannot_undo_stop_it() {
+        // (threshold, completed requests so far, stops the run)
+        let cases = [
+            ("requests.count == 600", 201, false),
+            ("requests.count == 600", 600, false),
+            ("requests.count == 600", 601, true),
+            ("requests.count == 0", 1, true),
+            ("requests.count < 600", 599, false),
+            ("requests.count < 600", 600, true),
+            ("requests.count <= 600", 600, false),
+            ("requests.count <= 600", 601, true),
+            ("requests.count > 600", 10, false),
+            ("requests.count >= 600", 10, false),
+            ("requests.count != 10", 10, false),
+            ("requests.rate < 1%", 10, false),
+            ("latency.p99 < 1us", 10, false),
+        ];
+        for (text, completed, stops) in cases {
+            let gate = Gate::parse([("t".to_string(), text)], true).unwrap();
+            let stop = Stop::new();
+            let mut w = Watcher::new(
+                &gate,
+                stop.clone(),
+                Duration::from_secs(10),
+                Duration::from_secs(1),
+            );
+            let mut s = snap(1, &[1000]);
+            s.totals.counts.completed = completed;
+            w.see(&s);
+            assert_eq!(stop.graceful.is_cancelled(), stops, "{text} at {completed}");
+        }
     }
 }
