@@ -461,3 +461,40 @@ async fn until_confident_stops_once_the_percentile_is_pinned_down_and_says_so() 
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_before_the_first_response_are_not_judged() {
+    let _t = timing_lock().await;
+    // Every request takes 1.5 s: nothing has completed by the end of the first second.
+    let server = slow(1500).await;
+    let out = metronome(&[
+        "run",
+        &url(&server),
+        "-r",
+        "20",
+        "-d",
+        "2s",
+        "-q",
+        "--threshold",
+        "latency.p99 < 5s for each 1s",
+        "--json",
+        "-",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", stderr(&out));
+    });
+    assert_valid(&v);
+    let r = &v["thresholds"]["results"][0];
+    assert_eq!(r["passed"], true, "{r:#}");
+    let w = &r["windows"];
+    assert!(w["pending"].as_u64().unwrap() >= 1, "{w}");
+    assert!(w["judged"].as_u64().unwrap() >= 1, "{w}");
+    assert_eq!(w["failed"], 0, "{w}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pending before the first response"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    server.shutdown().await;
+}

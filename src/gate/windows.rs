@@ -29,6 +29,9 @@ pub struct WindowCount {
     pub failed: u64,
     /// Windows not judged because a snapshot was missed.
     pub missed: u64,
+    /// Windows not judged because nothing of the run had completed yet (they ended before its
+    /// first response: with a 1.5 s service time, the first second has no latency to judge).
+    pub pending: u64,
     /// End of the first failing window, seconds from the start.
     pub first_failed_at_s: Option<f64>,
 }
@@ -56,9 +59,14 @@ impl Seen {
     /// The verdict of `for each` threshold `i`.
     pub fn judged(&self, i: usize, t: &Threshold) -> Judged {
         let Some(s) = self.per.get(&i).filter(|s| s.count.judged > 0) else {
+            let pending = self.per.get(&i).map_or(0, |s| s.count.pending);
             let mut j = missing(
                 t,
-                "no whole window was seen (a run shorter than one window, or every snapshot missed)",
+                &if pending > 0 {
+                    format!("no window was judged: nothing completed in the first {pending} window(s), and no whole window was seen after that")
+                } else {
+                    "no whole window was seen (a run shorter than one window, or every snapshot missed)".to_string()
+                },
             );
             j.windows = self.per.get(&i).map(|s| s.count.clone());
             return j;
@@ -67,11 +75,21 @@ impl Seen {
         j.threshold = t.text.clone();
         j.passed = s.count.failed == 0;
         j.windows = Some(s.count.clone());
+        let mut notes = Vec::new();
+        if s.count.pending > 0 {
+            notes.push(format!(
+                "{} window(s) before the first response not judged (nothing had completed yet)",
+                s.count.pending
+            ));
+        }
         if s.count.missed > 0 {
-            j.note = Some(format!(
+            notes.push(format!(
                 "{} window(s) not judged: the watcher missed a snapshot (their requests are in the whole-run figures)",
                 s.count.missed
             ));
+        }
+        if !notes.is_empty() {
+            j.note = Some(notes.join("; "));
         }
         j
     }
@@ -119,6 +137,19 @@ impl Seen {
     fn missed(&mut self, i: usize) {
         self.per.entry(i).or_default().count.missed += 1;
     }
+
+    fn pending(&mut self, i: usize) {
+        self.per.entry(i).or_default().count.pending += 1;
+    }
+}
+
+/// What became of one window for one threshold.
+enum Window {
+    /// A snapshot of it was missed.
+    Missed,
+    /// It ended before anything of the run had completed.
+    Pending,
+    Judged(Box<Judged>),
 }
 
 /// Windows of one length being filled.
@@ -170,6 +201,9 @@ pub struct Watcher {
     fills: Vec<Filling>,
     seen: Seen,
     last_at: Option<Duration>,
+    /// Something of the run has completed (answered, failed or cut): from then on an empty
+    /// window is a stall and fails; before, it is only early.
+    responding: bool,
     prev_sent: u64,
     prev_dropped: u64,
 }
@@ -207,6 +241,7 @@ impl Watcher {
             fills: lengths.into_iter().map(Filling::new).collect(),
             seen,
             last_at: None,
+            responding: false,
             prev_sent: 0,
             prev_dropped: 0,
         }
@@ -244,6 +279,7 @@ impl Watcher {
         }
         self.last_at = Some(snap.at);
         self.seen.last_at_s = snap.at.as_secs_f64();
+        self.responding |= snap.totals.counts.completed > 0;
         let sent = snap.tickets.sent.saturating_sub(self.prev_sent);
         let dropped = snap.tickets.dropped.saturating_sub(self.prev_dropped);
         self.prev_sent = snap.tickets.sent;
@@ -299,21 +335,28 @@ impl Watcher {
                 continue;
             }
             if fill.broken {
-                verdicts.push((i, None));
+                verdicts.push((i, Window::Missed));
                 continue;
             }
             if uses_rate(t) && !inside {
                 continue;
             }
-            verdicts.push((i, Some(judge_one(t, &figures))));
+            // Before the first completion a window has no latency or outcome yet to judge (the
+            // rates count sends, which have started): not judged, counted as pending.
+            if !self.responding && !uses_rate(t) {
+                verdicts.push((i, Window::Pending));
+                continue;
+            }
+            verdicts.push((i, Window::Judged(Box::new(judge_one(t, &figures)))));
         }
         for (i, v) in verdicts {
             match v {
-                None => self.seen.missed(i),
-                Some(j) => {
+                Window::Missed => self.seen.missed(i),
+                Window::Pending => self.seen.pending(i),
+                Window::Judged(j) => {
                     let failed = !j.passed;
                     let t = self.thresholds[i].clone();
-                    self.seen.record(i, &t, j, at.as_secs_f64());
+                    self.seen.record(i, &t, *j, at.as_secs_f64());
                     if failed && self.abort_on_fail {
                         self.abort(&t.text);
                     }
@@ -393,6 +436,7 @@ mod tests {
         for &v in latency_us {
             interval.clocks.latency.record(v).unwrap();
         }
+        interval.counts.completed = latency_us.len() as u64;
         Snapshot {
             at: Duration::from_secs(at_s),
             interval_len: Duration::from_secs(1),
@@ -444,6 +488,50 @@ mod tests {
         let c2 = j2.windows.unwrap();
         // [1,2] fails; [3,4] is broken by the miss and not judged; 5 starts a new window.
         assert_eq!((c2.judged, c2.failed, c2.missed), (1, 1, 1));
+    }
+
+    #[test]
+    fn windows_before_the_first_response_wait_and_a_later_empty_one_fails() {
+        // Every request takes 1.5 s: nothing completes in the first second.
+        let mut w = watcher(&[
+            "latency.p99 < 5s for each 1s",
+            "rate.achieved >= 0 for each 1s",
+        ]);
+        let mut s = snap(1, &[]);
+        s.totals.counts.completed = 0;
+        w.see(&s);
+        let mut s = snap(2, &[1_500_000]);
+        s.totals.counts.completed = 1;
+        w.see(&s);
+        let t = parse_t("latency.p99 < 5s for each 1s");
+        let j = w.seen.judged(0, &t);
+        let c = j.windows.clone().unwrap();
+        assert!(j.passed, "{j:?}");
+        assert_eq!((c.judged, c.failed, c.pending, c.missed), (1, 0, 1, 0));
+        assert!(j
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("before the first response"));
+        // Rates count sends, which had started: judged in the first window too.
+        let r = w.seen.judged(1, &parse_t("rate.achieved >= 0 for each 1s"));
+        assert_eq!(r.windows.unwrap().judged, 2);
+        // Then the target stalls: an empty window after responses have started fails.
+        let mut s = snap(3, &[]);
+        s.totals.counts.completed = 1;
+        w.see(&s);
+        let j = w.seen.judged(0, &t);
+        assert!(!j.passed, "{j:?}");
+        assert_eq!(j.windows.unwrap().failed, 1);
+        // A target that never answers is not passed on pending windows alone.
+        let mut w = watcher(&["latency.p99 < 5s for each 1s"]);
+        w.see(&snap(1, &[]));
+        w.see(&snap(2, &[]));
+        let j = w.seen.judged(0, &t);
+        assert!(
+            !j.passed && j.windows.as_ref().unwrap().pending == 2,
+            "{j:?}"
+        );
     }
 
     fn parse_t(s: &str) -> Threshold {
