@@ -498,3 +498,54 @@ async fn windows_before_the_first_response_are_not_judged() {
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_edges_agree_so_a_window_rate_is_true() {
+    let _t = timing_lock().await;
+    let server = serve_default().await;
+    // Each snapshot's length is exactly the time since the previous one, measured where its
+    // sends are counted: a window's rate divides like by like.
+    let views = metronome::Views::every(Duration::from_millis(200));
+    let edges = views
+        .follow("test-edges", Vec::new(), |seen, snap| {
+            seen.push((snap.at, snap.interval_len));
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    let mut p = crate::common::plan(&[&url(&server), "-r", "1000", "-d", "2s"]);
+    p.progress = false;
+    let report = metronome::run_with(&p, metronome::Stop::new(), views)
+        .await
+        .expect("run succeeds");
+    let edges = edges.join().unwrap();
+    assert!(edges.len() >= 5, "{edges:?}");
+    let mut prev = Duration::ZERO;
+    for (at, len) in &edges {
+        assert_eq!(*len, at.saturating_sub(prev), "{edges:?}");
+        prev = *at;
+    }
+    assert!(report.verdict.trustworthy, "{:?}", report.verdict.reasons);
+    // And the per-window achieved rate of a paced run is the target's, to the request.
+    let out = metronome(&[
+        "run",
+        &url(&server),
+        "-r",
+        "1000",
+        "-d",
+        "4s",
+        "-q",
+        "--threshold",
+        "rate.achieved >= 0.995 * rate.target for each 1s",
+        "--json",
+        "-",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", stderr(&out));
+    });
+    let r = &v["thresholds"]["results"][0];
+    if v["verdict"]["trustworthy"] == true {
+        assert_eq!(r["passed"], true, "{r:#}");
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    }
+    server.shutdown().await;
+}

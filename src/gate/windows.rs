@@ -280,9 +280,11 @@ impl Watcher {
         self.last_at = Some(snap.at);
         self.seen.last_at_s = snap.at.as_secs_f64();
         self.responding |= snap.totals.counts.completed > 0;
-        let sent = snap.tickets.sent.saturating_sub(self.prev_sent);
+        // First attempts sent in the schedule's window, as the report's `rate.achieved` counts.
+        let on_time = snap.tickets.first_on_time();
+        let sent = on_time.saturating_sub(self.prev_sent);
         let dropped = snap.tickets.dropped.saturating_sub(self.prev_dropped);
-        self.prev_sent = snap.tickets.sent;
+        self.prev_sent = on_time;
         self.prev_dropped = snap.tickets.dropped;
         let per_window = (1.0 / self.interval.as_secs_f64()).round().max(1.0) as u64;
         for f in 0..self.fills.len() {
@@ -322,11 +324,14 @@ impl Watcher {
         let fill = &self.fills[f];
         let secs = fill.secs;
         let inside = at.as_secs_f64() <= self.schedule.as_secs_f64() + 0.1;
+        // The achieved rate is over the part of the window inside the schedule: a window that
+        // ends a few milliseconds after the schedule (a late tick) had nothing to send there.
+        let past_end = at.saturating_sub(self.schedule).as_secs_f64();
         let figures = WindowFigures {
             tally: &fill.tally,
             sent: fill.sent,
             dropped: fill.dropped,
-            seconds: fill.seconds.max(1e-3),
+            seconds: (fill.seconds - past_end).max(1e-3),
             target_rate: fill.target_sum / fill.intervals.max(1) as f64,
         };
         let mut verdicts = Vec::new();
@@ -532,6 +537,28 @@ mod tests {
             !j.passed && j.windows.as_ref().unwrap().pending == 2,
             "{j:?}"
         );
+    }
+
+    #[test]
+    fn the_achieved_rate_of_a_window_is_over_its_part_inside_the_schedule() {
+        // 1 000/s for 3 s, exactly; the last snapshot comes 50 ms after the schedule's end.
+        let mut w = watcher(&["rate.achieved >= 0.999 * rate.target for each 1s"]);
+        w.schedule = Duration::from_secs(3);
+        for (at_ms, sent) in [(1000, 1000), (2000, 2000), (3050, 3000)] {
+            let mut s = snap(1, &[1000]);
+            s.at = Duration::from_millis(at_ms);
+            s.interval_len = Duration::from_millis(if at_ms == 3050 { 1050 } else { 1000 });
+            s.target_rate = 1000.0;
+            s.tickets.sent = sent;
+            w.see(&s);
+        }
+        let j = w.seen.judged(
+            0,
+            &parse_t("rate.achieved >= 0.999 * rate.target for each 1s"),
+        );
+        assert!(j.passed, "{j:?}");
+        assert_eq!(j.windows.unwrap().judged, 3);
+        assert_eq!(j.observed, Some(1000.0));
     }
 
     fn parse_t(s: &str) -> Threshold {
