@@ -58,9 +58,10 @@ pub struct CompareArgs {
     #[arg(long)]
     pub replicas: bool,
 
-    /// Allowed regression: `10%` for every gated figure (default 10%; gated by default: latency
-    /// and service time p50/p90/p99), or `FIGURE=5%` to gate one more (or set its own), e.g.
-    /// latency.p999=20% or errors.rate=1% (percentage points). Repeatable.
+    /// Allowed regression: `10%` for every gated time (default 10%; gated by default: latency
+    /// and service time p50/p90/p99, and errors.rate and rejected.rate at 1 percentage point),
+    /// or `FIGURE=5%` to gate one more (or set its own), e.g. latency.p999=20% or
+    /// errors.rate=2% (percentage points). Repeatable.
     #[arg(long, value_name = "SPEC")]
     pub max_regression: Vec<String>,
 

@@ -277,6 +277,13 @@ async fn compare_flags_a_slowed_target_and_not_the_same_one_twice() {
     let a2 = run(&url(&base_target), "a2.json", "300");
     let b = run(&url(&slowed), "b.json", "300");
     let other_rate = run(&url(&base_target), "c.json", "200");
+    let failing = serve(ServeConfig {
+        error_rate: 0.5,
+        ..Default::default()
+    })
+    .await;
+    let errors = run(&url(&failing), "err.json", "300");
+    failing.shutdown().await;
 
     let same = metronome(&["compare", &a1, &a2]);
     let text = String::from_utf8_lossy(&same.stdout);
@@ -297,6 +304,28 @@ async fn compare_flags_a_slowed_target_and_not_the_same_one_twice() {
     assert_eq!(p50["regressed"], true, "{p50}");
     assert!(p50["change"].as_f64().unwrap() > 0.1, "{p50}");
     assert!(stderr(&worse).contains("REGRESSION"));
+
+    // Half the requests fail: a regression by default, whatever the latency did.
+    let failed = metronome(&["compare", &a1, &errors, "--json", "-"]);
+    assert_eq!(code(&failed), Some(1), "{}", stderr(&failed));
+    let v: serde_json::Value = serde_json::from_slice(&failed.stdout).unwrap();
+    let row = |m: &str| {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["metric"] == m)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        row("errors.rate")["regressed"],
+        true,
+        "{}",
+        row("errors.rate")
+    );
+    assert_eq!(row("rejected.rate")["regressed"], false);
+    assert!(stderr(&failed).contains("REGRESSION"));
 
     let warned = metronome(&["compare", &a1, &other_rate]);
     assert!(

@@ -13,9 +13,11 @@
 //!   and its interval a seeded percentile bootstrap over the replicas (2 000 resamples); it is
 //!   clear when that interval excludes zero.
 //!
-//! What is gated by default: latency and service time at p50, p90 and p99 (at 10 %). Any other
-//! figure (a higher percentile, `errors.rate` in percentage points) can be gated by naming it in
-//! `--max-regression`. Shares are compared in percentage points with Wilson intervals.
+//! What is gated by default: latency and service time at p50, p90 and p99 (at 10 %), and the
+//! error and rejected shares (at 1 percentage point: a faster target that fails half its
+//! requests has regressed, whatever its latency). Any other figure (a higher percentile) can be
+//! gated by naming it in `--max-regression`. Shares are compared in percentage points with
+//! Wilson intervals.
 
 use std::fmt::Write;
 
@@ -33,7 +35,11 @@ use crate::schedule::Rng;
 pub const DEFAULT_MAX_REGRESSION: f64 = 0.10;
 /// Bootstrap resamples for replicated comparisons.
 pub const BOOTSTRAP_RESAMPLES: usize = 2000;
-/// Figures gated by default.
+/// Shares gated by default, each with its allowed rise in percentage points (as a fraction):
+/// one point is far above the A/A noise of a healthy target (zero errors both times) and far
+/// below a failing deploy's, and a relative allowance would be meaningless from a zero base.
+pub const DEFAULT_GATED_SHARES: [(&str, f64); 2] = [("errors.rate", 0.01), ("rejected.rate", 0.01)];
+/// Times gated by default (at the global `--max-regression`).
 pub const DEFAULT_GATED: [&str; 6] = [
     "latency.p50",
     "latency.p90",
@@ -103,6 +109,9 @@ impl Limits {
     /// The allowed regression of `metric`, if it is gated.
     fn of(&self, metric: &str) -> Option<f64> {
         if let Some((_, x)) = self.per_metric.iter().rev().find(|(m, _)| m == metric) {
+            return Some(*x);
+        }
+        if let Some((_, x)) = DEFAULT_GATED_SHARES.iter().find(|(m, _)| *m == metric) {
             return Some(*x);
         }
         DEFAULT_GATED.contains(&metric).then_some(self.global)
@@ -653,6 +662,34 @@ mod tests {
     }
 
     #[test]
+    fn a_rise_in_errors_or_rejections_is_a_regression_by_default() {
+        let limits = Limits::default();
+        let with = |label: &str, rejected: u64, errors: u64, seed: u64| {
+            let mut s = side(label, 1.0, 5000, seed);
+            s.counts = [5000 - rejected - errors, rejected, errors, 0];
+            s
+        };
+        let gated = |c: &Comparison, m: &str| {
+            c.rows
+                .iter()
+                .find(|r| r.metric == m)
+                .is_some_and(|r| r.regressed)
+        };
+        // Half the requests fail: flagged, though latency did not change.
+        let c = compare(&[with("a", 0, 0, 1)], &[with("b", 0, 2500, 2)], &limits, 7);
+        assert!(c.regressed && gated(&c, "errors.rate"), "{}", render(&c));
+        let c = compare(&[with("a", 0, 0, 1)], &[with("b", 400, 0, 2)], &limits, 7);
+        assert!(c.regressed && gated(&c, "rejected.rate"), "{}", render(&c));
+        // A few errors either way (0.1 % against 0.3 %) are within the allowance.
+        let c = compare(&[with("a", 0, 5, 1)], &[with("b", 0, 15, 2)], &limits, 7);
+        assert!(!c.regressed, "{}", render(&c));
+        // Replicas of a healthy target, zero errors each: never flagged.
+        let base: Vec<Side> = (0..3).map(|i| with("b", 0, 0, i)).collect();
+        let new: Vec<Side> = (10..13).map(|i| with("n", 0, 0, i)).collect();
+        assert!(!compare(&base, &new, &limits, 7).regressed);
+    }
+
+    #[test]
     fn mismatched_conditions_warn() {
         let a = side("a", 1.0, 100, 1);
         let mut b = side("b", 1.0, 100, 2);
@@ -678,6 +715,11 @@ mod tests {
         assert_eq!(l.of("latency.p999"), Some(0.2));
         assert_eq!(l.of("errors.rate"), Some(0.01));
         assert_eq!(l.of("send_lag.p99"), None);
+        // The shares' default allowance is in points, not the global share of the times.
+        let l = Limits::parse(&["50%".into(), "errors.rate=5%".into()]).unwrap();
+        assert_eq!(l.of("rejected.rate"), Some(0.01));
+        assert_eq!(l.of("errors.rate"), Some(0.05));
+        assert_eq!(l.of("ok.rate"), None);
         assert!(Limits::parse(&["latncy.p99=5%".into()]).is_err());
         assert!(Limits::parse(&["ten".into()]).is_err());
     }
