@@ -138,6 +138,32 @@ async fn exit_codes_0_1_2_3_from_real_runs() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["thresholds"]["passed"], true);
     assert_eq!(v["verdict"]["trustworthy"], false);
+
+    // 3 too for a trustworthy run compared with an untrustworthy baseline, as `compare` says.
+    let untrustworthy = dir.join("untrustworthy.json");
+    std::fs::write(&untrustworthy, &out.stdout).unwrap();
+    let out = metronome(&[
+        "run",
+        &url(&fast),
+        "-r",
+        "100",
+        "-d",
+        "1s",
+        "-q",
+        "--baseline",
+        untrustworthy.to_str().unwrap(),
+        "--json",
+        "-",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"]["trustworthy"], true, "{}", v["verdict"]);
+    assert_eq!(v["baseline"]["trustworthy"], false);
+    assert!(
+        stderr(&out).contains("UNTRUSTWORTHY input"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(code(&out), Some(3), "{}", stderr(&out));
     fast.shutdown().await;
     slow_target.shutdown().await;
 }
