@@ -69,7 +69,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
-    /// Write one JUnit test case per gated figure to FILE.
+    /// Write JUnit XML to FILE: one test case for the inputs' trust, one per gated figure.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
 }

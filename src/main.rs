@@ -360,7 +360,7 @@ fn compare_reports(args: CompareArgs) -> anyhow::Result<u8> {
     if let Some(out) = junit_out {
         out.write_text(&junit::render(
             "metronome compare",
-            &junit::compare_cases(&c),
+            &junit::compare_run_cases(&c),
         ))?;
     }
     Ok(c.exit_code())

@@ -164,6 +164,37 @@ async fn exit_codes_0_1_2_3_from_real_runs() {
         stderr(&out)
     );
     assert_eq!(code(&out), Some(3), "{}", stderr(&out));
+
+    // compare --junit: the trust verdict is a test case of its own, failing with the exit 3;
+    // p95 is compared and can be gated like every other percentile.
+    let junit = dir.join("compare.xml");
+    let out = metronome(&[
+        "compare",
+        untrustworthy.to_str().unwrap(),
+        json.to_str().unwrap(),
+        "--max-regression",
+        "latency.p95=3%",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(3), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("latency.p95"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit is well-formed XML");
+    let trust = doc
+        .descendants()
+        .find(|n| n.attribute("classname") == Some("metronome.trust"))
+        .unwrap_or_else(|| panic!("a trust case: {xml}"));
+    assert!(trust.children().any(|n| n.has_tag_name("failure")), "{xml}");
+    assert!(
+        doc.descendants()
+            .any(|n| n.attribute("name") == Some("latency.p95 does not regress")),
+        "{xml}"
+    );
     fast.shutdown().await;
     slow_target.shutdown().await;
 }

@@ -50,13 +50,8 @@ pub const DEFAULT_GATED: [&str; 6] = [
 ];
 
 const CLOCKS: [&str; 4] = ["latency", "service_time", "send_lag", "latency_ok"];
-const QUANTILES: [(&str, f64); 5] = [
-    ("p50", 0.5),
-    ("p90", 0.9),
-    ("p99", 0.99),
-    ("p999", 0.999),
-    ("p9999", 0.9999),
-];
+/// Every percentile a report carries (p50, p90, p95, p99, p999, p9999), compared and gateable.
+const QUANTILES: [(&str, f64); 6] = super::confidence::PERCENTILES;
 const SHARES: [&str; 4] = ["ok", "rejected", "errors", "dropped"];
 
 /// A report that cannot be compared.
@@ -656,6 +651,7 @@ mod tests {
         let same: Vec<Side> = (10..13).map(|i| side("n", 1.0, 3000, i)).collect();
         let slow: Vec<Side> = (10..13).map(|i| side("n", 1.25, 3000, i)).collect();
         let c = compare(&base, &same, &limits, 7);
+        assert!(c.rows.iter().any(|r| r.metric == "service_time.p95"));
         assert_eq!(c.method, "bootstrap");
         assert!(!c.regressed, "{}", render(&c));
         assert!(compare(&base, &slow, &limits, 7).regressed);
@@ -721,6 +717,12 @@ mod tests {
         assert_eq!(l.of("errors.rate"), Some(0.05));
         assert_eq!(l.of("ok.rate"), None);
         assert!(Limits::parse(&["latncy.p99=5%".into()]).is_err());
+        // Every percentile a report carries can be gated, p95 included.
+        for (name, _) in super::super::confidence::PERCENTILES {
+            let spec = format!("latency.{name}=3%");
+            let l = Limits::parse(std::slice::from_ref(&spec)).expect(&spec);
+            assert_eq!(l.of(&format!("latency.{name}")), Some(0.03));
+        }
         assert!(Limits::parse(&["ten".into()]).is_err());
     }
 }
