@@ -85,6 +85,19 @@ impl CompareArgs {
                     "give the baseline replicas, then -- and the new ones: compare --replicas B1.json B2.json -- N1.json N2.json",
                 ));
             }
+            // Everything after `--` is a file name: an option there (`-- N1 N2 --junit x.xml`)
+            // would be read as a report and fail as an unreadable file, far from the cause.
+            if let Some(opt) = self
+                .new
+                .iter()
+                .find(|p| p.to_string_lossy().starts_with('-'))
+            {
+                return Err(Error::invalid(
+                    "NEW",
+                    opt.display().to_string(),
+                    "an option after --, where every argument is a new report: put options before --, e.g. compare --replicas --junit junit.xml B1.json B2.json -- N1.json N2.json",
+                ));
+            }
             return Ok((self.files.clone(), self.new.clone()));
         }
         match self.files.as_slice() {

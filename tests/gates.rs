@@ -635,3 +635,79 @@ async fn snapshot_edges_agree_so_a_window_rate_is_true() {
     }
     server.shutdown().await;
 }
+
+/// Every `metronome run|compare|serve` command in docs/ci.md parses as written (the CI examples
+/// are copied verbatim into pipelines): flags exist, thresholds parse, `compare`'s files and
+/// options are where it reads them.
+#[test]
+fn the_commands_in_docs_ci_parse_as_written() {
+    use clap::Parser;
+    use metronome::cli::{Cli, Command as Sub};
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ci.md")).unwrap();
+    let joined = text.replace("\\\n", " ");
+    let mut checked = 0;
+    for line in joined.lines() {
+        let Some(at) = ["metronome run ", "metronome compare ", "metronome serve "]
+            .iter()
+            .filter_map(|c| line.find(c))
+            .min()
+        else {
+            continue;
+        };
+        let mut cmd = &line[at + "metronome ".len()..];
+        for end in ["; done", " &", "  #", "`"] {
+            if let Some(i) = cmd.find(end) {
+                cmd = &cmd[..i];
+            }
+        }
+        if cmd.contains('…') {
+            continue;
+        }
+        let argv = shell_words(cmd);
+        let mut full = vec!["metronome".to_string()];
+        full.extend(argv);
+        let cli = Cli::try_parse_from(&full).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        match cli.command {
+            Sub::Compare(c) => {
+                c.sides().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+                c.limits().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+            }
+            Sub::Run(r) => {
+                let plan = r.plan().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+                r.gate(&plan).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+            }
+            _ => {}
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "found only {checked} commands");
+}
+
+/// Splits a command line as a POSIX shell would for these examples (single quotes only).
+fn shell_words(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let (mut quoted, mut any) = (false, false);
+    for c in s.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
+}
