@@ -458,6 +458,51 @@ fn profile_thresholds_are_checked_with_their_position() {
     // Line 6, column 23: the unit inside the value string.
     assert!(err.contains("bad.toml:6:23"), "{err}");
     assert!(err.contains("unknown time unit"), "{err}");
+
+    // A stage the profile does not have: `profile check` refuses it as `run` would, and both
+    // point at the name, in the list's second item.
+    let two = "[[stage]]\nname = \"warm\"\nshape = \"constant\"\nrate = 10\nduration = \"1s\"\n\n[[stage]]\nname = \"peak\"\nshape = \"constant\"\nrate = 20\nduration = \"1s\"\n";
+    let nope = dir.join("nope.toml");
+    std::fs::write(
+        &nope,
+        format!("{two}[thresholds]\n\"latency.p99\" = [\"< 250ms\", \"< 250ms stage=nope\"]\n"),
+    )
+    .unwrap();
+    let out = metronome(&["profile", "check", nope.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    // Line 13: `"latency.p99" = ["< 250ms", "< 250ms stage=nope"]`, "nope" at column 44.
+    assert!(err.contains("nope.toml:13:44"), "{err}");
+    assert!(
+        err.contains("stage 'nope'") && err.contains("warm, peak"),
+        "{err}"
+    );
+    let out = metronome(&[
+        "run",
+        "http://127.0.0.1:9/",
+        "--profile",
+        nope.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("nope.toml:13:44"), "{err}");
+    assert!(!err.contains("--threshold"), "{err}");
+    // A good stage name passes, and a list item's error points into that item.
+    let good2 = dir.join("good2.toml");
+    std::fs::write(
+        &good2,
+        format!("{two}[thresholds]\n\"latency.p99\" = [\"< 250ms\", \"< 250ms stage=peak\", \"< 9xs\"]\n"),
+    )
+    .unwrap();
+    let out = metronome(&["profile", "check", good2.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    // The unit of "< 9xs", the third item, is at column 55.
+    assert!(
+        err.contains("good2.toml:13:55") && err.contains("unknown time unit"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
