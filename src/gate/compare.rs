@@ -182,11 +182,6 @@ impl Side {
         .iter()
         .map(|k| n(k))
         .sum();
-        let show = |x: &Value| match x {
-            Value::String(s) => s.clone(),
-            Value::Null => "-".into(),
-            other => other.to_string(),
-        };
         Ok(Side {
             label: label.to_string(),
             hists,
@@ -195,17 +190,7 @@ impl Side {
             counts: [n("ok"), n("rejected"), errors, n("dropped")],
             achieved: v["rate"]["achieved"].as_f64().unwrap_or(0.0),
             trustworthy: v["verdict"]["trustworthy"].as_bool().unwrap_or(false),
-            conditions: vec![
-                ("target", show(&v["target"])),
-                ("protocol", show(&v["protocol"])),
-                ("method", show(&v["method"])),
-                ("mode", show(&v["mode"])),
-                ("profile", show(&v["profile"]["shape"])),
-                ("rate", show(&v["rate"]["target"])),
-                ("duration", show(&v["duration_s"])),
-                ("connections", show(&v["settings"]["connections"])),
-                ("max connections", show(&v["settings"]["max_connections"])),
-            ],
+            conditions: conditions(v),
         })
     }
 
@@ -221,6 +206,32 @@ impl Side {
         };
         (of > 0).then(|| share(self.counts[i], of))
     }
+}
+
+/// The conditions of a report that should match between compared runs: (name, shown value).
+/// The profile is its shape without the Poisson seed: each run draws its own, and two runs of
+/// the same Poisson profile are the same condition (the arrivals process itself still counts).
+fn conditions(v: &Value) -> Vec<(&'static str, String)> {
+    let show = |x: &Value| match x {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let mut profile = show(&v["profile"]["shape"]);
+    if let Some(seed) = v["profile"]["seed"].as_u64() {
+        profile = profile.replace(&format!(" seed {seed}"), "");
+    }
+    vec![
+        ("target", show(&v["target"])),
+        ("protocol", show(&v["protocol"])),
+        ("method", show(&v["method"])),
+        ("mode", show(&v["mode"])),
+        ("profile", profile),
+        ("rate", show(&v["rate"]["target"])),
+        ("duration", show(&v["duration_s"])),
+        ("connections", show(&v["settings"]["connections"])),
+        ("max connections", show(&v["settings"]["max_connections"])),
+    ]
 }
 
 /// One figure compared.
@@ -695,6 +706,32 @@ mod tests {
             c.warnings.iter().any(|w| w.contains("rate is 100")),
             "{:?}",
             c.warnings
+        );
+    }
+
+    #[test]
+    fn the_poisson_seed_is_no_condition() {
+        let report = |seed: u64, arrivals: &str| {
+            serde_json::json!({
+                "target": "http://127.0.0.1:8080/",
+                "profile": {
+                    "shape": if arrivals == "poisson" {
+                        format!("constant 50/s for 1s, poisson seed {seed}")
+                    } else {
+                        "constant 50/s for 1s".to_string()
+                    },
+                    "seed": seed,
+                },
+            })
+        };
+        assert_eq!(
+            conditions(&report(6340350899637469206, "poisson")),
+            conditions(&report(17, "poisson"))
+        );
+        // Poisson against uniform arrivals is still a difference of conditions.
+        assert_ne!(
+            conditions(&report(17, "poisson")),
+            conditions(&report(17, "uniform"))
         );
     }
 
