@@ -54,7 +54,7 @@ pub struct CompareArgs {
     pub new: Vec<PathBuf>,
 
     /// Replicated runs: `compare --replicas B1.json B2.json … -- N1.json N2.json …`; the change's
-    /// interval is then a bootstrap over the replicas.
+    /// interval is then Welch's t interval over the replicas (see docs/ci.md).
     #[arg(long)]
     pub replicas: bool,
 

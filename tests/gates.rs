@@ -410,7 +410,7 @@ async fn compare_flags_a_slowed_target_and_not_the_same_one_twice() {
     assert_valid(&v);
     assert_eq!(v["baseline"]["regressed"], true);
 
-    // Replicas: the bootstrap method.
+    // Replicas: Welch's t interval over them.
     let rep = metronome(&["compare", "--replicas", &a1, &a2, "--", &b, &b]);
     assert_eq!(
         code(&rep),
@@ -418,7 +418,7 @@ async fn compare_flags_a_slowed_target_and_not_the_same_one_twice() {
         "{}",
         String::from_utf8_lossy(&rep.stdout)
     );
-    assert!(String::from_utf8_lossy(&rep.stdout).contains("bootstrap"));
+    assert!(String::from_utf8_lossy(&rep.stdout).contains("Welch"));
 
     // A file that is not a schema-4 report is bad input.
     let bad = dir.join("old.json");

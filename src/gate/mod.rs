@@ -16,6 +16,7 @@ pub mod compare;
 pub mod confidence;
 pub mod expr;
 pub mod junit;
+pub mod replicas;
 pub mod until;
 pub mod windows;
 
