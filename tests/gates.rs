@@ -142,20 +142,29 @@ async fn exit_codes_0_1_2_3_from_real_runs() {
     // 3 too for a trustworthy run compared with an untrustworthy baseline, as `compare` says.
     let untrustworthy = dir.join("untrustworthy.json");
     std::fs::write(&untrustworthy, &out.stdout).unwrap();
-    let out = metronome(&[
-        "run",
-        &url(&fast),
-        "-r",
-        "100",
-        "-d",
-        "1s",
-        "-q",
-        "--baseline",
-        untrustworthy.to_str().unwrap(),
-        "--json",
-        "-",
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // This run must itself be trustworthy for the exit 3 to be the baseline's: on a busy host a
+    // short run can fall behind, so it gets three tries.
+    let mut tries = 0;
+    let (out, v) = loop {
+        tries += 1;
+        let out = metronome(&[
+            "run",
+            &url(&fast),
+            "-r",
+            "100",
+            "-d",
+            "1s",
+            "-q",
+            "--baseline",
+            untrustworthy.to_str().unwrap(),
+            "--json",
+            "-",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v["verdict"]["trustworthy"] == true || tries == 3 {
+            break (out, v);
+        }
+    };
     assert_eq!(v["verdict"]["trustworthy"], true, "{}", v["verdict"]);
     assert_eq!(v["baseline"]["trustworthy"], false);
     assert!(
