@@ -54,13 +54,14 @@ pub struct CompareArgs {
     pub new: Vec<PathBuf>,
 
     /// Replicated runs: `compare --replicas B1.json B2.json … -- N1.json N2.json …`; the change's
-    /// interval is then a bootstrap over the replicas.
+    /// interval is then Welch's t interval over the replicas (see docs/ci.md).
     #[arg(long)]
     pub replicas: bool,
 
-    /// Allowed regression: `10%` for every gated figure (default 10%; gated by default: latency
-    /// and service time p50/p90/p99), or `FIGURE=5%` to gate one more (or set its own), e.g.
-    /// latency.p999=20% or errors.rate=1% (percentage points). Repeatable.
+    /// Allowed regression: `10%` for every gated time (default 10%; gated by default: latency
+    /// and service time p50/p90/p99, and errors.rate and rejected.rate at 1 percentage point),
+    /// or `FIGURE=5%` to gate one more (or set its own), e.g. latency.p999=20% or
+    /// errors.rate=2% (percentage points). Repeatable.
     #[arg(long, value_name = "SPEC")]
     pub max_regression: Vec<String>,
 
@@ -68,7 +69,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
-    /// Write one JUnit test case per gated figure to FILE.
+    /// Write JUnit XML to FILE: one test case for the inputs' trust, one per gated figure.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
 }
@@ -82,6 +83,19 @@ impl CompareArgs {
                     "--replicas",
                     "(no new reports)",
                     "give the baseline replicas, then -- and the new ones: compare --replicas B1.json B2.json -- N1.json N2.json",
+                ));
+            }
+            // Everything after `--` is a file name: an option there (`-- N1 N2 --junit x.xml`)
+            // would be read as a report and fail as an unreadable file, far from the cause.
+            if let Some(opt) = self
+                .new
+                .iter()
+                .find(|p| p.to_string_lossy().starts_with('-'))
+            {
+                return Err(Error::invalid(
+                    "NEW",
+                    opt.display().to_string(),
+                    "an option after --, where every argument is a new report: put options before --, e.g. compare --replicas --junit junit.xml B1.json B2.json -- N1.json N2.json",
                 ));
             }
             return Ok((self.files.clone(), self.new.clone()));

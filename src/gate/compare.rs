@@ -9,13 +9,16 @@
 //!   (new.low / base.high − 1 to new.high / base.low − 1).
 //! - **Replicated runs** (`compare --replicas B1 B2 … -- N1 N2 …`): run-to-run noise (another
 //!   process on the CI machine, a cold cache) is larger than any one run's sampling error, and
-//!   replicas are how to measure it. The change is the ratio of the replicas' mean percentiles,
-//!   and its interval a seeded percentile bootstrap over the replicas (2 000 resamples); it is
-//!   clear when that interval excludes zero.
+//!   replicas are how to measure it. The change is the ratio of the replicas' geometric means,
+//!   and its interval Welch's t interval over the replicas ([`super::replicas`]: a percentile
+//!   bootstrap of 2 or 3 replicas is far too narrow); it is clear when that interval excludes
+//!   zero.
 //!
-//! What is gated by default: latency and service time at p50, p90 and p99 (at 10 %). Any other
-//! figure (a higher percentile, `errors.rate` in percentage points) can be gated by naming it in
-//! `--max-regression`. Shares are compared in percentage points with Wilson intervals.
+//! What is gated by default: latency and service time at p50, p90 and p99 (at 10 %), and the
+//! error and rejected shares (at 1 percentage point: a faster target that fails half its
+//! requests has regressed, whatever its latency). Any other figure (a higher percentile) can be
+//! gated by naming it in `--max-regression`. Shares are compared in percentage points with
+//! Wilson intervals.
 
 use std::fmt::Write;
 
@@ -24,16 +27,18 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::confidence::Interval;
+use super::replicas::diff;
 use super::{share, Observed};
 use crate::report::format_us;
 use crate::report::hist;
-use crate::schedule::Rng;
 
 /// The allowed regression when `--max-regression` gives none for all figures.
 pub const DEFAULT_MAX_REGRESSION: f64 = 0.10;
-/// Bootstrap resamples for replicated comparisons.
-pub const BOOTSTRAP_RESAMPLES: usize = 2000;
-/// Figures gated by default.
+/// Shares gated by default, each with its allowed rise in percentage points (as a fraction):
+/// one point is far above the A/A noise of a healthy target (zero errors both times) and far
+/// below a failing deploy's, and a relative allowance would be meaningless from a zero base.
+pub const DEFAULT_GATED_SHARES: [(&str, f64); 2] = [("errors.rate", 0.01), ("rejected.rate", 0.01)];
+/// Times gated by default (at the global `--max-regression`).
 pub const DEFAULT_GATED: [&str; 6] = [
     "latency.p50",
     "latency.p90",
@@ -44,13 +49,8 @@ pub const DEFAULT_GATED: [&str; 6] = [
 ];
 
 const CLOCKS: [&str; 4] = ["latency", "service_time", "send_lag", "latency_ok"];
-const QUANTILES: [(&str, f64); 5] = [
-    ("p50", 0.5),
-    ("p90", 0.9),
-    ("p99", 0.99),
-    ("p999", 0.999),
-    ("p9999", 0.9999),
-];
+/// Every percentile a report carries (p50, p90, p95, p99, p999, p9999), compared and gateable.
+const QUANTILES: [(&str, f64); 6] = super::confidence::PERCENTILES;
 const SHARES: [&str; 4] = ["ok", "rejected", "errors", "dropped"];
 
 /// A report that cannot be compared.
@@ -103,6 +103,9 @@ impl Limits {
     /// The allowed regression of `metric`, if it is gated.
     fn of(&self, metric: &str) -> Option<f64> {
         if let Some((_, x)) = self.per_metric.iter().rev().find(|(m, _)| m == metric) {
+            return Some(*x);
+        }
+        if let Some((_, x)) = DEFAULT_GATED_SHARES.iter().find(|(m, _)| *m == metric) {
             return Some(*x);
         }
         DEFAULT_GATED.contains(&metric).then_some(self.global)
@@ -178,11 +181,6 @@ impl Side {
         .iter()
         .map(|k| n(k))
         .sum();
-        let show = |x: &Value| match x {
-            Value::String(s) => s.clone(),
-            Value::Null => "-".into(),
-            other => other.to_string(),
-        };
         Ok(Side {
             label: label.to_string(),
             hists,
@@ -191,17 +189,7 @@ impl Side {
             counts: [n("ok"), n("rejected"), errors, n("dropped")],
             achieved: v["rate"]["achieved"].as_f64().unwrap_or(0.0),
             trustworthy: v["verdict"]["trustworthy"].as_bool().unwrap_or(false),
-            conditions: vec![
-                ("target", show(&v["target"])),
-                ("protocol", show(&v["protocol"])),
-                ("method", show(&v["method"])),
-                ("mode", show(&v["mode"])),
-                ("profile", show(&v["profile"]["shape"])),
-                ("rate", show(&v["rate"]["target"])),
-                ("duration", show(&v["duration_s"])),
-                ("connections", show(&v["settings"]["connections"])),
-                ("max connections", show(&v["settings"]["max_connections"])),
-            ],
+            conditions: conditions(v),
         })
     }
 
@@ -217,6 +205,32 @@ impl Side {
         };
         (of > 0).then(|| share(self.counts[i], of))
     }
+}
+
+/// The conditions of a report that should match between compared runs: (name, shown value).
+/// The profile is its shape without the Poisson seed: each run draws its own, and two runs of
+/// the same Poisson profile are the same condition (the arrivals process itself still counts).
+fn conditions(v: &Value) -> Vec<(&'static str, String)> {
+    let show = |x: &Value| match x {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let mut profile = show(&v["profile"]["shape"]);
+    if let Some(seed) = v["profile"]["seed"].as_u64() {
+        profile = profile.replace(&format!(" seed {seed}"), "");
+    }
+    vec![
+        ("target", show(&v["target"])),
+        ("protocol", show(&v["protocol"])),
+        ("method", show(&v["method"])),
+        ("mode", show(&v["mode"])),
+        ("profile", profile),
+        ("rate", show(&v["rate"]["target"])),
+        ("duration", show(&v["duration_s"])),
+        ("connections", show(&v["settings"]["connections"])),
+        ("max connections", show(&v["settings"]["max_connections"])),
+    ]
 }
 
 /// One figure compared.
@@ -249,7 +263,7 @@ pub struct Row {
 pub struct Comparison {
     pub base: Vec<String>,
     pub new: Vec<String>,
-    /// `intervals` (one run each) or `bootstrap` (replicas).
+    /// `intervals` (one run each) or `welch` (replicas: Welch's t interval).
     pub method: &'static str,
     pub rows: Vec<Row>,
     /// Conditions that differ between the runs, and untrustworthy inputs.
@@ -274,7 +288,7 @@ impl Comparison {
 }
 
 /// Compares replicated runs (one each is the common case).
-pub fn compare(base: &[Side], new: &[Side], limits: &Limits, seed: u64) -> Comparison {
+pub fn compare(base: &[Side], new: &[Side], limits: &Limits) -> Comparison {
     let replicated = base.len() > 1 || new.len() > 1;
     let mut rows = Vec::new();
     for (ci, clock) in CLOCKS.iter().enumerate() {
@@ -282,7 +296,7 @@ pub fn compare(base: &[Side], new: &[Side], limits: &Limits, seed: u64) -> Compa
             let metric = format!("{clock}.{qn}");
             let b: Vec<_> = base.iter().map(|s| s.percentile(ci, q)).collect();
             let n: Vec<_> = new.iter().map(|s| s.percentile(ci, q)).collect();
-            rows.push(row(&metric, "us", &b, &n, limits, replicated, seed, false));
+            rows.push(row(&metric, "us", &b, &n, limits, replicated, false));
         }
     }
     for (i, name) in SHARES.iter().enumerate() {
@@ -291,7 +305,7 @@ pub fn compare(base: &[Side], new: &[Side], limits: &Limits, seed: u64) -> Compa
         let n: Vec<_> = new.iter().map(|s| s.share(i)).collect();
         // A lower ok share is the regression.
         let worse_down = *name == "ok";
-        let mut r = row(&metric, "share", &b, &n, limits, replicated, seed, true);
+        let mut r = row(&metric, "share", &b, &n, limits, replicated, true);
         if worse_down {
             r.regressed = r.max_regression.is_some_and(|m| {
                 r.clear
@@ -316,7 +330,6 @@ pub fn compare(base: &[Side], new: &[Side], limits: &Limits, seed: u64) -> Compa
             per_metric: Vec::new(),
         },
         replicated,
-        seed,
         false,
     ));
     let mut warnings = condition_warnings(base, new);
@@ -333,7 +346,7 @@ pub fn compare(base: &[Side], new: &[Side], limits: &Limits, seed: u64) -> Compa
     Comparison {
         base: base.iter().map(|s| s.label.clone()).collect(),
         new: new.iter().map(|s| s.label.clone()).collect(),
-        method: if replicated { "bootstrap" } else { "intervals" },
+        method: if replicated { "welch" } else { "intervals" },
         regressed: rows.iter().any(|r| r.regressed),
         rows,
         warnings,
@@ -350,7 +363,6 @@ fn row(
     new: &[Option<Observed>],
     limits: &Limits,
     replicated: bool,
-    seed: u64,
     absolute: bool,
 ) -> Row {
     let max_regression = limits.of(metric);
@@ -374,12 +386,12 @@ fn row(
         return r;
     };
     let (change, low, high) = if replicated {
-        let bv: Vec<f64> = b.iter().map(|o| o.value).collect();
-        let nv: Vec<f64> = n.iter().map(|o| o.value).collect();
-        r.base = Some(mean(&bv));
-        r.new = Some(mean(&nv));
-        let (lo, hi) = bootstrap(&bv, &nv, absolute, seed);
-        (diff(mean(&bv), mean(&nv), absolute), lo, hi)
+        let Some(c) = super::replicas::change(&b, &n, absolute) else {
+            return r;
+        };
+        r.base = Some(c.base);
+        r.new = Some(c.new);
+        (Some(c.change), c.low, c.high)
     } else {
         let (b, n) = (b[0], n[0]);
         r.base = Some(b.value);
@@ -413,43 +425,6 @@ fn all(v: &[Option<Observed>]) -> Option<Vec<Observed>> {
 
 fn round6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
-}
-
-/// new relative to base (or the difference, for shares); `None` against a zero base.
-fn diff(base: f64, new: f64, absolute: bool) -> Option<f64> {
-    if absolute {
-        Some(new - base)
-    } else if base > 0.0 {
-        Some(new / base - 1.0)
-    } else {
-        None
-    }
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
-/// 95 % percentile-bootstrap interval of the change of the replicas' means.
-fn bootstrap(base: &[f64], new: &[f64], absolute: bool, seed: u64) -> (Option<f64>, Option<f64>) {
-    let mut rng = Rng::new(seed);
-    let mut draw = |v: &[f64]| {
-        let n = v.len() as u64;
-        (0..n).map(|_| v[rng.below(n) as usize]).sum::<f64>() / n as f64
-    };
-    let mut changes: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
-        .filter_map(|_| {
-            let b = draw(base);
-            let n = draw(new);
-            diff(b, n, absolute)
-        })
-        .collect();
-    if changes.len() < BOOTSTRAP_RESAMPLES / 2 {
-        return (None, None);
-    }
-    changes.sort_by(f64::total_cmp);
-    let at = |p: f64| changes[((changes.len() - 1) as f64 * p).round() as usize];
-    (Some(at(0.025)), Some(at(0.975)))
 }
 
 fn condition_warnings(base: &[Side], new: &[Side]) -> Vec<String> {
@@ -492,8 +467,8 @@ pub fn render(c: &Comparison) -> String {
         "compare: {} → {} ({})",
         c.base.join(", "),
         c.new.join(", "),
-        if c.method == "bootstrap" {
-            "replicas: means, 95% bootstrap interval of the change"
+        if c.method == "welch" {
+            "replicas: geometric means (shares: means), 95% Welch t interval of the change"
         } else {
             "95% distribution-free intervals"
         }
@@ -585,6 +560,7 @@ pub fn percentile(h: &Histogram<u64>, q: f64) -> Option<Interval> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schedule::Rng;
 
     fn side(label: &str, scale: f64, n: usize, seed: u64) -> Side {
         let mut rng = Rng::new(seed);
@@ -612,14 +588,12 @@ mod tests {
             &[side("a", 1.0, 5000, 1)],
             &[side("b", 1.0, 5000, 2)],
             &limits,
-            7,
         );
         assert!(!same.regressed, "{}", render(&same));
         let slow = compare(
             &[side("a", 1.0, 5000, 1)],
             &[side("b", 1.2, 5000, 2)],
             &limits,
-            7,
         );
         assert!(slow.regressed, "{}", render(&slow));
         let p50 = slow
@@ -630,26 +604,50 @@ mod tests {
         assert!(p50.regressed && p50.clear);
         assert!((p50.change.unwrap() - 0.2).abs() < 0.03, "{p50:?}");
         // +20 % but only 20 requests: not clear, so not a regression.
-        let few = compare(
-            &[side("a", 1.0, 20, 1)],
-            &[side("b", 1.2, 20, 2)],
-            &limits,
-            7,
-        );
+        let few = compare(&[side("a", 1.0, 20, 1)], &[side("b", 1.2, 20, 2)], &limits);
         let p99 = few.rows.iter().find(|r| r.metric == "latency.p99").unwrap();
         assert!(!p99.regressed, "{p99:?}");
     }
 
     #[test]
-    fn replicas_use_the_bootstrap() {
+    fn replicas_use_welch_intervals() {
         let limits = Limits::default();
         let base: Vec<Side> = (0..3).map(|i| side("b", 1.0, 3000, i)).collect();
         let same: Vec<Side> = (10..13).map(|i| side("n", 1.0, 3000, i)).collect();
         let slow: Vec<Side> = (10..13).map(|i| side("n", 1.25, 3000, i)).collect();
-        let c = compare(&base, &same, &limits, 7);
-        assert_eq!(c.method, "bootstrap");
+        let c = compare(&base, &same, &limits);
+        assert!(c.rows.iter().any(|r| r.metric == "service_time.p95"));
+        assert_eq!(c.method, "welch");
         assert!(!c.regressed, "{}", render(&c));
-        assert!(compare(&base, &slow, &limits, 7).regressed);
+        assert!(compare(&base, &slow, &limits).regressed);
+    }
+
+    #[test]
+    fn a_rise_in_errors_or_rejections_is_a_regression_by_default() {
+        let limits = Limits::default();
+        let with = |label: &str, rejected: u64, errors: u64, seed: u64| {
+            let mut s = side(label, 1.0, 5000, seed);
+            s.counts = [5000 - rejected - errors, rejected, errors, 0];
+            s
+        };
+        let gated = |c: &Comparison, m: &str| {
+            c.rows
+                .iter()
+                .find(|r| r.metric == m)
+                .is_some_and(|r| r.regressed)
+        };
+        // Half the requests fail: flagged, though latency did not change.
+        let c = compare(&[with("a", 0, 0, 1)], &[with("b", 0, 2500, 2)], &limits);
+        assert!(c.regressed && gated(&c, "errors.rate"), "{}", render(&c));
+        let c = compare(&[with("a", 0, 0, 1)], &[with("b", 400, 0, 2)], &limits);
+        assert!(c.regressed && gated(&c, "rejected.rate"), "{}", render(&c));
+        // A few errors either way (0.1 % against 0.3 %) are within the allowance.
+        let c = compare(&[with("a", 0, 5, 1)], &[with("b", 0, 15, 2)], &limits);
+        assert!(!c.regressed, "{}", render(&c));
+        // Replicas of a healthy target, zero errors each: never flagged.
+        let base: Vec<Side> = (0..3).map(|i| with("b", 0, 0, i)).collect();
+        let new: Vec<Side> = (10..13).map(|i| with("n", 0, 0, i)).collect();
+        assert!(!compare(&base, &new, &limits).regressed);
     }
 
     #[test]
@@ -657,11 +655,37 @@ mod tests {
         let a = side("a", 1.0, 100, 1);
         let mut b = side("b", 1.0, 100, 2);
         b.conditions = vec![("rate", "200".into())];
-        let c = compare(&[a], &[b], &Limits::default(), 7);
+        let c = compare(&[a], &[b], &Limits::default());
         assert!(
             c.warnings.iter().any(|w| w.contains("rate is 100")),
             "{:?}",
             c.warnings
+        );
+    }
+
+    #[test]
+    fn the_poisson_seed_is_no_condition() {
+        let report = |seed: u64, arrivals: &str| {
+            serde_json::json!({
+                "target": "http://127.0.0.1:8080/",
+                "profile": {
+                    "shape": if arrivals == "poisson" {
+                        format!("constant 50/s for 1s, poisson seed {seed}")
+                    } else {
+                        "constant 50/s for 1s".to_string()
+                    },
+                    "seed": seed,
+                },
+            })
+        };
+        assert_eq!(
+            conditions(&report(6340350899637469206, "poisson")),
+            conditions(&report(17, "poisson"))
+        );
+        // Poisson against uniform arrivals is still a difference of conditions.
+        assert_ne!(
+            conditions(&report(17, "poisson")),
+            conditions(&report(17, "uniform"))
         );
     }
 
@@ -678,7 +702,18 @@ mod tests {
         assert_eq!(l.of("latency.p999"), Some(0.2));
         assert_eq!(l.of("errors.rate"), Some(0.01));
         assert_eq!(l.of("send_lag.p99"), None);
+        // The shares' default allowance is in points, not the global share of the times.
+        let l = Limits::parse(&["50%".into(), "errors.rate=5%".into()]).unwrap();
+        assert_eq!(l.of("rejected.rate"), Some(0.01));
+        assert_eq!(l.of("errors.rate"), Some(0.05));
+        assert_eq!(l.of("ok.rate"), None);
         assert!(Limits::parse(&["latncy.p99=5%".into()]).is_err());
+        // Every percentile a report carries can be gated, p95 included.
+        for (name, _) in super::super::confidence::PERCENTILES {
+            let spec = format!("latency.{name}=3%");
+            let l = Limits::parse(std::slice::from_ref(&spec)).expect(&spec);
+            assert_eq!(l.of(&format!("latency.{name}")), Some(0.03));
+        }
         assert!(Limits::parse(&["ten".into()]).is_err());
     }
 }

@@ -1,5 +1,7 @@
 //! Verdicts as JUnit XML (`--junit FILE`), the format every CI system shows as test results:
-//! one test case per threshold, one for the trust verdict, one per gated baseline figure.
+//! one test case per threshold, one for the trust verdict, one per gated baseline figure. An
+//! untrustworthy measurement exits 3 whatever the other cases say, so it has a failing case of
+//! its own (for `compare`: any untrustworthy input), and the CI shows why the build failed.
 
 use std::fmt::Write;
 
@@ -64,6 +66,24 @@ fn threshold_cases(t: &GateVerdict) -> Vec<Case> {
             }
         })
         .collect()
+}
+
+/// The cases of `metronome compare`: the inputs' trust, then one per gated figure.
+pub fn compare_run_cases(c: &Comparison) -> Vec<Case> {
+    let untrustworthy: Vec<&str> = c
+        .warnings
+        .iter()
+        .filter(|w| w.contains("UNTRUSTWORTHY"))
+        .map(String::as_str)
+        .collect();
+    let mut cases = vec![Case {
+        name: "every input measurement is trustworthy".into(),
+        class: "metronome.trust",
+        failure: (!c.trustworthy).then(|| untrustworthy.join("; ")),
+        output: format!("base {}; new {}", c.base.join(", "), c.new.join(", ")),
+    }];
+    cases.extend(compare_cases(c));
+    cases
 }
 
 /// One case per gated figure of a comparison.

@@ -16,6 +16,7 @@ pub mod compare;
 pub mod confidence;
 pub mod expr;
 pub mod junit;
+pub mod replicas;
 pub mod until;
 pub mod windows;
 
@@ -48,6 +49,8 @@ pub enum GateError {
 #[derive(Clone, Debug, Default)]
 pub struct Gate {
     pub thresholds: Vec<Threshold>,
+    /// Where each threshold was written: `--threshold` or `FILE:LINE:COL`.
+    pub origins: Vec<String>,
     /// Stop the run (gracefully, full report) as soon as a threshold that can be judged early
     /// has failed.
     pub abort_on_fail: bool,
@@ -59,16 +62,19 @@ impl Gate {
         items: impl IntoIterator<Item = (String, &'a str)>,
         abort_on_fail: bool,
     ) -> Result<Gate, GateError> {
-        let thresholds = items
-            .into_iter()
-            .map(|(origin, text)| {
-                parse(text).map_err(|error| GateError::Threshold { origin, error })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Gate {
-            thresholds,
+        let mut gate = Gate {
             abort_on_fail,
-        })
+            ..Gate::default()
+        };
+        for (origin, text) in items {
+            let t = match parse(text) {
+                Ok(t) => t,
+                Err(error) => return Err(GateError::Threshold { origin, error }),
+            };
+            gate.thresholds.push(t);
+            gate.origins.push(origin);
+        }
+        Ok(gate)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -78,23 +84,18 @@ impl Gate {
     /// Every `stage=NAME` must name a stage of the shape, and the shape must keep per-stage
     /// results (2 to [`crate::record::MAX_STAGES`] stages); checked before the run.
     pub fn check_stages(&self, stages: &[String]) -> Result<(), GateError> {
-        let kept = (2..=crate::record::MAX_STAGES).contains(&stages.len());
-        for t in &self.thresholds {
+        for (i, t) in self.thresholds.iter().enumerate() {
             if let Scope::Stage(name) = &t.scope {
-                if !kept || !stages.iter().any(|s| s == name) {
+                if let Err(known) = stages_known(name, stages) {
                     return Err(GateError::UnknownStage {
-                        origin: "--threshold".into(),
+                        origin: self
+                            .origins
+                            .get(i)
+                            .cloned()
+                            .unwrap_or_else(|| "--threshold".into()),
                         threshold: t.text.clone(),
                         stage: name.clone(),
-                        known: if kept {
-                            stages.join(", ")
-                        } else {
-                            format!(
-                                "per-stage results are kept for shapes of 2 to {} stages; this one has {}",
-                                crate::record::MAX_STAGES,
-                                stages.len()
-                            )
-                        },
+                        known,
                     });
                 }
             }
@@ -126,6 +127,33 @@ impl Gate {
             aborted_by: windows.aborted_by.clone(),
         }
     }
+}
+
+/// Whether `stage=NAME` can be judged on a shape of `stages`: it must name one of them, and the
+/// shape must keep per-stage results (2 to [`crate::record::MAX_STAGES`] stages). The error
+/// lists the stages (or says why there are none to judge).
+fn stages_known(name: &str, stages: &[String]) -> Result<(), String> {
+    let kept = (2..=crate::record::MAX_STAGES).contains(&stages.len());
+    if kept && stages.iter().any(|s| s == name) {
+        return Ok(());
+    }
+    Err(if kept {
+        stages.join(", ")
+    } else {
+        format!(
+            "per-stage results are kept for shapes of 2 to {} stages; this one has {}",
+            crate::record::MAX_STAGES,
+            stages.len()
+        )
+    })
+}
+
+/// [`stages_known`] for a profile's stages, as a message (for `profile check`).
+pub fn stage_known(name: &str, stages: &[crate::schedule::StageSpan]) -> Result<(), String> {
+    let names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
+    stages_known(name, &names).map_err(|known| {
+        format!("it names stage '{name}', which the profile does not have (its stages: {known})")
+    })
 }
 
 /// An observed figure and its 95 % interval (in the metric's base unit).

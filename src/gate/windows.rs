@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::expr::{Metric, Op, Operand, Scope, Threshold};
-use super::{judge_one, missing, Judged, WindowFigures};
+use super::{judge_one, missing, Figures, Judged, WindowFigures};
 use crate::record::{Snapshot, Tally};
 use crate::run::{Stop, Views};
 
@@ -29,6 +29,9 @@ pub struct WindowCount {
     pub failed: u64,
     /// Windows not judged because a snapshot was missed.
     pub missed: u64,
+    /// Windows not judged because nothing of the run had completed yet (they ended before its
+    /// first response: with a 1.5 s service time, the first second has no latency to judge).
+    pub pending: u64,
     /// End of the first failing window, seconds from the start.
     pub first_failed_at_s: Option<f64>,
 }
@@ -56,9 +59,14 @@ impl Seen {
     /// The verdict of `for each` threshold `i`.
     pub fn judged(&self, i: usize, t: &Threshold) -> Judged {
         let Some(s) = self.per.get(&i).filter(|s| s.count.judged > 0) else {
+            let pending = self.per.get(&i).map_or(0, |s| s.count.pending);
             let mut j = missing(
                 t,
-                "no whole window was seen (a run shorter than one window, or every snapshot missed)",
+                &if pending > 0 {
+                    format!("no window was judged: nothing completed in the first {pending} window(s), and no whole window was seen after that")
+                } else {
+                    "no whole window was seen (a run shorter than one window, or every snapshot missed)".to_string()
+                },
             );
             j.windows = self.per.get(&i).map(|s| s.count.clone());
             return j;
@@ -67,11 +75,21 @@ impl Seen {
         j.threshold = t.text.clone();
         j.passed = s.count.failed == 0;
         j.windows = Some(s.count.clone());
+        let mut notes = Vec::new();
+        if s.count.pending > 0 {
+            notes.push(format!(
+                "{} window(s) before the first response not judged (nothing had completed yet)",
+                s.count.pending
+            ));
+        }
         if s.count.missed > 0 {
-            j.note = Some(format!(
+            notes.push(format!(
                 "{} window(s) not judged: the watcher missed a snapshot (their requests are in the whole-run figures)",
                 s.count.missed
             ));
+        }
+        if !notes.is_empty() {
+            j.note = Some(notes.join("; "));
         }
         j
     }
@@ -119,6 +137,19 @@ impl Seen {
     fn missed(&mut self, i: usize) {
         self.per.entry(i).or_default().count.missed += 1;
     }
+
+    fn pending(&mut self, i: usize) {
+        self.per.entry(i).or_default().count.pending += 1;
+    }
+}
+
+/// What became of one window for one threshold.
+enum Window {
+    /// A snapshot of it was missed.
+    Missed,
+    /// It ended before anything of the run had completed.
+    Pending,
+    Judged(Box<Judged>),
 }
 
 /// Windows of one length being filled.
@@ -170,6 +201,9 @@ pub struct Watcher {
     fills: Vec<Filling>,
     seen: Seen,
     last_at: Option<Duration>,
+    /// Something of the run has completed (answered, failed or cut): from then on an empty
+    /// window is a stall and fails; before, it is only early.
+    responding: bool,
     prev_sent: u64,
     prev_dropped: u64,
 }
@@ -207,6 +241,7 @@ impl Watcher {
             fills: lengths.into_iter().map(Filling::new).collect(),
             seen,
             last_at: None,
+            responding: false,
             prev_sent: 0,
             prev_dropped: 0,
         }
@@ -244,9 +279,12 @@ impl Watcher {
         }
         self.last_at = Some(snap.at);
         self.seen.last_at_s = snap.at.as_secs_f64();
-        let sent = snap.tickets.sent.saturating_sub(self.prev_sent);
+        self.responding |= snap.totals.counts.completed > 0;
+        // First attempts sent in the schedule's window, as the report's `rate.achieved` counts.
+        let on_time = snap.tickets.first_on_time();
+        let sent = on_time.saturating_sub(self.prev_sent);
         let dropped = snap.tickets.dropped.saturating_sub(self.prev_dropped);
-        self.prev_sent = snap.tickets.sent;
+        self.prev_sent = on_time;
         self.prev_dropped = snap.tickets.dropped;
         let per_window = (1.0 / self.interval.as_secs_f64()).round().max(1.0) as u64;
         for f in 0..self.fills.len() {
@@ -286,11 +324,14 @@ impl Watcher {
         let fill = &self.fills[f];
         let secs = fill.secs;
         let inside = at.as_secs_f64() <= self.schedule.as_secs_f64() + 0.1;
+        // The achieved rate is over the part of the window inside the schedule: a window that
+        // ends a few milliseconds after the schedule (a late tick) had nothing to send there.
+        let past_end = at.saturating_sub(self.schedule).as_secs_f64();
         let figures = WindowFigures {
             tally: &fill.tally,
             sent: fill.sent,
             dropped: fill.dropped,
-            seconds: fill.seconds.max(1e-3),
+            seconds: (fill.seconds - past_end).max(1e-3),
             target_rate: fill.target_sum / fill.intervals.max(1) as f64,
         };
         let mut verdicts = Vec::new();
@@ -299,21 +340,28 @@ impl Watcher {
                 continue;
             }
             if fill.broken {
-                verdicts.push((i, None));
+                verdicts.push((i, Window::Missed));
                 continue;
             }
             if uses_rate(t) && !inside {
                 continue;
             }
-            verdicts.push((i, Some(judge_one(t, &figures))));
+            // Before the first completion a window has no latency or outcome yet to judge (the
+            // rates count sends, which have started): not judged, counted as pending.
+            if !self.responding && !uses_rate(t) {
+                verdicts.push((i, Window::Pending));
+                continue;
+            }
+            verdicts.push((i, Window::Judged(Box::new(judge_one(t, &figures)))));
         }
         for (i, v) in verdicts {
             match v {
-                None => self.seen.missed(i),
-                Some(j) => {
+                Window::Missed => self.seen.missed(i),
+                Window::Pending => self.seen.pending(i),
+                Window::Judged(j) => {
                     let failed = !j.passed;
                     let t = self.thresholds[i].clone();
-                    self.seen.record(i, &t, j, at.as_secs_f64());
+                    self.seen.record(i, &t, *j, at.as_secs_f64());
                     if failed && self.abort_on_fail {
                         self.abort(&t.text);
                     }
@@ -335,7 +383,7 @@ impl Watcher {
         let failed = self
             .thresholds
             .iter()
-            .find(|t| early(t) && !judge_one(t, &figures).passed)
+            .find(|t| failed_for_good(t, &figures))
             .map(|t| t.text.clone());
         if let Some(text) = failed {
             self.abort(&text);
@@ -350,12 +398,31 @@ impl Watcher {
     }
 }
 
-/// A whole-run count held below (or at) a constant only grows: once failed, failed for good.
+/// Whether `t` can fail for good before the run is over: a whole-run count (counts only grow)
+/// held at or below a constant. Percentiles, shares and rates can move either way; a count held
+/// above a constant (`>`, `>=`) or away from one (`!=`) can still be met by the rest of the run.
 fn early(t: &Threshold) -> bool {
     t.scope == Scope::Run
         && matches!(t.metric, Metric::Count(_))
         && matches!(t.op, Op::Lt | Op::Le | Op::Eq)
         && matches!(t.operand, Operand::Const(_))
+}
+
+/// Whether an [`early`] threshold has failed on the run so far in a way the rest of the run
+/// cannot undo: `< N` once N is reached, `<= N` and `== N` once N is passed. A count still below
+/// the N of `== N` fails *now* but may reach N by the end, so it does not stop the run.
+fn failed_for_good(t: &Threshold, so_far: &WindowFigures) -> bool {
+    if !early(t) {
+        return false;
+    }
+    let (Some(count), Operand::Const(limit)) = (so_far.figure(t.metric), t.operand) else {
+        return false;
+    };
+    match t.op {
+        Op::Lt => count.value >= limit,
+        Op::Le | Op::Eq => count.value > limit,
+        Op::Gt | Op::Ge | Op::Ne => false,
+    }
 }
 
 fn uses_rate(t: &Threshold) -> bool {
@@ -374,6 +441,7 @@ mod tests {
         for &v in latency_us {
             interval.clocks.latency.record(v).unwrap();
         }
+        interval.counts.completed = latency_us.len() as u64;
         Snapshot {
             at: Duration::from_secs(at_s),
             interval_len: Duration::from_secs(1),
@@ -427,6 +495,72 @@ mod tests {
         assert_eq!((c2.judged, c2.failed, c2.missed), (1, 1, 1));
     }
 
+    #[test]
+    fn windows_before_the_first_response_wait_and_a_later_empty_one_fails() {
+        // Every request takes 1.5 s: nothing completes in the first second.
+        let mut w = watcher(&[
+            "latency.p99 < 5s for each 1s",
+            "rate.achieved >= 0 for each 1s",
+        ]);
+        let mut s = snap(1, &[]);
+        s.totals.counts.completed = 0;
+        w.see(&s);
+        let mut s = snap(2, &[1_500_000]);
+        s.totals.counts.completed = 1;
+        w.see(&s);
+        let t = parse_t("latency.p99 < 5s for each 1s");
+        let j = w.seen.judged(0, &t);
+        let c = j.windows.clone().unwrap();
+        assert!(j.passed, "{j:?}");
+        assert_eq!((c.judged, c.failed, c.pending, c.missed), (1, 0, 1, 0));
+        assert!(j
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("before the first response"));
+        // Rates count sends, which had started: judged in the first window too.
+        let r = w.seen.judged(1, &parse_t("rate.achieved >= 0 for each 1s"));
+        assert_eq!(r.windows.unwrap().judged, 2);
+        // Then the target stalls: an empty window after responses have started fails.
+        let mut s = snap(3, &[]);
+        s.totals.counts.completed = 1;
+        w.see(&s);
+        let j = w.seen.judged(0, &t);
+        assert!(!j.passed, "{j:?}");
+        assert_eq!(j.windows.unwrap().failed, 1);
+        // A target that never answers is not passed on pending windows alone.
+        let mut w = watcher(&["latency.p99 < 5s for each 1s"]);
+        w.see(&snap(1, &[]));
+        w.see(&snap(2, &[]));
+        let j = w.seen.judged(0, &t);
+        assert!(
+            !j.passed && j.windows.as_ref().unwrap().pending == 2,
+            "{j:?}"
+        );
+    }
+
+    #[test]
+    fn the_achieved_rate_of_a_window_is_over_its_part_inside_the_schedule() {
+        // 1 000/s for 3 s, exactly; the last snapshot comes 50 ms after the schedule's end.
+        let mut w = watcher(&["rate.achieved >= 0.999 * rate.target for each 1s"]);
+        w.schedule = Duration::from_secs(3);
+        for (at_ms, sent) in [(1000, 1000), (2000, 2000), (3050, 3000)] {
+            let mut s = snap(1, &[1000]);
+            s.at = Duration::from_millis(at_ms);
+            s.interval_len = Duration::from_millis(if at_ms == 3050 { 1050 } else { 1000 });
+            s.target_rate = 1000.0;
+            s.tickets.sent = sent;
+            w.see(&s);
+        }
+        let j = w.seen.judged(
+            0,
+            &parse_t("rate.achieved >= 0.999 * rate.target for each 1s"),
+        );
+        assert!(j.passed, "{j:?}");
+        assert_eq!(j.windows.unwrap().judged, 3);
+        assert_eq!(j.observed, Some(1000.0));
+    }
+
     fn parse_t(s: &str) -> Threshold {
         crate::gate::parse(s).unwrap()
     }
@@ -449,5 +583,39 @@ mod tests {
         w.see(&s);
         assert!(stop.graceful.is_cancelled());
         assert_eq!(w.seen.aborted_by.as_deref(), Some("requests.count < 3"));
+    }
+
+    #[test]
+    fn only_failures_the_rest_of_the_run_cannot_undo_stop_it() {
+        // (threshold, completed requests so far, stops the run)
+        let cases = [
+            ("requests.count == 600", 201, false),
+            ("requests.count == 600", 600, false),
+            ("requests.count == 600", 601, true),
+            ("requests.count == 0", 1, true),
+            ("requests.count < 600", 599, false),
+            ("requests.count < 600", 600, true),
+            ("requests.count <= 600", 600, false),
+            ("requests.count <= 600", 601, true),
+            ("requests.count > 600", 10, false),
+            ("requests.count >= 600", 10, false),
+            ("requests.count != 10", 10, false),
+            ("requests.rate < 1%", 10, false),
+            ("latency.p99 < 1us", 10, false),
+        ];
+        for (text, completed, stops) in cases {
+            let gate = Gate::parse([("t".to_string(), text)], true).unwrap();
+            let stop = Stop::new();
+            let mut w = Watcher::new(
+                &gate,
+                stop.clone(),
+                Duration::from_secs(10),
+                Duration::from_secs(1),
+            );
+            let mut s = snap(1, &[1000]);
+            s.totals.counts.completed = completed;
+            w.see(&s);
+            assert_eq!(stop.graceful.is_cancelled(), stops, "{text} at {completed}");
+        }
     }
 }

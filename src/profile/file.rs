@@ -307,7 +307,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Profile, ProfileError> {
         }
     };
     let thresholds = match &raw.thresholds {
-        Some(t) => build_thresholds(&ctx, t, path)?,
+        Some(t) => build_thresholds(&ctx, t, path, &shape)?,
         None => Vec::new(),
     };
     Ok(Profile {
@@ -392,11 +392,14 @@ fn settings<T>(
 const THRESHOLD_HINT: &str = "write thresholds as \"latency.p99\" = \"< 250ms\", or a list: \"errors.count\" = [\"== 0\", \"== 0 for each 1s\"]";
 
 /// The `[thresholds]` table: each `"FIGURE" = "OP LIMIT [scope]"` (or a list of them) is one
-/// threshold, checked here so that an error points at the file, line and column.
+/// threshold, checked here (its expression, and a `stage=NAME` against the profile's stages) so
+/// that `profile check` catches what `run` would refuse, and an error points at the file, line
+/// and column of the offending part.
 fn build_thresholds(
     ctx: &Ctx,
     table: &StageTable,
     path: &Path,
+    shape: &Shape,
 ) -> Result<Vec<(String, String)>, ProfileError> {
     let mut out = Vec::new();
     for (key, value) in &table.0 {
@@ -422,29 +425,60 @@ fn build_thresholds(
                 THRESHOLD_HINT,
             ));
         }
+        // Where each string's text starts in the file: after the value's opening quote, or,
+        // in a list, where the item is found after the previous one.
+        let mut cursor = value.span().start;
         for text in texts {
+            let content = if is_list {
+                let found = ctx
+                    .text
+                    .get(cursor..value.span().end)
+                    .and_then(|rest| rest.find(text))
+                    .map(|i| cursor + i);
+                if let Some(at) = found {
+                    cursor = at + text.len();
+                }
+                found
+            } else {
+                Some(value.span().start + 1)
+            };
             let expr = format!("{} {}", key.get_ref(), text);
-            if let Err(e) = crate::gate::parse(&expr) {
-                let key_len = key.get_ref().chars().count();
-                let at = if e.column > key_len && !is_list {
-                    // Inside the value string, after its opening quote.
-                    value.span().start + 1 + (e.column - key_len - 1)
-                } else if e.column > key_len {
-                    value.span().start
+            let key_len = key.get_ref().len();
+            // Byte `i` of the expression → its offset in the file.
+            let place = |i: usize| -> usize {
+                if i > key_len {
+                    content.map_or(value.span().start, |c| c + (i - key_len - 1))
                 } else {
                     let quoted = ctx
                         .text
                         .get(key.span().start..)
                         .is_some_and(|t| t.starts_with('"'));
-                    key.span().start + usize::from(quoted) + e.column
-                };
-                return Err(ctx.at(
+                    key.span().start + usize::from(quoted) + i
+                }
+            };
+            let threshold = crate::gate::parse(&expr).map_err(|e| {
+                let i = expr
+                    .char_indices()
+                    .nth(e.column)
+                    .map_or(expr.len(), |(b, _)| b);
+                let at = place(i);
+                ctx.at(
                     at..at + 1,
                     format!("invalid threshold '{expr}': {}", e.message),
-                    e.hint,
-                ));
+                    e.hint.clone(),
+                )
+            })?;
+            if let crate::gate::Scope::Stage(name) = &threshold.scope {
+                if let Err(reason) = crate::gate::stage_known(name, shape.stages()) {
+                    let at = place(expr.rfind(name.as_str()).unwrap_or(0));
+                    return Err(ctx.at(
+                        at..at + name.len(),
+                        format!("invalid threshold '{expr}': {reason}"),
+                        "name one of the profile's [[stage]]s (their `name`), or judge the figure over the whole run",
+                    ));
+                }
             }
-            let (line, col) = ctx.line_col(value.span().start);
+            let (line, col) = ctx.line_col(content.unwrap_or(value.span().start));
             out.push((format!("{}:{line}:{col}", path.display()), expr));
         }
     }

@@ -652,14 +652,16 @@ impl Report {
 
     /// The process exit code this report calls for, the first that applies: 4 an internal error
     /// (a panic in the engine), 3 untrustworthy (a run that could not keep its own schedule
-    /// never passes, nor fails, a gate silently: its figures are not the target's), 1 a breached
+    /// never passes, nor fails, a gate silently: its figures are not the target's; nor does a
+    /// comparison with an untrustworthy baseline, as `compare` exits 3 for it), 1 a breached
     /// threshold or a clear regression against the baseline, else 0.
     pub fn exit_code(&self) -> u8 {
         let breached = self.thresholds.as_ref().is_some_and(|t| !t.passed)
             || self.baseline.as_ref().is_some_and(|b| b.regressed);
+        let baseline_untrustworthy = self.baseline.as_ref().is_some_and(|b| !b.trustworthy);
         if self.ending == Ending::InternalError {
             EXIT_INTERNAL_ERROR
-        } else if !self.verdict.trustworthy {
+        } else if !self.verdict.trustworthy || baseline_untrustworthy {
             EXIT_UNTRUSTWORTHY
         } else if breached {
             EXIT_BREACHED

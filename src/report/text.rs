@@ -399,8 +399,13 @@ fn thresholds(s: &mut String, r: &Report) {
                     .first_failed_at_s
                     .map(|t| format!(", first at {t:.0}s"))
                     .unwrap_or_default();
+                let pending = if w.pending > 0 {
+                    format!(", {} pending before the first response", w.pending)
+                } else {
+                    String::new()
+                };
                 format!(
-                    " ({} of {} windows failed{first}, {} missed)",
+                    " ({} of {} windows failed{first}, {} missed{pending})",
                     w.failed, w.judged, w.missed
                 )
             })
