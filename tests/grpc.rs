@@ -789,3 +789,127 @@ async fn a_profile_mix_names_grpc_calls_by_weight() {
     let streams_here = (g.messages - 200) / 3;
     assert_eq!(g.messages, 200 + 3 * streams_here);
 }
+
+/// What the scripted server answers to one call: after `delay`, `messages` empty messages `gap`
+/// apart, then the trailers with `code` (and `pushback`, as `grpc-retry-pushback-ms`). With no
+/// messages the answer is trailers-only.
+#[derive(Clone, Copy, Debug, Default)]
+struct Answer {
+    delay: Duration,
+    messages: usize,
+    gap: Duration,
+    code: u8,
+    pushback: Option<&'static str>,
+}
+
+/// A response body fed from a channel, so the scripted server can pace its messages.
+struct Frames(tokio::sync::mpsc::Receiver<hyper::body::Frame<bytes::Bytes>>);
+
+impl hyper::body::Body for Frames {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|f| f.map(Ok))
+    }
+}
+
+/// An HTTP/2 (h2c) gRPC server whose answer to the n-th call (from 0) is `script(n)`, whatever
+/// the method; `max_streams` is the SETTINGS_MAX_CONCURRENT_STREAMS it advertises. Returns its
+/// port, the calls it received and, for each moment, the most calls it had in flight at once.
+async fn start_scripted_h2_server(
+    max_streams: Option<u32>,
+    script: fn(u64) -> Answer,
+) -> (
+    u16,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+    tokio::task::JoinHandle<()>,
+) {
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let calls = std::sync::Arc::new(AtomicU64::new(0));
+    let seen = calls.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let calls = calls.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let n = calls.fetch_add(1, Ordering::Relaxed);
+                    async move {
+                        let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+                        let a = script(n);
+                        tokio::time::sleep(a.delay).await;
+                        let mut head =
+                            hyper::Response::builder().header("content-type", "application/grpc");
+                        let (tx, rx) = tokio::sync::mpsc::channel(4);
+                        if a.messages == 0 {
+                            head = head.header("grpc-status", a.code.to_string());
+                            if let Some(p) = a.pushback {
+                                head = head.header("grpc-retry-pushback-ms", p);
+                            }
+                            drop(tx);
+                        } else {
+                            tokio::spawn(async move {
+                                for i in 0..a.messages {
+                                    if i > 0 {
+                                        tokio::time::sleep(a.gap).await;
+                                    }
+                                    let empty = bytes::Bytes::from_static(&[0, 0, 0, 0, 0]);
+                                    if tx.send(hyper::body::Frame::data(empty)).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                let mut t = http::HeaderMap::new();
+                                t.insert("grpc-status", a.code.to_string().parse().unwrap());
+                                let _ = tx.send(hyper::body::Frame::trailers(t)).await;
+                            });
+                        }
+                        Ok::<_, std::convert::Infallible>(head.body(Frames(rx)).unwrap())
+                    }
+                });
+                let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                if let Some(m) = max_streams {
+                    b.max_concurrent_streams(m);
+                }
+                let _ = b.serve_connection(TokioIo::new(tcp), svc).await;
+            });
+        }
+    });
+    (port, seen, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_per_call_counts_ok_calls_only() {
+    // Every other stream breaks off with INTERNAL after 3 of its messages; the OK ones hold 5.
+    let (port, calls, server) = start_scripted_h2_server(None, |n| Answer {
+        messages: if n % 2 == 0 { 5 } else { 3 },
+        code: if n % 2 == 0 { 0 } else { 13 },
+        ..Answer::default()
+    })
+    .await;
+    let r = run(plan(&[
+        &format!("grpc://127.0.0.1:{port}"),
+        "--call",
+        STREAM,
+        "--proto",
+        &proto(),
+        "-r",
+        "100",
+        "-n",
+        "40",
+    ]))
+    .await;
+    server.abort();
+    assert_accounting(&r);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 40);
+    assert_eq!((code(&r, "OK"), code(&r, "INTERNAL")), (20, 20));
+    let g = r.grpc.as_ref().unwrap();
+    assert_eq!(g.messages, 20 * 5 + 20 * 3, "every message received counts");
+    assert_eq!(g.messages_per_call, 5.0, "what a whole (OK) answer holds");
+}

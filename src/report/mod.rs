@@ -123,9 +123,11 @@ pub struct GrpcReport {
     pub client_streaming: bool,
     /// Request messages sent per call (`--messages`, 1 by default).
     pub request_messages: u32,
-    /// Response messages received in all.
+    /// Response messages received in all, by calls of every outcome (a stream that failed or was
+    /// cut after some messages counts them).
     pub messages: u64,
-    /// Messages per successful (OK) call: what a whole answer holds (0 when none succeeded).
+    /// Messages of OK calls ÷ OK calls: what a whole answer holds (0 when none succeeded). The
+    /// messages of failed calls are left out of both sides, so partial streams cannot skew it.
     pub messages_per_call: f64,
     /// First response message − send, for calls that got one (µs).
     pub time_to_first_message_us: Stats,
@@ -576,7 +578,7 @@ impl Report {
                 request_messages: g.messages.unwrap_or(1),
                 messages: c.messages,
                 messages_per_call: if c.ok > 0 {
-                    round3(c.messages as f64 / c.ok as f64)
+                    round3(c.ok_messages as f64 / c.ok as f64)
                 } else {
                     0.0
                 },
