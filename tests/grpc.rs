@@ -913,3 +913,53 @@ async fn messages_per_call_counts_ok_calls_only() {
     assert_eq!(g.messages, 20 * 5 + 20 * 3, "every message received counts");
     assert_eq!(g.messages_per_call, 5.0, "what a whole (OK) answer holds");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_by_the_deadline_keeps_what_it_received() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
+    let server = serve_default().await;
+    // 100 messages 20 ms apart: about 25 are in when the 500 ms deadline cuts each call.
+    let r = run(plan(&[
+        &grpc_url(&server),
+        "--call",
+        STREAM,
+        "--proto",
+        &proto(),
+        "-b",
+        r#"{"count":100,"intervalMs":20}"#,
+        "--timeout",
+        "500ms",
+        "-r",
+        "10",
+        "-n",
+        "4",
+    ]))
+    .await;
+    server.shutdown().await;
+    assert_accounting(&r);
+    assert_eq!(r.counts.timeout, 4, "{:?} {:?}", r.counts, r.errors);
+    // The client's own deadline is DEADLINE_EXCEEDED, as a gRPC client reports it, so the
+    // per-code table adds up to the calls completed.
+    assert_eq!(
+        code(&r, "DEADLINE_EXCEEDED"),
+        4,
+        "{:?}",
+        r.grpc_status_codes
+    );
+    let g = r.grpc.as_ref().unwrap();
+    assert!(
+        (4 * 18..=4 * 27).contains(&g.messages),
+        "about 25 messages per call arrived: {g:?}"
+    );
+    assert_eq!(g.messages_per_call, 0.0, "no call was OK");
+    assert_eq!(g.time_to_first_message_us.count, 4, "{g:?}");
+    assert!(g.time_to_first_message_us.p50 < 100_000, "{g:?}");
+    assert!(
+        r.errors
+            .iter()
+            .all(|e| e.class == "timeout" && e.message.contains("--timeout")),
+        "{:?}",
+        r.errors
+    );
+}

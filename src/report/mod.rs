@@ -70,6 +70,8 @@ pub struct Report {
     pub status_codes: BTreeMap<String, u64>,
     /// gRPC status name (`OK`, `RESOURCE_EXHAUSTED`…) → calls, for every code seen; empty for
     /// HTTP targets. Apart from `status_codes`, which keeps the HTTP status of the answers.
+    /// Calls cut by the client's own deadline (`--timeout`) are DEADLINE_EXCEEDED, as a gRPC
+    /// client reports them, so the codes add up to the calls completed.
     pub grpc_status_codes: BTreeMap<String, u64>,
     /// gRPC figures (`null` for HTTP targets): the call, messages per call, time to first message.
     pub grpc: Option<GrpcReport>,

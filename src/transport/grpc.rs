@@ -63,7 +63,14 @@ impl Wire {
 
     /// Reads a whole answer: headers, every DATA frame (counting messages), the trailers.
     /// Returns the completion and whether the connection is still fit for another call.
-    pub async fn read(&self, resp: Response<Incoming>) -> (Completion, bool) {
+    ///
+    /// What was received is kept in `progress`, outside this future, so that a call cut by its
+    /// deadline (the future dropped) still reports its messages and its time to first message.
+    pub async fn read(
+        &self,
+        resp: Response<Incoming>,
+        progress: &mut Progress,
+    ) -> (Completion, bool) {
         let status = resp.status().as_u16();
         let head = resp.headers();
         let mut code = head
@@ -74,24 +81,22 @@ impl Wire {
             .get("grpc-retry-pushback-ms")
             .map(|v| v.as_bytes().to_vec());
         let mut body = resp.into_body();
-        let mut counter = MessageCounter::default();
-        let mut first = None;
         while let Some(frame) = body.frame().await {
             let frame = match frame {
                 Ok(f) => f,
                 Err(e) => {
                     return (
                         Completion::failed(Class::TransportError, format!("the stream broke: {e}"))
-                            .with_messages(counter.messages, first),
+                            .with_messages(progress.counter.messages, progress.first),
                         false,
                     )
                 }
             };
             match frame.into_data() {
                 Ok(data) => {
-                    let completed = counter.feed(&data);
+                    let completed = progress.counter.feed(&data);
                     if completed > 0 {
-                        first.get_or_insert_with(Instant::now);
+                        progress.first.get_or_insert_with(Instant::now);
                         // Once per message, even when a frame carried several.
                         if let Some(d) = self.read_delay {
                             tokio::time::sleep(d.saturating_mul(completed)).await;
@@ -116,6 +121,7 @@ impl Wire {
                 }
             }
         }
+        let (counter, first) = (&progress.counter, progress.first);
         let code = match code {
             Some(c) => c,
             None if status != 200 => Code::from_http(status),
@@ -142,6 +148,15 @@ impl Wire {
         }
         (c, true)
     }
+}
+
+/// What a gRPC call's answer has shown so far: its messages and when the first was complete.
+/// Lent to [`Wire::read`] by the caller that keeps the call's deadline, so that it outlives the
+/// read when the deadline cuts it.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub counter: MessageCounter,
+    pub first: Option<Instant>,
 }
 
 /// `grpc-retry-pushback-ms`: a whole number of milliseconds; a negative or bad value means

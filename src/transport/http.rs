@@ -247,41 +247,63 @@ impl Origin {
     /// Sends and reads the whole response. Returns the completion and whether the connection is
     /// still fit for another request.
     ///
-    /// A gRPC client stream keeps the run's `deadline` itself (the dispatcher's timeout, at the
-    /// same instant, is polled after it and never fires first), so that a call cut while its
-    /// request messages wait for HTTP/2 flow control says so and keeps the waits it measured.
+    /// A gRPC call keeps the run's `deadline` itself (the dispatcher's timeout, at the same
+    /// instant, is polled after it and never fires first), so that a call cut by `--timeout`
+    /// keeps what it got: the response messages received and the time to the first (a server
+    /// stream cut halfway), the waits its request messages had on HTTP/2 flow control (a client
+    /// stream the server stopped reading), and the code a gRPC client reports for its own
+    /// deadline, DEADLINE_EXCEEDED. HTTP requests are left to the dispatcher's timeout.
     async fn exchange(
         &self,
         fut: impl std::future::Future<Output = hyper::Result<hyper::Response<hyper::body::Incoming>>>,
         flow: Option<Arc<super::grpc::FlowTally>>,
         deadline: tokio::time::Instant,
     ) -> (Completion, bool) {
-        let Some(tally) = flow else {
+        let Some(wire) = &self.grpc else {
             return self.answer(fut).await;
         };
-        match tokio::time::timeout_at(deadline, self.answer(fut)).await {
-            Ok((c, fit)) => (c.with_flow(tally.finish(None)), fit),
+        let mut progress = super::grpc::Progress::default();
+        let read = async {
+            match fut.await {
+                Ok(resp) => wire.read(resp, &mut progress).await,
+                Err(e) => (
+                    Completion::failed(Class::TransportError, describe(&e)),
+                    false,
+                ),
+            }
+        };
+        match tokio::time::timeout_at(deadline, read).await {
+            Ok((c, fit)) => match flow {
+                Some(tally) => (c.with_flow(tally.finish(None)), fit),
+                None => (c, fit),
+            },
             Err(_) => {
-                let waits = tally.finish(Some(std::time::Instant::now()));
                 let mut why = format!(
                     "no complete answer within {} (--timeout)",
                     humantime::format_duration(self.timeout)
                 );
-                if waits.stuck {
-                    let (k, n) = tally.position();
-                    why.push_str(&format!(
-                        ": request message {k} of {n} was still waiting for HTTP/2 flow control (the server stopped reading the stream)"
-                    ));
+                let waits = flow.map(|tally| {
+                    let waits = tally.finish(Some(std::time::Instant::now()));
+                    if waits.stuck {
+                        let (k, n) = tally.position();
+                        why.push_str(&format!(
+                            ": request message {k} of {n} was still waiting for HTTP/2 flow control (the server stopped reading the stream)"
+                        ));
+                    }
+                    waits
+                });
+                let mut c = Completion::failed(Class::Timeout, why)
+                    .with_messages(progress.counter.messages, progress.first);
+                c.grpc = Some(crate::grpc::Code::DEADLINE_EXCEEDED);
+                if let Some(w) = waits {
+                    c = c.with_flow(w);
                 }
-                (
-                    Completion::failed(Class::Timeout, why).with_flow(waits),
-                    false,
-                )
+                (c, false)
             }
         }
     }
 
-    /// [`Origin::exchange`] without a deadline of its own.
+    /// An HTTP answer, read whole (the body's frames are drained, not kept).
     async fn answer(
         &self,
         fut: impl std::future::Future<Output = hyper::Result<hyper::Response<hyper::body::Incoming>>>,
@@ -295,9 +317,6 @@ impl Origin {
                 )
             }
         };
-        if let Some(wire) = &self.grpc {
-            return wire.read(resp).await;
-        }
         let status = resp.status().as_u16();
         // Only answers that are not a success can ask the client to come back later; a header
         // lookup on those alone keeps the hot path of a healthy run untouched.
