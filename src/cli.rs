@@ -403,7 +403,8 @@ pub struct RunArgs {
     #[arg(long, value_parser = Clipped(messages))]
     pub messages: Option<u32>,
 
-    /// gRPC: pause this long after each response message, a slow reader (server streaming).
+    /// gRPC: pause this long between response messages, a slow reader (server streaming); the
+    /// pauses count in latency and service time.
     #[arg(long, value_parser = Clipped(duration), allow_hyphen_values = true)]
     pub read_delay: Option<Duration>,
 

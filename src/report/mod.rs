@@ -141,7 +141,9 @@ pub struct GrpcReport {
     /// Calls cut by `--timeout` while a request message still waited for flow control: the
     /// server had stopped reading the stream (backpressure, though counted as timeouts).
     pub flow_control_stuck: u64,
-    /// The pause after each response message (`--read-delay`), ms; 0 for none.
+    /// The pause between response messages, after each but the last (`--read-delay`), ms; 0 for
+    /// none. The pauses are inside the calls' latency and service time, by design: the client's
+    /// own slow reading is part of the call.
     pub read_delay_ms: f64,
 }
 

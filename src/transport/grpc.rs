@@ -66,6 +66,12 @@ impl Wire {
     ///
     /// What was received is kept in `progress`, outside this future, so that a call cut by its
     /// deadline (the future dropped) still reports its messages and its time to first message.
+    ///
+    /// With `--read-delay`, each message but the last is followed by a pause before the next is
+    /// read: the pause owed for a message is taken when the next DATA frame arrives, so that the
+    /// trailers, once every message is in, are read at once. A pause after the last message
+    /// would hold back no sending of the server's (it has sent everything) and only add the
+    /// client's own delay to every call, a unary one included.
     pub async fn read(
         &self,
         resp: Response<Incoming>,
@@ -81,6 +87,8 @@ impl Wire {
             .get("grpc-retry-pushback-ms")
             .map(|v| v.as_bytes().to_vec());
         let mut body = resp.into_body();
+        // Pauses owed for messages already complete, taken before reading on.
+        let mut owed = 0u32;
         while let Some(frame) = body.frame().await {
             let frame = match frame {
                 Ok(f) => f,
@@ -94,12 +102,20 @@ impl Wire {
             };
             match frame.into_data() {
                 Ok(data) => {
+                    if let (Some(d), true) = (self.read_delay, owed > 0) {
+                        tokio::time::sleep(d.saturating_mul(owed)).await;
+                        owed = 0;
+                    }
                     let completed = progress.counter.feed(&data);
                     if completed > 0 {
                         progress.first.get_or_insert_with(Instant::now);
-                        // Once per message, even when a frame carried several.
+                        // Once per message, even when a frame carried several: those between
+                        // them now, the one after the last of them if another frame follows.
                         if let Some(d) = self.read_delay {
-                            tokio::time::sleep(d.saturating_mul(completed)).await;
+                            if completed > 1 {
+                                tokio::time::sleep(d.saturating_mul(completed - 1)).await;
+                            }
+                            owed = 1;
                         }
                     }
                 }
