@@ -228,6 +228,10 @@ pub struct ConnectionsReport {
     pub failed: u64,
     /// The cap in force (`--max-connections`, or the default fitted to the fd limit).
     pub max: usize,
+    /// HTTP/2: the concurrent streams the server allows per connection (its
+    /// SETTINGS_MAX_CONCURRENT_STREAMS, the lowest seen); `null` when it set no limit, and for
+    /// HTTP/1.1. Each connection carries min(`--max-streams`, this).
+    pub peer_max_streams: Option<u64>,
 }
 
 /// The load shape as run.
@@ -614,6 +618,7 @@ impl Report {
                 reconnects: m.connections.reconnects,
                 failed: m.connections.failed,
                 max: m.max_connections,
+                peer_max_streams: m.connections.peer_max_streams,
             },
             errors: m.errors.samples(),
             errors_unsampled: m

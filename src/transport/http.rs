@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio_rustls::TlsConnector;
 
+use super::peer::{PeerStreams, Tap};
 use super::{Classifier, Client, Lease};
 use crate::error::Error;
 use crate::plan::{with_host, Plan, Protocol, RequestSpec, Target};
@@ -46,6 +47,9 @@ struct Origin {
     /// Set for gRPC targets: answers are read as gRPC calls.
     grpc: Option<super::grpc::Wire>,
     stats: Arc<ConnStats>,
+    /// HTTP/2: what the server's first SETTINGS frame on each connection says about its stream
+    /// limit (read by a [`Tap`] under hyper).
+    peer: Arc<PeerStreams>,
 }
 
 /// One request of the mix, with its URI already in the form the protocol wants (origin form and
@@ -206,6 +210,9 @@ impl Origin {
                 .map_err(|e| ConnectFailure::io(&e))?;
             tcp.set_nodelay(true).map_err(|e| ConnectFailure::io(&e))?;
             match &self.tls {
+                None if self.protocol == Protocol::Http2 => {
+                    handshake(Tap::new(tcp, self.peer.clone()), self.protocol).await
+                }
                 None => handshake(tcp, self.protocol).await,
                 Some((connector, name)) => {
                     let tls = connector
@@ -217,7 +224,11 @@ impl Origin {
                     {
                         return Err(ConnectFailure::target("the server did not agree to HTTP/2 in ALPN (drop --http2 to use HTTP/1.1)"));
                     }
-                    handshake(tls, self.protocol).await
+                    if self.protocol == Protocol::Http2 {
+                        handshake(Tap::new(tls, self.peer.clone()), self.protocol).await
+                    } else {
+                        handshake(tls, self.protocol).await
+                    }
                 }
             }
         };
@@ -567,6 +578,11 @@ impl HttpClient {
             }
             !closed
         });
+        // The server's own limit, when it is lower: above it hyper would queue the request
+        // inside its pending-open queue, where the wait would pass for the server's time.
+        let max_streams = self.shared.peer.limit().map_or(max_streams, |n| {
+            max_streams.min(usize::try_from(n).unwrap_or(usize::MAX))
+        });
         let room = conns
             .iter()
             .find(|e| e.active.load(Ordering::Relaxed) < max_streams)
@@ -731,6 +747,7 @@ pub async fn client(
             .grpc
             .as_ref()
             .map(|g| super::grpc::Wire::new(&g.rejected, g.read_delay)),
+        peer: Arc::new(PeerStreams::new(stats.clone())),
         stats,
     });
     let unreachable = |reason: String| Error::Unreachable {
@@ -767,7 +784,18 @@ pub async fn client(
     }
     let per_conn = match plan.protocol {
         Protocol::Http1 => 1,
-        Protocol::Http2 => pooling.max_streams.max(1),
+        // The server's first SETTINGS frame is on its way once the connection is up; a server
+        // that sends none within the wait is taken to set no limit.
+        Protocol::Http2 => {
+            let wait = plan.limits.connect_timeout.min(PEER_SETTINGS_WAIT);
+            let peer = shared.peer.wait(wait).await;
+            peer.map_or(pooling.max_streams, |n| {
+                pooling
+                    .max_streams
+                    .min(usize::try_from(n).unwrap_or(usize::MAX))
+            })
+            .max(1)
+        }
     };
     let permits = pooling
         .max_connections
@@ -806,6 +834,10 @@ pub async fn client(
         pool,
     })
 }
+
+/// How long the start waits for an HTTP/2 server's first SETTINGS frame (its stream limit)
+/// after the first connection is up: it comes in the first round trip.
+const PEER_SETTINGS_WAIT: Duration = Duration::from_secs(2);
 
 /// A probe failure reworded for a gRPC target, where dropping `--http2` is no option.
 fn grpc_hint(reason: &str) -> String {
