@@ -1040,3 +1040,39 @@ async fn at_the_connection_cap_the_servers_stream_limit_is_send_lag() {
     );
     assert!(!r.verdict.trustworthy, "{:?}", r.verdict);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_negative_pushback_means_do_not_retry() {
+    // Loads the machine: kept apart from the timing-sensitive tests.
+    let _t = timing_lock().await;
+    // Every call is shed with UNAVAILABLE and `grpc-retry-pushback-ms: -1`, gRPC's "do not
+    // retry": the policy would retry UNAVAILABLE, the server's word overrides it.
+    let (port, calls, server) = start_scripted_h2_server(None, |_| Answer {
+        code: 14,
+        pushback: Some("-1"),
+        ..Answer::default()
+    })
+    .await;
+    let r = run(plan(&[
+        &format!("grpc://127.0.0.1:{port}"),
+        "--call",
+        PING,
+        "--proto",
+        &proto(),
+        "-r",
+        "100",
+        "-n",
+        "20",
+        "--retry",
+        "on=rejected attempts=3 backoff=fixed:10ms jitter=none",
+    ]))
+    .await;
+    server.abort();
+    assert_accounting(&r);
+    assert_eq!(r.counts.rejected, 20, "{:?}", r.counts);
+    let x = r.retry.as_ref().expect("a retry section");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 20);
+    assert_eq!(x.retries, 0, "{x:?}");
+    assert_eq!(x.logical.failed, 20, "ended as failed, not retried: {x:?}");
+    assert_eq!(x.logical.gave_up.attempts_exhausted, 0, "{x:?}");
+}

@@ -156,7 +156,11 @@ impl Wire {
         let mut c = Completion::status(class, status).with_messages(counter.messages, first);
         c.grpc = Some(code);
         if class != Class::Ok {
-            c.retry_after = pushback.as_deref().and_then(parse_pushback);
+            match pushback.as_deref().map(parse_pushback) {
+                Some(Some(d)) => c.retry_after = Some(d),
+                Some(None) => c.no_retry = true,
+                None => {}
+            }
             c.error = Some(describe(code, message.as_deref()));
         } else if counter.partial() {
             c.class = Class::TransportError;
@@ -175,8 +179,9 @@ pub struct Progress {
     pub first: Option<Instant>,
 }
 
-/// `grpc-retry-pushback-ms`: a whole number of milliseconds; a negative or bad value means
-/// "do not retry", which is left to the policy (no hint).
+/// `grpc-retry-pushback-ms`: a whole number of milliseconds to wait before retrying, or `None`
+/// for a negative or unparsable value, which gRPC's retry design (A6) reads as the server
+/// asking the client not to retry at all.
 fn parse_pushback(v: &[u8]) -> Option<Duration> {
     std::str::from_utf8(v)
         .ok()?
@@ -475,7 +480,8 @@ mod tests {
         let none = Wire::new(&[], None);
         assert_eq!(none.classify(Code::UNAVAILABLE), Class::HttpError);
         assert_eq!(parse_pushback(b"250"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_pushback(b"-1"), None);
+        assert_eq!(parse_pushback(b"-1"), None, "do not retry");
+        assert_eq!(parse_pushback(b"soon"), None, "do not retry");
         assert_eq!(describe(Code::INTERNAL, Some(b"a%20b")), "INTERNAL: a b");
         assert_eq!(describe(Code::INTERNAL, Some(b"100%")), "INTERNAL: 100%");
     }
