@@ -111,6 +111,10 @@ async fn server_streaming_via_reflection_counts_messages_and_time_to_first() {
     assert_eq!(g["server_streaming"], true);
     assert_eq!(g["messages"], 500);
     assert_eq!(g["messages_per_call"], 5.0);
+    assert_eq!(
+        v["settings"]["grpc_rejected"],
+        serde_json::json!(["RESOURCE_EXHAUSTED", "UNAVAILABLE"])
+    );
     assert_eq!(g["time_to_first_message_us"]["count"], 100);
     // Latency runs to the last message: at least the 4 gaps of 2 ms after the first.
     let first = g["time_to_first_message_us"]["p50"].as_u64().unwrap();
@@ -257,6 +261,14 @@ async fn shed_calls_are_rejected_and_counted_per_code() {
     .await;
     let stats = server.shutdown().await;
     assert!(shed.counts.rejected >= 20, "{:?}", shed.counts);
+    // What decided "rejected" is recorded: the gRPC codes, not HTTP statuses.
+    let rejected = |r: &metronome::Report| r.settings.grpc_rejected.clone();
+    assert_eq!(
+        rejected(&shed),
+        Some(vec!["RESOURCE_EXHAUSTED", "UNAVAILABLE"])
+    );
+    assert_eq!(rejected(&as_errors), Some(vec![]));
+    assert!(shed.settings.rejected_statuses.is_empty());
     assert_eq!(code(&shed, "UNAVAILABLE"), shed.counts.rejected);
     assert_eq!(as_errors.counts.rejected, 0);
     assert_eq!(code(&as_errors, "UNAVAILABLE"), as_errors.counts.http_error);

@@ -422,7 +422,11 @@ pub struct Settings {
     pub timeout_ms: f64,
     pub connect_timeout_ms: f64,
     pub grace_ms: f64,
+    /// HTTP statuses counted as rejections (`--rejected`); empty for gRPC runs, whose answers
+    /// are judged by their gRPC code (see `grpc_rejected`).
     pub rejected_statuses: Vec<u16>,
+    /// gRPC runs: the codes counted as rejections (`--grpc-rejected`), by name; `None` for HTTP.
+    pub grpc_rejected: Option<Vec<&'static str>>,
     pub max_send_lag_us: u64,
     /// No request may have a send lag above this.
     pub send_lag_ceiling_us: u64,
@@ -638,7 +642,15 @@ impl Report {
                 timeout_ms: plan.limits.timeout.as_secs_f64() * 1000.0,
                 connect_timeout_ms: plan.limits.connect_timeout.as_secs_f64() * 1000.0,
                 grace_ms: plan.limits.grace.as_secs_f64() * 1000.0,
-                rejected_statuses: plan.rejected.clone(),
+                rejected_statuses: if plan.grpc.is_some() {
+                    Vec::new()
+                } else {
+                    plan.rejected.clone()
+                },
+                grpc_rejected: plan
+                    .grpc
+                    .as_ref()
+                    .map(|g| g.rejected.iter().map(|c| c.name()).collect()),
                 max_send_lag_us: limit,
                 send_lag_ceiling_us: ceiling,
                 pacer_quantum_us: duration_us(plan.pacer_quantum),
