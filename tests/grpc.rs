@@ -347,7 +347,7 @@ async fn bad_grpc_input_exits_2_and_sends_nothing() {
         ),
         (
             vec![format!("grpc://{closed}"), "--call".into(), PING.into()],
-            "server reflection at",
+            "cannot reach",
         ),
         (vec![url.clone()], "--call"),
         (
