@@ -1088,3 +1088,47 @@ async fn a_negative_pushback_means_do_not_retry() {
     assert_eq!(x.logical.failed, 20, "ended as failed, not retried: {x:?}");
     assert_eq!(x.logical.gave_up.attempts_exhausted, 0, "{x:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wrong_scheme_for_the_port_says_which_to_use() {
+    let server = serve_default().await;
+    let (tls_port, _) = tls_in_front_of(server.local_addr()).await;
+    let plain = server.local_addr().port();
+    let p = proto();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        // Plaintext gRPC to a TLS port: with reflection and with a .proto file.
+        (vec![format!("grpc://localhost:{tls_port}")], "use grpcs://"),
+        (
+            vec![
+                format!("grpc://localhost:{tls_port}"),
+                "--proto".into(),
+                p.clone(),
+            ],
+            "use grpcs://",
+        ),
+        // gRPC over TLS to a plaintext port: with reflection and with a .proto file.
+        (vec![format!("grpcs://127.0.0.1:{plain}")], "use grpc://"),
+        (
+            vec![format!("grpcs://127.0.0.1:{plain}"), "--proto".into(), p],
+            "use grpc://",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut argv = vec!["run", "-q", "-r", "10", "-n", "5", "--call", PING];
+        argv.extend(args.iter().map(String::as_str));
+        let out = metronome(&argv);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: expected '{want}' in: {err}");
+        assert!(
+            !err.contains("http://"),
+            "{args:?}: not an HTTP target: {err}"
+        );
+        assert!(
+            !err.contains("--proto"),
+            "{args:?}: not a schema problem: {err}"
+        );
+    }
+    let stats = server.shutdown().await;
+    assert_eq!(stats.received, 0, "nothing was sent: {stats:?}");
+}

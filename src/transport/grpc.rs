@@ -384,6 +384,9 @@ pub async fn resolve(plan: &crate::plan::Plan) -> Result<Option<crate::plan::Pla
         target: target.url.clone(),
         reason,
     };
+    if !target.tls {
+        super::http::probe_plaintext(plan).await?;
+    }
     let tx = tokio::time::timeout(plan.limits.connect_timeout, connect_h2(plan))
         .await
         .map_err(|_| {
@@ -447,7 +450,7 @@ async fn connect_h2(
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
-            .map_err(|e| super::tls::describe(&e))?;
+            .map_err(|e| super::tls::for_grpc(super::tls::describe(&e)))?;
         let (tx, conn) = builder
             .handshake(TokioIo::new(tls))
             .await

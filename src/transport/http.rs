@@ -215,10 +215,14 @@ impl Origin {
                 }
                 None => handshake(tcp, self.protocol).await,
                 Some((connector, name)) => {
-                    let tls = connector
-                        .connect(name.clone(), tcp)
-                        .await
-                        .map_err(|e| ConnectFailure::target(super::tls::describe(&e)))?;
+                    let tls = connector.connect(name.clone(), tcp).await.map_err(|e| {
+                        let why = super::tls::describe(&e);
+                        ConnectFailure::target(if self.grpc.is_some() {
+                            super::tls::for_grpc(why)
+                        } else {
+                            why
+                        })
+                    })?;
                     if self.protocol == Protocol::Http2
                         && tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice())
                     {
@@ -759,14 +763,7 @@ pub async fn client(
             .await
             .map_err(|fail| match fail {
                 Probe::Unreachable(reason) => unreachable(reason),
-                Probe::NotH2(reason) => Error::Protocol {
-                    target: target.url.clone(),
-                    reason: if target.grpc {
-                        grpc_hint(&reason)
-                    } else {
-                        reason
-                    },
-                },
+                Probe::NotH2(reason) => not_h2(target, reason),
             })?;
     }
     let warm = pooling.warm.clamp(1, pooling.max_connections.max(1));
@@ -838,6 +835,36 @@ pub async fn client(
 /// How long the start waits for an HTTP/2 server's first SETTINGS frame (its stream limit)
 /// after the first connection is up: it comes in the first round trip.
 const PEER_SETTINGS_WAIT: Duration = Duration::from_secs(2);
+
+/// What listens does not speak HTTP/2 with prior knowledge, in the words of the target's scheme.
+fn not_h2(target: &Target, reason: String) -> Error {
+    Error::Protocol {
+        target: target.url.clone(),
+        reason: if target.grpc {
+            grpc_hint(&reason)
+        } else {
+            reason
+        },
+    }
+}
+
+/// For a plaintext gRPC target whose schema comes from reflection: checks, before reflection is
+/// asked, that the port speaks HTTP/2 with prior knowledge, so that a TLS port is told as such
+/// ("use grpcs://") rather than as a reflection failure. A target that cannot be reached is
+/// left to reflection's own error.
+pub async fn probe_plaintext(plan: &Plan) -> Result<(), Error> {
+    let target = &plan.target;
+    let Ok(Some(addr)) = tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await
+        .map(|mut a| a.next())
+    else {
+        return Ok(());
+    };
+    match probe_h2c(addr, plan.limits.connect_timeout).await {
+        Err(Probe::NotH2(reason)) => Err(not_h2(target, reason)),
+        Ok(()) | Err(Probe::Unreachable(_)) => Ok(()),
+    }
+}
 
 /// A probe failure reworded for a gRPC target, where dropping `--http2` is no option.
 fn grpc_hint(reason: &str) -> String {
