@@ -1132,3 +1132,69 @@ async fn the_wrong_scheme_for_the_port_says_which_to_use() {
     let stats = server.shutdown().await;
     assert_eq!(stats.received, 0, "nothing was sent: {stats:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_request_in_a_profile_mix_is_named() {
+    let server = serve_default().await;
+    let url = grpc_url(&server);
+    let dir = tempdir();
+    let write = |name: &str, second: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[[stage]]\nshape = \"constant\"\nrate = 10\nduration = \"1s\"\n\n\
+                 [[request]]\nname = \"ping\"\ncall = \"{PING}\"\nbody = '{{\"message\": \"hi\"}}'\n\n\
+                 [[request]]\n{second}\n"
+            ),
+        )
+        .unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let bad_body = write(
+        "bad-body.toml",
+        &format!("name = \"typo\"\ncall = \"{PING}\"\nbody = '{{\"mesage\": \"x\"}}'"),
+    );
+    let bad_method = write("bad-method.toml", "call = \"metronome.demo.v1.Demo/Pong\"");
+    let p = proto();
+    let cases: Vec<(Vec<&str>, String, &str)> = vec![
+        // Via --proto and via reflection: the request by name, its file, and its `body`.
+        (
+            vec!["--profile", &bad_body, "--proto", &p],
+            format!("[[request]] \"typo\" of {bad_body}: "),
+            "body =",
+        ),
+        (
+            vec!["--profile", &bad_body],
+            format!("[[request]] \"typo\" of {bad_body}: "),
+            "body =",
+        ),
+        // Unnamed: by its position.
+        (
+            vec!["--profile", &bad_method, "--proto", &p],
+            format!("[[request]] #2 of {bad_method}: "),
+            "has no method 'Pong'",
+        ),
+        (
+            vec!["--profile", &bad_method],
+            format!("[[request]] #2 of {bad_method}: "),
+            "has no method 'Pong'",
+        ),
+    ];
+    for (args, place, want) in cases {
+        let mut argv = vec!["run", "-q", url.as_str()];
+        argv.extend(args.iter().copied());
+        let out = metronome(&argv);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&place),
+            "{args:?}: expected '{place}' in: {err}"
+        );
+        assert!(err.contains(want), "{args:?}: expected '{want}' in: {err}");
+        assert!(!err.contains("-b "), "{args:?}: no -b was given: {err}");
+    }
+    let stats = server.shutdown().await;
+    assert_eq!(stats.received, 0, "nothing was sent: {stats:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

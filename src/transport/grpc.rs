@@ -419,8 +419,9 @@ pub async fn resolve(plan: &crate::plan::Plan) -> Result<Option<crate::plan::Pla
                 p
             }
         };
-        let method = find(&pool, &c.call, &source)?;
-        let body = encode_n(&method, &c.json, g.messages)?;
+        let here = |e: SchemaError| e.in_request(c.place.as_deref());
+        let method = find(&pool, &c.call, &source).map_err(here)?;
+        let body = encode_n(&method, &c.json, g.messages).map_err(here)?;
         if let Some(r) = resolved.requests.get_mut(i) {
             r.body = body;
         }
