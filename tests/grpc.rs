@@ -1198,3 +1198,121 @@ async fn a_bad_request_in_a_profile_mix_is_named() {
     assert_eq!(stats.received, 0, "nothing was sent: {stats:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// gzip, framed as a compressed gRPC message (flag 1).
+fn gzip_frame(message: &[u8]) -> bytes::Bytes {
+    use std::io::Write as _;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(message).unwrap();
+    let packed = z.finish().unwrap();
+    let mut out = vec![1u8];
+    out.extend_from_slice(&(packed.len() as u32).to_be_bytes());
+    out.extend_from_slice(&packed);
+    out.into()
+}
+
+/// A gRPC server of the demo schema that compresses every answer with gzip, whatever the
+/// client accepts (as grpcio set to compress does when asked for nothing else), reflection
+/// included. Returns its port, the `grpc-accept-encoding` of each reflection request, and how
+/// many load calls it answered.
+async fn start_gzip_grpc_server() -> (
+    u16,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+    tokio::task::JoinHandle<()>,
+) {
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    let pool = metronome::grpc::demo::pool().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(AtomicU64::new(0));
+    let (seen, served) = (accepted.clone(), calls.clone());
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
+            let (pool, accepted, calls) = (pool.clone(), accepted.clone(), calls.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (pool, accepted, calls) = (pool.clone(), accepted.clone(), calls.clone());
+                    async move {
+                        let reflection =
+                            metronome::grpc::reflect::PATHS.contains(&req.uri().path());
+                        if reflection {
+                            let accepts = req
+                                .headers()
+                                .get("grpc-accept-encoding")
+                                .map(|v| v.to_str().unwrap_or("?").to_string())
+                                .unwrap_or_default();
+                            accepted.lock().unwrap().push(accepts);
+                        }
+                        let body = http_body_util::BodyExt::collect(req.into_body())
+                            .await
+                            .unwrap()
+                            .to_bytes();
+                        let (tx, rx) = tokio::sync::mpsc::channel(64);
+                        if reflection {
+                            for ask in metronome::grpc::unframe(&body).unwrap() {
+                                let answer = metronome::grpc::reflect::answer(&pool, ask);
+                                let bytes = prost::Message::encode_to_vec(&answer);
+                                let _ = tx.try_send(hyper::body::Frame::data(gzip_frame(&bytes)));
+                            }
+                        } else {
+                            calls.fetch_add(1, Ordering::Relaxed);
+                            // An empty PingReply, compressed: counted, never decoded.
+                            let _ = tx.try_send(hyper::body::Frame::data(gzip_frame(&[])));
+                        }
+                        let mut t = http::HeaderMap::new();
+                        t.insert("grpc-status", "0".parse().unwrap());
+                        let _ = tx.try_send(hyper::body::Frame::trailers(t));
+                        drop(tx);
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .header("grpc-encoding", "gzip")
+                                .body(Frames(rx))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (port, seen, served, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_from_a_server_that_compresses_its_answers() {
+    let (port, accepted, calls, server) = start_gzip_grpc_server().await;
+    let r = run(plan(&[
+        &format!("grpc://127.0.0.1:{port}"),
+        "--call",
+        PING,
+        "-b",
+        r#"{"message":"hi"}"#,
+        "-r",
+        "50",
+        "-n",
+        "10",
+    ]))
+    .await;
+    server.abort();
+    assert_eq!(code(&r, "OK"), 10, "{:?}", r.errors);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 10);
+    assert_eq!(
+        r.grpc.as_ref().unwrap().messages,
+        10,
+        "compressed answers count"
+    );
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(
+        !accepted.is_empty() && accepted.iter().all(|a| a == "identity"),
+        "reflection asks for uncompressed answers: {accepted:?}"
+    );
+}
