@@ -417,7 +417,8 @@ pub struct RunArgs {
     #[arg(long, value_parser = Clipped(messages))]
     pub messages: Option<u32>,
 
-    /// gRPC: pause this long after each response message, a slow reader (server streaming).
+    /// gRPC: pause this long between response messages, a slow reader (server streaming); the
+    /// pauses count in latency and service time.
     #[arg(long, value_parser = Clipped(duration), allow_hyphen_values = true)]
     pub read_delay: Option<Duration>,
 
@@ -708,6 +709,7 @@ impl RunArgs {
         let mut specs = Vec::new();
         for MixEntry {
             name,
+            place,
             call,
             json,
             headers: extra,
@@ -726,14 +728,18 @@ impl RunArgs {
                 json: json.clone(),
                 client_streaming: false,
                 server_streaming: false,
+                place,
             };
             spec.body = match &pool {
                 None => json,
                 Some(pool) => {
-                    let method = crate::grpc::schema::find(pool, &c.call, "the --proto files")?;
+                    let here =
+                        |e: crate::grpc::schema::SchemaError| e.in_request(c.place.as_deref());
+                    let method = crate::grpc::schema::find(pool, &c.call, "the --proto files")
+                        .map_err(here)?;
                     c.client_streaming = method.is_client_streaming();
                     c.server_streaming = method.is_server_streaming();
-                    crate::grpc::schema::encode_n(&method, &json, self.messages)?
+                    crate::grpc::schema::encode_n(&method, &json, self.messages).map_err(here)?
                 }
             };
             calls.push(c);
@@ -768,6 +774,7 @@ impl RunArgs {
             let json = plan::parse_body(self.body.as_deref().unwrap_or("{}"))?;
             let one = MixEntry {
                 name: None,
+                place: None,
                 call: CallName::parse(raw)?,
                 json,
                 headers: Vec::new(),
@@ -781,13 +788,20 @@ impl RunArgs {
                 "the profile defines its own [[request]]s; set call and body there (-H still adds metadata to each)",
             ));
         }
+        let file = self
+            .profile
+            .as_deref()
+            .map_or_else(|| "the profile".to_string(), |f| f.display().to_string());
         let mut mix = Vec::new();
-        for def in &p.requests {
-            let what = def.name.clone().unwrap_or_else(|| "(unnamed)".to_string());
+        for (i, def) in p.requests.iter().enumerate() {
+            let place = match &def.name {
+                Some(n) => format!("[[request]] \"{}\" of {file}", crate::error::clip(n)),
+                None => format!("[[request]] #{} of {file}", i + 1),
+            };
             let raw = def.call.as_deref().ok_or_else(|| {
                 Error::invalid(
                     "--profile",
-                    format!("[[request]] {what}"),
+                    place.clone(),
                     "on a grpc:// target every [[request]] names its method: call = \"package.Service/Method\"",
                 )
             })?;
@@ -802,7 +816,8 @@ impl RunArgs {
                 .collect();
             mix.push(MixEntry {
                 name: def.name.clone(),
-                call: CallName::parse(raw)?,
+                call: CallName::parse(raw).map_err(|e| e.in_request(Some(&place)))?,
+                place: Some(place),
                 json,
                 headers,
             });
@@ -933,6 +948,8 @@ type GrpcRun = (GrpcPlan, Vec<RequestSpec>, Vec<u32>);
 /// One call of a gRPC mix before its schema is known.
 struct MixEntry {
     name: Option<String>,
+    /// Which profile `[[request]]` this is, for errors; `None` for `--call`.
+    place: Option<String>,
     call: CallName,
     /// The request message as JSON.
     json: bytes::Bytes,

@@ -39,7 +39,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::record::{lock, Class, Completion, Outcome, Recorder};
-use crate::retry::{Admission, Retrier};
+use crate::retry::{Admission, Pushback, Retrier};
 use crate::schedule::{Schedule, Ticket};
 use crate::transport::Client;
 
@@ -595,13 +595,15 @@ async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, waiters: &mut StopWa
         },
     };
     let done = clock.now();
-    let (answer, retry_after) = (
-        (completion.class, completion.status, completion.grpc),
-        completion.retry_after,
-    );
+    let answer = (completion.class, completion.status, completion.grpc);
+    let pushback = match (completion.no_retry, completion.retry_after) {
+        (true, _) => Pushback::Refused,
+        (false, Some(d)) => Pushback::After(d),
+        (false, None) => Pushback::None,
+    };
     recorder.record(&Outcome::new(ticket, sent_at, done, completion));
     if let Some(r) = retrier {
-        r.settle_coded(&ticket, answer, retry_after, done, admission);
+        r.settle_coded(&ticket, answer, pushback, done, admission);
     }
     true
 }

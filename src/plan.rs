@@ -408,6 +408,9 @@ pub struct GrpcCall {
     pub client_streaming: bool,
     /// The method streams its answer (server streaming or bidirectional).
     pub server_streaming: bool,
+    /// For a profile's `[[request]]`: which one, for errors (`[[request]] "ping" of mix.toml`,
+    /// or its position when unnamed); `None` for `--call`.
+    pub place: Option<String>,
 }
 
 /// A gRPC run: the methods, where their schema comes from, and how answers are judged.

@@ -245,7 +245,10 @@ fn request_bodies_are_capped_with_413() {
     // And it still serves.
     assert!(get(addr).starts_with("HTTP/1.1 200"));
     let summary = server.stop();
-    assert!(summary.contains("too large 2 (413)"), "{summary}");
+    assert!(
+        summary.contains("too large 2 (413 / RESOURCE_EXHAUSTED)"),
+        "{summary}"
+    );
     eprintln!("VmHWM {hwm_before} kB -> {hwm_after} kB; {sent} of 64 MiB written before the close");
 }
 

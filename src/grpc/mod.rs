@@ -131,18 +131,25 @@ pub fn frame(message: &[u8]) -> Bytes {
 }
 
 /// Splits a body of length-prefixed messages into their payloads; `None` if it is cut short.
-pub fn unframe(mut body: &[u8]) -> Option<Vec<&[u8]>> {
+pub fn unframe(body: &[u8]) -> Option<Vec<&[u8]>> {
+    unframe_flagged(body).map(|parts| parts.into_iter().map(|(_, p)| p).collect())
+}
+
+/// [`unframe`], with each message's compressed flag (the prefix's first byte is 1), for the
+/// answers metronome decodes (reflection): a compressed one must be inflated first.
+pub fn unframe_flagged(mut body: &[u8]) -> Option<Vec<(bool, &[u8])>> {
     let mut out = Vec::new();
     while !body.is_empty() {
         if body.len() < 5 {
             return None;
         }
+        let compressed = body[0] == 1;
         let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
         let rest = &body[5..];
         if rest.len() < len {
             return None;
         }
-        out.push(&rest[..len]);
+        out.push((compressed, &rest[..len]));
         body = &rest[len..];
     }
     Some(out)

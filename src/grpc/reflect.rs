@@ -19,7 +19,7 @@ use prost_reflect::prost_types::{FileDescriptorProto, FileDescriptorSet};
 use prost_reflect::DescriptorPool;
 
 use super::schema::SchemaError;
-use super::{frame, unframe, Code};
+use super::{frame, unframe_flagged, Code};
 
 /// `:path` of the reflection stream, newest version first.
 pub const PATHS: [&str; 2] = [
@@ -97,6 +97,37 @@ pub struct ErrorResponse {
     pub error_message: String,
 }
 
+/// Most bytes a compressed reflection answer may inflate to: a schema is kilobytes, and a
+/// bound keeps a hostile or broken server from filling memory.
+const MAX_INFLATED: u64 = 64 << 20;
+
+/// A reflection answer sent compressed (its flag set) despite `grpc-accept-encoding:
+/// identity`, inflated if the answer's `grpc-encoding` is gzip; any other encoding is named as
+/// the problem.
+fn decompress(encoding: Option<&str>, message: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    match encoding.map(str::trim) {
+        Some(e) if e.eq_ignore_ascii_case("gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(message)
+                .take(MAX_INFLATED + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("the server compressed its reflection answer with gzip, and it does not inflate: {e}"))?;
+            if out.len() as u64 > MAX_INFLATED {
+                return Err(format!(
+                    "the server's gzip-compressed reflection answer inflates beyond {} MiB",
+                    MAX_INFLATED >> 20
+                ));
+            }
+            Ok(out)
+        }
+        other => Err(format!(
+            "the server compressed its reflection answer ({}) although metronome asked for none (grpc-accept-encoding: identity) and reads only gzip: turn compression off on the server for reflection, or give the schema with --proto",
+            other.map_or_else(|| "no grpc-encoding said which way".to_string(), |e| format!("grpc-encoding: {}", crate::error::clip(e)))
+        )),
+    }
+}
+
 /// One HTTP/2 connection to the server, for reflection only.
 pub struct Session {
     pub tx: http2::SendRequest<Full<Bytes>>,
@@ -138,12 +169,20 @@ impl Session {
             .version(http::Version::HTTP_2)
             .header("content-type", "application/grpc")
             .header("te", "trailers")
+            // Answers are decoded here: ask for them uncompressed (a server set to compress,
+            // such as grpcio with gzip, then sends them plain). One that compresses anyway is
+            // read below if it used gzip.
+            .header("grpc-accept-encoding", "identity")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| self.fail(e.to_string()))?;
         let exchange = async {
             self.tx.ready().await.map_err(|e| chain(&e))?;
             let resp = self.tx.send_request(req).await.map_err(|e| chain(&e))?;
             let status = resp.status().as_u16();
+            let encoding = resp
+                .headers()
+                .get("grpc-encoding")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
             let head_code = resp
                 .headers()
                 .get("grpc-status")
@@ -162,9 +201,9 @@ impl Session {
                 .trailers()
                 .and_then(|t| t.get("grpc-message"))
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-            Ok::<_, String>((status, code, message, collected.to_bytes()))
+            Ok::<_, String>((status, code, message, encoding, collected.to_bytes()))
         };
-        let (status, code, message, bytes) = tokio::time::timeout(self.timeout, exchange)
+        let (status, code, message, encoding, bytes) = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| self.fail("no answer within the connect timeout"))?
             .map_err(|e| self.fail(e))?;
@@ -185,12 +224,19 @@ impl Session {
                 code.name()
             )));
         }
-        let parts =
-            unframe(&bytes).ok_or_else(|| self.fail("a reflection answer was cut short"))?;
+        let parts = unframe_flagged(&bytes)
+            .ok_or_else(|| self.fail("a reflection answer was cut short"))?;
         parts
             .into_iter()
-            .map(|p| {
-                ReflectionResponse::decode(p)
+            .map(|(compressed, p)| {
+                let plain = if compressed {
+                    std::borrow::Cow::Owned(
+                        decompress(encoding.as_deref(), p).map_err(|e| self.fail(e))?,
+                    )
+                } else {
+                    std::borrow::Cow::Borrowed(p)
+                };
+                ReflectionResponse::decode(plain.as_ref())
                     .map_err(|e| self.fail(format!("cannot decode a reflection answer: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()
@@ -391,5 +437,29 @@ pub fn answer(pool: &DescriptorPool, request: &[u8]) -> ReflectionResponse {
         valid_host: req.host.clone(),
         original_request: Some(req),
         answer: Some(answer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compressed_answer_is_inflated_if_gzip_and_named_otherwise() {
+        use std::io::Write as _;
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(b"schema").unwrap();
+        let packed = z.finish().unwrap();
+        assert_eq!(decompress(Some("gzip"), &packed).unwrap(), b"schema");
+        for (encoding, says) in [
+            (Some("deflate"), "grpc-encoding: deflate"),
+            (None, "no grpc-encoding"),
+        ] {
+            let err = decompress(encoding, &packed).unwrap_err();
+            assert!(err.contains("compressed its reflection answer"), "{err}");
+            assert!(err.contains(says), "{err}");
+        }
+        let err = decompress(Some("gzip"), b"not gzip").unwrap_err();
+        assert!(err.contains("gzip"), "{err}");
     }
 }

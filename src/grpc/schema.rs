@@ -43,8 +43,22 @@ pub enum SchemaError {
         known: String,
     },
 
-    #[error("the request body does not match {message}: {reason} (-b takes the message as JSON in the proto3 mapping, e.g. -b '{{\"message\":\"hi\"}}')")]
-    Body { message: String, reason: String },
+    /// `hint` says where the body came from and how to write it: `-b`, or a profile request's
+    /// `body` (see [`SchemaError::in_request`]).
+    #[error("the request body does not match {message}: {reason} ({hint})")]
+    Body {
+        message: String,
+        reason: String,
+        hint: &'static str,
+    },
+
+    /// An error about one `[[request]]` of a profile's mix, which `place` names (its name or
+    /// position, and the file), so that a mix of many calls says which one is wrong.
+    #[error("{place}: {inner}")]
+    InRequest {
+        place: String,
+        inner: Box<SchemaError>,
+    },
 
     #[error("--messages {count} for {path}: a unary or server-streaming method takes exactly one request message (drop --messages, or call a client-streaming or bidirectional method)")]
     Messages { path: String, count: u32 },
@@ -64,6 +78,37 @@ pub enum SchemaError {
     /// not help; the reason says what would.
     #[error("cannot reach {target} to ask its reflection service for the schema: {reason}")]
     Unreachable { target: String, reason: String },
+}
+
+/// How to write `-b`, for a body that does not match its message.
+const BODY_FLAG_HINT: &str =
+    "-b takes the message as JSON in the proto3 mapping, e.g. -b '{\"message\":\"hi\"}'";
+/// How to write a profile request's `body`, for one that does not match its message.
+const BODY_KEY_HINT: &str = "the request's body takes the message as JSON in the proto3 mapping, e.g. body = '{\"message\": \"hi\"}'";
+
+impl SchemaError {
+    /// This error, about the profile request `place` (`[[request]] "ping" of mix.toml`), or
+    /// unchanged when the call came from `--call` and `-b` (`place` is `None`). A body error
+    /// then points at the request's `body`, not at `-b`.
+    pub fn in_request(self, place: Option<&str>) -> SchemaError {
+        let Some(place) = place else {
+            return self;
+        };
+        let inner = match self {
+            SchemaError::Body {
+                message, reason, ..
+            } => SchemaError::Body {
+                message,
+                reason,
+                hint: BODY_KEY_HINT,
+            },
+            other => other,
+        };
+        SchemaError::InRequest {
+            place: place.to_string(),
+            inner: Box::new(inner),
+        }
+    }
 }
 
 /// `package.Service/Method` (or ghz's `package.Service.Method`), split.
@@ -215,6 +260,7 @@ pub fn encode_n(
     let bad = |reason: String| SchemaError::Body {
         message: input.full_name().to_string(),
         reason,
+        hint: BODY_FLAG_HINT,
     };
     let text = if json.iter().all(u8::is_ascii_whitespace) {
         &b"{}"[..]

@@ -16,6 +16,9 @@ pub struct ConnStats {
     unreplaced: AtomicU64,
     reconnects: AtomicU64,
     failed: AtomicU64,
+    /// The lowest SETTINGS_MAX_CONCURRENT_STREAMS an HTTP/2 server advertised on a
+    /// connection's first frame; 0 while none has.
+    peer_streams: AtomicU64,
 }
 
 /// A copy of the counters for views.
@@ -33,6 +36,9 @@ pub struct Connections {
     pub reconnects: u64,
     /// Connection attempts that failed (connect, TLS or HTTP handshake, local limits).
     pub failed: u64,
+    /// HTTP/2: the concurrent streams the server allows per connection (its
+    /// SETTINGS_MAX_CONCURRENT_STREAMS, the lowest seen), when it advertised a limit.
+    pub peer_max_streams: Option<u64>,
 }
 
 impl ConnStats {
@@ -67,6 +73,24 @@ impl ConnStats {
         self.failed.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// An HTTP/2 server advertised `n` concurrent streams per connection; the lowest is kept.
+    /// A limit of 0 (no new streams for now) is kept as 1: a pool that allowed no request at
+    /// all would wait forever.
+    pub fn peer_streams_advertised(&self, n: u64) {
+        let n = n.max(1);
+        let _ = self
+            .peer_streams
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                (cur == 0 || n < cur).then_some(n)
+            });
+    }
+
+    /// The concurrent streams per connection the HTTP/2 server allows, if it said.
+    pub fn peer_streams(&self) -> Option<u64> {
+        let n = self.peer_streams.load(Ordering::Relaxed);
+        (n > 0).then_some(n)
+    }
+
     pub fn snapshot(&self) -> Connections {
         Connections {
             opened: self.opened.load(Ordering::Relaxed),
@@ -75,6 +99,7 @@ impl ConnStats {
             closed_by_peer: self.closed_by_peer.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            peer_max_streams: self.peer_streams(),
         }
     }
 }

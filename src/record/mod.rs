@@ -195,8 +195,11 @@ pub struct Counts {
     pub status: Box<[u64; MAX_STATUS + 1]>,
     /// gRPC calls per status code (index = code, the last slot for codes above 16).
     pub grpc: [u64; crate::grpc::CODE_SLOTS],
-    /// gRPC response messages received.
+    /// gRPC response messages received, by calls of every outcome.
     pub messages: u64,
+    /// Of `messages`, those of OK calls: a whole answer's messages, so that messages per call
+    /// (÷ `ok`) is not inflated by calls that failed or broke after some messages.
+    pub ok_messages: u64,
 }
 
 impl Default for Counts {
@@ -213,6 +216,7 @@ impl Default for Counts {
             status: Box::new([0; MAX_STATUS + 1]),
             grpc: [0; crate::grpc::CODE_SLOTS],
             messages: 0,
+            ok_messages: 0,
         }
     }
 }
@@ -244,6 +248,9 @@ impl Counts {
             self.grpc[i] += 1;
         }
         self.messages += u64::from(done.messages);
+        if done.class == Class::Ok {
+            self.ok_messages += u64::from(done.messages);
+        }
     }
 
     fn add(&mut self, other: &Counts) {
@@ -262,6 +269,7 @@ impl Counts {
             *a += b;
         }
         self.messages += other.messages;
+        self.ok_messages += other.ok_messages;
     }
 
     fn reset(&mut self) {
@@ -277,9 +285,11 @@ impl Counts {
             status,
             grpc,
             messages,
+            ok_messages,
         } = self;
         grpc.fill(0);
         *messages = 0;
+        *ok_messages = 0;
         for n in [
             completed,
             ok,
@@ -745,6 +755,25 @@ mod tests {
         spare.reset();
         assert_eq!(spare.counts.completed, 0);
         assert_eq!(spare.clocks.latency.len(), 0);
+    }
+
+    #[test]
+    fn messages_of_ok_calls_are_counted_apart() {
+        let r = Recorder::new();
+        r.record(&outcome(
+            5,
+            Completion::status(Class::Ok, 200).with_messages(5, None),
+        ));
+        let broken = Completion::failed(Class::TransportError, "the stream broke");
+        r.record(&outcome(5, broken.with_messages(3, None)));
+        let mut w = Tally::default();
+        r.close_interval(&mut w);
+        assert_eq!((w.counts.messages, w.counts.ok_messages), (8, 5));
+        let mut sum = Tally::default();
+        sum.add(&w);
+        assert_eq!(sum.counts.ok_messages, 5);
+        w.reset();
+        assert_eq!(w.counts.ok_messages, 0);
     }
 
     #[test]

@@ -110,6 +110,9 @@ pub struct Completion {
     /// How long the server asked the client to wait before retrying (`Retry-After`, or
     /// gRPC's `grpc-retry-pushback-ms`).
     pub retry_after: Option<Duration>,
+    /// The server said not to retry this call (gRPC: a negative or unparsable
+    /// `grpc-retry-pushback-ms`); the retrier then ends its logical request as failed.
+    pub no_retry: bool,
     /// The gRPC status of a gRPC call that got an answer (`None` for HTTP, and for gRPC calls
     /// that failed before one).
     pub grpc: Option<crate::grpc::Code>,
@@ -131,6 +134,7 @@ impl Completion {
             connect: None,
             error: None,
             retry_after: None,
+            no_retry: false,
             grpc: None,
             messages: 0,
             first_message: None,
@@ -146,6 +150,7 @@ impl Completion {
             connect: None,
             error: Some(error.into()),
             retry_after: None,
+            no_retry: false,
             grpc: None,
             messages: 0,
             first_message: None,

@@ -70,6 +70,8 @@ pub struct Report {
     pub status_codes: BTreeMap<String, u64>,
     /// gRPC status name (`OK`, `RESOURCE_EXHAUSTED`…) → calls, for every code seen; empty for
     /// HTTP targets. Apart from `status_codes`, which keeps the HTTP status of the answers.
+    /// Calls cut by the client's own deadline (`--timeout`) are DEADLINE_EXCEEDED, as a gRPC
+    /// client reports them, so the codes add up to the calls completed.
     pub grpc_status_codes: BTreeMap<String, u64>,
     /// gRPC figures (`null` for HTTP targets): the call, messages per call, time to first message.
     pub grpc: Option<GrpcReport>,
@@ -123,9 +125,11 @@ pub struct GrpcReport {
     pub client_streaming: bool,
     /// Request messages sent per call (`--messages`, 1 by default).
     pub request_messages: u32,
-    /// Response messages received in all.
+    /// Response messages received in all, by calls of every outcome (a stream that failed or was
+    /// cut after some messages counts them).
     pub messages: u64,
-    /// Messages per successful (OK) call: what a whole answer holds (0 when none succeeded).
+    /// Messages of OK calls ÷ OK calls: what a whole answer holds (0 when none succeeded). The
+    /// messages of failed calls are left out of both sides, so partial streams cannot skew it.
     pub messages_per_call: f64,
     /// First response message − send, for calls that got one (µs).
     pub time_to_first_message_us: Stats,
@@ -137,7 +141,9 @@ pub struct GrpcReport {
     /// Calls cut by `--timeout` while a request message still waited for flow control: the
     /// server had stopped reading the stream (backpressure, though counted as timeouts).
     pub flow_control_stuck: u64,
-    /// The pause after each response message (`--read-delay`), ms; 0 for none.
+    /// The pause between response messages, after each but the last (`--read-delay`), ms; 0 for
+    /// none. The pauses are inside the calls' latency and service time, by design: the client's
+    /// own slow reading is part of the call.
     pub read_delay_ms: f64,
 }
 
@@ -222,6 +228,10 @@ pub struct ConnectionsReport {
     pub failed: u64,
     /// The cap in force (`--max-connections`, or the default fitted to the fd limit).
     pub max: usize,
+    /// HTTP/2: the concurrent streams the server allows per connection (its
+    /// SETTINGS_MAX_CONCURRENT_STREAMS, the lowest seen); `null` when it set no limit, and for
+    /// HTTP/1.1. Each connection carries min(`--max-streams`, this).
+    pub peer_max_streams: Option<u64>,
 }
 
 /// The load shape as run.
@@ -412,7 +422,11 @@ pub struct Settings {
     pub timeout_ms: f64,
     pub connect_timeout_ms: f64,
     pub grace_ms: f64,
+    /// HTTP statuses counted as rejections (`--rejected`); empty for gRPC runs, whose answers
+    /// are judged by their gRPC code (see `grpc_rejected`).
     pub rejected_statuses: Vec<u16>,
+    /// gRPC runs: the codes counted as rejections (`--grpc-rejected`), by name; `None` for HTTP.
+    pub grpc_rejected: Option<Vec<&'static str>>,
     pub max_send_lag_us: u64,
     /// No request may have a send lag above this.
     pub send_lag_ceiling_us: u64,
@@ -576,7 +590,7 @@ impl Report {
                 request_messages: g.messages.unwrap_or(1),
                 messages: c.messages,
                 messages_per_call: if c.ok > 0 {
-                    round3(c.messages as f64 / c.ok as f64)
+                    round3(c.ok_messages as f64 / c.ok as f64)
                 } else {
                     0.0
                 },
@@ -608,6 +622,7 @@ impl Report {
                 reconnects: m.connections.reconnects,
                 failed: m.connections.failed,
                 max: m.max_connections,
+                peer_max_streams: m.connections.peer_max_streams,
             },
             errors: m.errors.samples(),
             errors_unsampled: m
@@ -627,7 +642,15 @@ impl Report {
                 timeout_ms: plan.limits.timeout.as_secs_f64() * 1000.0,
                 connect_timeout_ms: plan.limits.connect_timeout.as_secs_f64() * 1000.0,
                 grace_ms: plan.limits.grace.as_secs_f64() * 1000.0,
-                rejected_statuses: plan.rejected.clone(),
+                rejected_statuses: if plan.grpc.is_some() {
+                    Vec::new()
+                } else {
+                    plan.rejected.clone()
+                },
+                grpc_rejected: plan
+                    .grpc
+                    .as_ref()
+                    .map(|g| g.rejected.iter().map(|c| c.name()).collect()),
                 max_send_lag_us: limit,
                 send_lag_ceiling_us: ceiling,
                 pacer_quantum_us: duration_us(plan.pacer_quantum),

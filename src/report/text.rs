@@ -596,9 +596,17 @@ fn counts(s: &mut String, r: &Report) {
             format_us(r.connect_us.p99)
         )
     };
+    // Said only when the server's limit is the one in force: it explains more connections, or
+    // send lag at the cap, that --max-streams alone would not.
+    let streams = match k.peer_max_streams {
+        Some(n) if n < r.settings.max_streams as u64 => {
+            format!("; {n} streams each (the server's SETTINGS_MAX_CONCURRENT_STREAMS)")
+        }
+        _ => String::new(),
+    };
     let _ = writeln!(
         s,
-        "  conns      opened {} (peak {} open, cap {}), closed by peer {}, reconnects {}, failed {}{connects}",
+        "  conns      opened {} (peak {} open, cap {}), closed by peer {}, reconnects {}, failed {}{connects}{streams}",
         k.opened, k.peak_open, k.max, k.closed_by_peer, k.reconnects, k.failed,
     );
     for e in &r.errors {

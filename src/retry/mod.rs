@@ -77,6 +77,18 @@ impl Reasons {
     }
 }
 
+/// What the server said about retrying an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushback {
+    /// Nothing: the policy decides.
+    None,
+    /// Come back after this long (`Retry-After`, or a gRPC `grpc-retry-pushback-ms` ≥ 0).
+    After(Duration),
+    /// Do not retry: a gRPC `grpc-retry-pushback-ms` that is negative or not a number (gRPC's
+    /// retry design, A6). Overrides the policy.
+    Refused,
+}
+
 /// How logical requests ended, and what they cost. Every first attempt the pacer released starts
 /// one logical request, and each ends exactly once (see [`Logical::ended`]).
 #[derive(Clone, Debug)]
@@ -85,7 +97,8 @@ pub struct Logical {
     pub succeeded_first: u64,
     /// Succeeded on a retry.
     pub succeeded_retry: u64,
-    /// Ended with an outcome the policy does not retry (e.g. a 404, or a local error).
+    /// Ended with an outcome the policy does not retry (e.g. a 404, or a local error), or one
+    /// the server said not to retry (a negative `grpc-retry-pushback-ms`).
     pub failed: u64,
     /// Gave up: the last allowed attempt failed.
     pub exhausted: u64,
@@ -291,18 +304,25 @@ impl Retrier {
         done: Instant,
         admission: Admission,
     ) {
-        self.settle_coded(ticket, (class, status, None), retry_after, done, admission);
+        let pushback = retry_after.map_or(Pushback::None, Pushback::After);
+        self.settle_coded(ticket, (class, status, None), pushback, done, admission);
     }
 
-    /// [`Retrier::settle`] for an answer that may carry a gRPC status.
+    /// [`Retrier::settle`] for an answer that may carry a gRPC status, and a server's word on
+    /// retrying it (`pushback`): a wait to honour, or a refusal, which ends the logical request
+    /// as failed even when the policy would retry its outcome.
     pub fn settle_coded(
         &self,
         ticket: &Ticket,
         (class, status, grpc): (Class, u16, Option<crate::grpc::Code>),
-        retry_after: Option<Duration>,
+        pushback: Pushback,
         done: Instant,
         admission: Admission,
     ) {
+        let retry_after = match pushback {
+            Pushback::None | Pushback::Refused => None,
+            Pushback::After(d) => Some(d),
+        };
         let retryable = self.policy.on.covers_coded(class, status, grpc);
         if let Some(b) = &self.breaker {
             lock(b).record(done, admission, retryable);
@@ -311,7 +331,10 @@ impl Retrier {
         if class == Class::Cancelled {
             return self.unfinished(ticket, done);
         }
-        if !retryable {
+        // A client that ignores the server's hints (`retry_after=ignore`) ignores its refusal too.
+        let refused = pushback == Pushback::Refused
+            && matches!(self.policy.retry_after, policy::RetryAfter::Honour { .. });
+        if !retryable || refused {
             let mut l = lock(&self.logical);
             match (class, ticket.is_retry()) {
                 (Class::Ok, false) => l.succeeded_first += 1,
@@ -515,6 +538,32 @@ mod tests {
             215,
             "5+100+5+100+5 ms from the origin"
         );
+    }
+
+    #[test]
+    fn a_server_that_refuses_retries_ends_the_request_as_failed() {
+        let start = Instant::now();
+        let p = Policy::parse("on=rejected backoff=none attempts=3")
+            .unwrap()
+            .unwrap();
+        let r = Retrier::new(p, start, 1);
+        let ts = tickets(2, start);
+        let at = start + Duration::from_millis(10);
+        let shed = (Class::Rejected, 200, Some(crate::grpc::Code::UNAVAILABLE));
+        r.settle_coded(&ts[0], shed, Pushback::Refused, at, Admission::Pass);
+        assert_eq!(r.next_due(), None, "no retry queued");
+        let l = r.logical();
+        assert_eq!((l.failed, l.decided, l.attempts_used[1]), (1, 0, 1));
+        // Without the refusal the same answer is retried.
+        r.settle_coded(&ts[1], shed, Pushback::None, at, Admission::Pass);
+        assert!(r.next_due().is_some());
+        // A client that ignores the server's hints ignores its refusal too.
+        let p = Policy::parse("on=rejected backoff=none attempts=3 retry_after=ignore")
+            .unwrap()
+            .unwrap();
+        let r = Retrier::new(p, start, 1);
+        r.settle_coded(&ts[0], shed, Pushback::Refused, at, Admission::Pass);
+        assert!(r.next_due().is_some());
     }
 
     #[test]

@@ -273,15 +273,15 @@ pub enum ServeError {
 pub struct ServeStats {
     pub connections: u64,
     pub received: u64,
-    /// Answered 200.
+    /// Answered 200 (gRPC: OK).
     pub served: u64,
-    /// Answered 503 because the queue was full.
+    /// Answered 503 (gRPC: UNAVAILABLE) because the queue was full.
     pub shed: u64,
-    /// Answered 429 by the rate limit.
+    /// Answered 429 (gRPC: RESOURCE_EXHAUSTED) by the rate limit.
     pub limited: u64,
-    /// Answered 500 by the injected error rate.
+    /// Answered 500 (gRPC: INTERNAL) by the injected error rate.
     pub errors: u64,
-    /// Answered 413: the request body was longer than `max_body`.
+    /// Answered 413 (gRPC: RESOURCE_EXHAUSTED): the request body was longer than `max_body`.
     pub too_large: u64,
     /// Admitted requests processed to the end after their client had gone (wasted work).
     pub abandoned: u64,
@@ -298,10 +298,11 @@ pub struct ServeStats {
 }
 
 impl ServeStats {
-    /// One line for humans; the accept back-offs only when there were some.
+    /// One line for humans; the accept back-offs only when there were some. Each outcome names
+    /// its answer in both protocols (HTTP status / gRPC code): the counters are shared.
     pub fn summary_line(&self) -> String {
         let mut line = format!(
-            "received {}, served {}, shed {} (503), limited {} (429), errors {} (500), too large {} (413), abandoned {} (processed after the client left), connections {} ({} closed slow or idle)",
+            "received {}, served {}, shed {} (503 / UNAVAILABLE), limited {} (429 / RESOURCE_EXHAUSTED), errors {} (500 / INTERNAL), too large {} (413 / RESOURCE_EXHAUSTED), abandoned {} (processed after the client left), connections {} ({} closed slow or idle)",
             self.received, self.served, self.shed, self.limited, self.errors, self.too_large, self.abandoned, self.connections, self.timed_out
         );
         if self.accept_backoffs > 0 {
@@ -1145,6 +1146,25 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, stop: Cancellatio
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn the_summary_names_each_outcome_in_http_and_grpc() {
+        let line = ServeStats {
+            shed: 3,
+            limited: 2,
+            errors: 1,
+            ..ServeStats::default()
+        }
+        .summary_line();
+        for part in [
+            "shed 3 (503 / UNAVAILABLE)",
+            "limited 2 (429 / RESOURCE_EXHAUSTED)",
+            "errors 1 (500 / INTERNAL)",
+            "too large 0 (413 / RESOURCE_EXHAUSTED)",
+        ] {
+            assert!(line.contains(part), "{part}: {line}");
+        }
+    }
 
     #[test]
     fn parses_service_times_and_stalls() {

@@ -63,7 +63,20 @@ impl Wire {
 
     /// Reads a whole answer: headers, every DATA frame (counting messages), the trailers.
     /// Returns the completion and whether the connection is still fit for another call.
-    pub async fn read(&self, resp: Response<Incoming>) -> (Completion, bool) {
+    ///
+    /// What was received is kept in `progress`, outside this future, so that a call cut by its
+    /// deadline (the future dropped) still reports its messages and its time to first message.
+    ///
+    /// With `--read-delay`, each message but the last is followed by a pause before the next is
+    /// read: the pause owed for a message is taken when the next DATA frame arrives, so that the
+    /// trailers, once every message is in, are read at once. A pause after the last message
+    /// would hold back no sending of the server's (it has sent everything) and only add the
+    /// client's own delay to every call, a unary one included.
+    pub async fn read(
+        &self,
+        resp: Response<Incoming>,
+        progress: &mut Progress,
+    ) -> (Completion, bool) {
         let status = resp.status().as_u16();
         let head = resp.headers();
         let mut code = head
@@ -74,27 +87,35 @@ impl Wire {
             .get("grpc-retry-pushback-ms")
             .map(|v| v.as_bytes().to_vec());
         let mut body = resp.into_body();
-        let mut counter = MessageCounter::default();
-        let mut first = None;
+        // Pauses owed for messages already complete, taken before reading on.
+        let mut owed = 0u32;
         while let Some(frame) = body.frame().await {
             let frame = match frame {
                 Ok(f) => f,
                 Err(e) => {
                     return (
                         Completion::failed(Class::TransportError, format!("the stream broke: {e}"))
-                            .with_messages(counter.messages, first),
+                            .with_messages(progress.counter.messages, progress.first),
                         false,
                     )
                 }
             };
             match frame.into_data() {
                 Ok(data) => {
-                    let completed = counter.feed(&data);
+                    if let (Some(d), true) = (self.read_delay, owed > 0) {
+                        tokio::time::sleep(d.saturating_mul(owed)).await;
+                        owed = 0;
+                    }
+                    let completed = progress.counter.feed(&data);
                     if completed > 0 {
-                        first.get_or_insert_with(Instant::now);
-                        // Once per message, even when a frame carried several.
+                        progress.first.get_or_insert_with(Instant::now);
+                        // Once per message, even when a frame carried several: those between
+                        // them now, the one after the last of them if another frame follows.
                         if let Some(d) = self.read_delay {
-                            tokio::time::sleep(d.saturating_mul(completed)).await;
+                            if completed > 1 {
+                                tokio::time::sleep(d.saturating_mul(completed - 1)).await;
+                            }
+                            owed = 1;
                         }
                     }
                 }
@@ -116,6 +137,7 @@ impl Wire {
                 }
             }
         }
+        let (counter, first) = (&progress.counter, progress.first);
         let code = match code {
             Some(c) => c,
             None if status != 200 => Code::from_http(status),
@@ -134,7 +156,11 @@ impl Wire {
         let mut c = Completion::status(class, status).with_messages(counter.messages, first);
         c.grpc = Some(code);
         if class != Class::Ok {
-            c.retry_after = pushback.as_deref().and_then(parse_pushback);
+            match pushback.as_deref().map(parse_pushback) {
+                Some(Some(d)) => c.retry_after = Some(d),
+                Some(None) => c.no_retry = true,
+                None => {}
+            }
             c.error = Some(describe(code, message.as_deref()));
         } else if counter.partial() {
             c.class = Class::TransportError;
@@ -144,8 +170,18 @@ impl Wire {
     }
 }
 
-/// `grpc-retry-pushback-ms`: a whole number of milliseconds; a negative or bad value means
-/// "do not retry", which is left to the policy (no hint).
+/// What a gRPC call's answer has shown so far: its messages and when the first was complete.
+/// Lent to [`Wire::read`] by the caller that keeps the call's deadline, so that it outlives the
+/// read when the deadline cuts it.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub counter: MessageCounter,
+    pub first: Option<Instant>,
+}
+
+/// `grpc-retry-pushback-ms`: a whole number of milliseconds to wait before retrying, or `None`
+/// for a negative or unparsable value, which gRPC's retry design (A6) reads as the server
+/// asking the client not to retry at all.
 fn parse_pushback(v: &[u8]) -> Option<Duration> {
     std::str::from_utf8(v)
         .ok()?
@@ -348,6 +384,9 @@ pub async fn resolve(plan: &crate::plan::Plan) -> Result<Option<crate::plan::Pla
         target: target.url.clone(),
         reason,
     };
+    if !target.tls {
+        super::http::probe_plaintext(plan).await?;
+    }
     let tx = tokio::time::timeout(plan.limits.connect_timeout, connect_h2(plan))
         .await
         .map_err(|_| {
@@ -380,8 +419,9 @@ pub async fn resolve(plan: &crate::plan::Plan) -> Result<Option<crate::plan::Pla
                 p
             }
         };
-        let method = find(&pool, &c.call, &source)?;
-        let body = encode_n(&method, &c.json, g.messages)?;
+        let here = |e: SchemaError| e.in_request(c.place.as_deref());
+        let method = find(&pool, &c.call, &source).map_err(here)?;
+        let body = encode_n(&method, &c.json, g.messages).map_err(here)?;
         if let Some(r) = resolved.requests.get_mut(i) {
             r.body = body;
         }
@@ -411,7 +451,7 @@ async fn connect_h2(
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
-            .map_err(|e| super::tls::describe(&e))?;
+            .map_err(|e| super::tls::for_grpc(super::tls::describe(&e)))?;
         let (tx, conn) = builder
             .handshake(TokioIo::new(tls))
             .await
@@ -444,7 +484,8 @@ mod tests {
         let none = Wire::new(&[], None);
         assert_eq!(none.classify(Code::UNAVAILABLE), Class::HttpError);
         assert_eq!(parse_pushback(b"250"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_pushback(b"-1"), None);
+        assert_eq!(parse_pushback(b"-1"), None, "do not retry");
+        assert_eq!(parse_pushback(b"soon"), None, "do not retry");
         assert_eq!(describe(Code::INTERNAL, Some(b"a%20b")), "INTERNAL: a b");
         assert_eq!(describe(Code::INTERNAL, Some(b"100%")), "INTERNAL: 100%");
     }

@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio_rustls::TlsConnector;
 
+use super::peer::{PeerStreams, Tap};
 use super::{Classifier, Client, Lease};
 use crate::error::Error;
 use crate::plan::{with_host, Plan, Protocol, RequestSpec, Target};
@@ -46,6 +47,9 @@ struct Origin {
     /// Set for gRPC targets: answers are read as gRPC calls.
     grpc: Option<super::grpc::Wire>,
     stats: Arc<ConnStats>,
+    /// HTTP/2: what the server's first SETTINGS frame on each connection says about its stream
+    /// limit (read by a [`Tap`] under hyper).
+    peer: Arc<PeerStreams>,
 }
 
 /// One request of the mix, with its URI already in the form the protocol wants (origin form and
@@ -206,18 +210,29 @@ impl Origin {
                 .map_err(|e| ConnectFailure::io(&e))?;
             tcp.set_nodelay(true).map_err(|e| ConnectFailure::io(&e))?;
             match &self.tls {
+                None if self.protocol == Protocol::Http2 => {
+                    handshake(Tap::new(tcp, self.peer.clone()), self.protocol).await
+                }
                 None => handshake(tcp, self.protocol).await,
                 Some((connector, name)) => {
-                    let tls = connector
-                        .connect(name.clone(), tcp)
-                        .await
-                        .map_err(|e| ConnectFailure::target(super::tls::describe(&e)))?;
+                    let tls = connector.connect(name.clone(), tcp).await.map_err(|e| {
+                        let why = super::tls::describe(&e);
+                        ConnectFailure::target(if self.grpc.is_some() {
+                            super::tls::for_grpc(why)
+                        } else {
+                            why
+                        })
+                    })?;
                     if self.protocol == Protocol::Http2
                         && tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice())
                     {
                         return Err(ConnectFailure::target("the server did not agree to HTTP/2 in ALPN (drop --http2 to use HTTP/1.1)"));
                     }
-                    handshake(tls, self.protocol).await
+                    if self.protocol == Protocol::Http2 {
+                        handshake(Tap::new(tls, self.peer.clone()), self.protocol).await
+                    } else {
+                        handshake(tls, self.protocol).await
+                    }
                 }
             }
         };
@@ -247,41 +262,63 @@ impl Origin {
     /// Sends and reads the whole response. Returns the completion and whether the connection is
     /// still fit for another request.
     ///
-    /// A gRPC client stream keeps the run's `deadline` itself (the dispatcher's timeout, at the
-    /// same instant, is polled after it and never fires first), so that a call cut while its
-    /// request messages wait for HTTP/2 flow control says so and keeps the waits it measured.
+    /// A gRPC call keeps the run's `deadline` itself (the dispatcher's timeout, at the same
+    /// instant, is polled after it and never fires first), so that a call cut by `--timeout`
+    /// keeps what it got: the response messages received and the time to the first (a server
+    /// stream cut halfway), the waits its request messages had on HTTP/2 flow control (a client
+    /// stream the server stopped reading), and the code a gRPC client reports for its own
+    /// deadline, DEADLINE_EXCEEDED. HTTP requests are left to the dispatcher's timeout.
     async fn exchange(
         &self,
         fut: impl std::future::Future<Output = hyper::Result<hyper::Response<hyper::body::Incoming>>>,
         flow: Option<Arc<super::grpc::FlowTally>>,
         deadline: tokio::time::Instant,
     ) -> (Completion, bool) {
-        let Some(tally) = flow else {
+        let Some(wire) = &self.grpc else {
             return self.answer(fut).await;
         };
-        match tokio::time::timeout_at(deadline, self.answer(fut)).await {
-            Ok((c, fit)) => (c.with_flow(tally.finish(None)), fit),
+        let mut progress = super::grpc::Progress::default();
+        let read = async {
+            match fut.await {
+                Ok(resp) => wire.read(resp, &mut progress).await,
+                Err(e) => (
+                    Completion::failed(Class::TransportError, describe(&e)),
+                    false,
+                ),
+            }
+        };
+        match tokio::time::timeout_at(deadline, read).await {
+            Ok((c, fit)) => match flow {
+                Some(tally) => (c.with_flow(tally.finish(None)), fit),
+                None => (c, fit),
+            },
             Err(_) => {
-                let waits = tally.finish(Some(std::time::Instant::now()));
                 let mut why = format!(
                     "no complete answer within {} (--timeout)",
                     humantime::format_duration(self.timeout)
                 );
-                if waits.stuck {
-                    let (k, n) = tally.position();
-                    why.push_str(&format!(
-                        ": request message {k} of {n} was still waiting for HTTP/2 flow control (the server stopped reading the stream)"
-                    ));
+                let waits = flow.map(|tally| {
+                    let waits = tally.finish(Some(std::time::Instant::now()));
+                    if waits.stuck {
+                        let (k, n) = tally.position();
+                        why.push_str(&format!(
+                            ": request message {k} of {n} was still waiting for HTTP/2 flow control (the server stopped reading the stream)"
+                        ));
+                    }
+                    waits
+                });
+                let mut c = Completion::failed(Class::Timeout, why)
+                    .with_messages(progress.counter.messages, progress.first);
+                c.grpc = Some(crate::grpc::Code::DEADLINE_EXCEEDED);
+                if let Some(w) = waits {
+                    c = c.with_flow(w);
                 }
-                (
-                    Completion::failed(Class::Timeout, why).with_flow(waits),
-                    false,
-                )
+                (c, false)
             }
         }
     }
 
-    /// [`Origin::exchange`] without a deadline of its own.
+    /// An HTTP answer, read whole (the body's frames are drained, not kept).
     async fn answer(
         &self,
         fut: impl std::future::Future<Output = hyper::Result<hyper::Response<hyper::body::Incoming>>>,
@@ -295,9 +332,6 @@ impl Origin {
                 )
             }
         };
-        if let Some(wire) = &self.grpc {
-            return wire.read(resp).await;
-        }
         let status = resp.status().as_u16();
         // Only answers that are not a success can ask the client to come back later; a header
         // lookup on those alone keeps the hot path of a healthy run untouched.
@@ -548,6 +582,11 @@ impl HttpClient {
             }
             !closed
         });
+        // The server's own limit, when it is lower: above it hyper would queue the request
+        // inside its pending-open queue, where the wait would pass for the server's time.
+        let max_streams = self.shared.peer.limit().map_or(max_streams, |n| {
+            max_streams.min(usize::try_from(n).unwrap_or(usize::MAX))
+        });
         let room = conns
             .iter()
             .find(|e| e.active.load(Ordering::Relaxed) < max_streams)
@@ -712,6 +751,7 @@ pub async fn client(
             .grpc
             .as_ref()
             .map(|g| super::grpc::Wire::new(&g.rejected, g.read_delay)),
+        peer: Arc::new(PeerStreams::new(stats.clone())),
         stats,
     });
     let unreachable = |reason: String| Error::Unreachable {
@@ -723,14 +763,7 @@ pub async fn client(
             .await
             .map_err(|fail| match fail {
                 Probe::Unreachable(reason) => unreachable(reason),
-                Probe::NotH2(reason) => Error::Protocol {
-                    target: target.url.clone(),
-                    reason: if target.grpc {
-                        grpc_hint(&reason)
-                    } else {
-                        reason
-                    },
-                },
+                Probe::NotH2(reason) => not_h2(target, reason),
             })?;
     }
     let warm = pooling.warm.clamp(1, pooling.max_connections.max(1));
@@ -748,7 +781,18 @@ pub async fn client(
     }
     let per_conn = match plan.protocol {
         Protocol::Http1 => 1,
-        Protocol::Http2 => pooling.max_streams.max(1),
+        // The server's first SETTINGS frame is on its way once the connection is up; a server
+        // that sends none within the wait is taken to set no limit.
+        Protocol::Http2 => {
+            let wait = plan.limits.connect_timeout.min(PEER_SETTINGS_WAIT);
+            let peer = shared.peer.wait(wait).await;
+            peer.map_or(pooling.max_streams, |n| {
+                pooling
+                    .max_streams
+                    .min(usize::try_from(n).unwrap_or(usize::MAX))
+            })
+            .max(1)
+        }
     };
     let permits = pooling
         .max_connections
@@ -786,6 +830,40 @@ pub async fn client(
         permits: Arc::new(Semaphore::new(permits)),
         pool,
     })
+}
+
+/// How long the start waits for an HTTP/2 server's first SETTINGS frame (its stream limit)
+/// after the first connection is up: it comes in the first round trip.
+const PEER_SETTINGS_WAIT: Duration = Duration::from_secs(2);
+
+/// What listens does not speak HTTP/2 with prior knowledge, in the words of the target's scheme.
+fn not_h2(target: &Target, reason: String) -> Error {
+    Error::Protocol {
+        target: target.url.clone(),
+        reason: if target.grpc {
+            grpc_hint(&reason)
+        } else {
+            reason
+        },
+    }
+}
+
+/// For a plaintext gRPC target whose schema comes from reflection: checks, before reflection is
+/// asked, that the port speaks HTTP/2 with prior knowledge, so that a TLS port is told as such
+/// ("use grpcs://") rather than as a reflection failure. A target that cannot be reached is
+/// left to reflection's own error.
+pub async fn probe_plaintext(plan: &Plan) -> Result<(), Error> {
+    let target = &plan.target;
+    let Ok(Some(addr)) = tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await
+        .map(|mut a| a.next())
+    else {
+        return Ok(());
+    };
+    match probe_h2c(addr, plan.limits.connect_timeout).await {
+        Err(Probe::NotH2(reason)) => Err(not_h2(target, reason)),
+        Ok(()) | Err(Probe::Unreachable(_)) => Ok(()),
+    }
 }
 
 /// A probe failure reworded for a gRPC target, where dropping `--http2` is no option.

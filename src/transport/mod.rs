@@ -10,6 +10,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod peer;
 pub mod tls;
 
 use std::future::Future;

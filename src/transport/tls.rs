@@ -70,6 +70,11 @@ pub fn describe(err: &std::io::Error) -> String {
     format!("TLS handshake failed: {why}")
 }
 
+/// A TLS failure's words for a gRPC target: the plaintext scheme to suggest is grpc://.
+pub fn for_grpc(message: String) -> String {
+    message.replace("use http://", "use grpc://")
+}
+
 fn describe_rustls(e: &rustls::Error) -> String {
     use rustls::{AlertDescription, CertificateError, Error};
     match e {
