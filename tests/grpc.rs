@@ -33,6 +33,17 @@ fn received_on(server: &metronome::serve::Server, path: &str) -> u64 {
         .map_or(0, |(_, n)| *n)
 }
 
+/// `-b @FILE` for a PingRequest with a 256 KiB payload, written in `dir`.
+fn big_body(dir: &std::path::Path) -> String {
+    let big = dir.join("big.json");
+    let payload = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        vec![7u8; 256 << 10],
+    );
+    std::fs::write(&big, format!(r#"{{"payload":"{payload}"}}"#)).unwrap();
+    format!("@{}", big.display())
+}
+
 fn code(r: &metronome::Report, name: &str) -> u64 {
     r.grpc_status_codes.get(name).copied().unwrap_or(0)
 }
@@ -613,13 +624,7 @@ async fn a_large_request_stream_waits_on_flow_control_and_the_report_keeps_it_ap
     .await;
     let url = grpc_url(&server);
     let dir = tempdir();
-    let big = dir.join("big.json");
-    let payload = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        vec![7u8; 256 << 10],
-    );
-    std::fs::write(&big, format!(r#"{{"payload":"{payload}"}}"#)).unwrap();
-    let body = format!("@{}", big.display());
+    let body = big_body(&dir);
     let call = "metronome.demo.v1.Demo/Collect";
     let large = run(plan(&[
         &url,
@@ -724,13 +729,7 @@ async fn a_server_that_stops_reading_is_backpressure_and_the_report_says_so() {
     let _t = timing_lock().await;
     let (port, server) = start_deaf_h2_server().await;
     let dir = tempdir();
-    let big = dir.join("big.json");
-    let payload = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        vec![7u8; 256 << 10],
-    );
-    std::fs::write(&big, format!(r#"{{"payload":"{payload}"}}"#)).unwrap();
-    let body = format!("@{}", big.display());
+    let body = big_body(&dir);
     // 16 × 256 KiB per call: beyond the 2 MiB stream window the server never opens again.
     let r = run(plan(&[
         &format!("grpc://127.0.0.1:{port}"),
