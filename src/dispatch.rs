@@ -578,9 +578,11 @@ async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, waiters: &mut StopWa
             r.first_sent(sent_at);
         }
     }
-    let deadline = sent_at
-        .checked_add(crew.timeout)
-        .unwrap_or_else(|| sent_at + Duration::from_secs(365 * 86_400));
+    let deadline = clock.tokio_at(
+        sent_at
+            .checked_add(crew.timeout)
+            .unwrap_or_else(|| sent_at + Duration::from_secs(365 * 86_400)),
+    );
     let completion = tokio::select! {
         biased;
         _ = waiters.aborted.as_mut() => {
@@ -589,7 +591,7 @@ async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, waiters: &mut StopWa
             unfinished(retrier, &ticket, now);
             return false;
         }
-        r = tokio::time::timeout_at(clock.tokio_at(deadline), crew.client.call(lease, ticket.request(), clock.tokio_at(deadline))) => match r {
+        r = tokio::time::timeout_at(deadline, crew.client.call(lease, ticket.request(), deadline)) => match r {
             Ok(c) => c,
             Err(_) => Completion::failed(Class::Timeout, crew.timeout_message.clone()),
         },

@@ -324,10 +324,10 @@ fn x_bounds(points: &[Point]) -> [f64; 2] {
     [first, last.max(first + 10.0)]
 }
 
-fn y_max(sets: &[Vec<(f64, f64)>]) -> f64 {
+fn y_max(sets: &[Series]) -> f64 {
     let m = sets
         .iter()
-        .flatten()
+        .flat_map(|(data, ..)| data)
         .map(|&(_, v)| v)
         .fold(0.0_f64, f64::max);
     if m > 0.0 {
@@ -456,14 +456,13 @@ fn draw_rates(f: &mut Frame, app: &App, area: Rect) {
     if pts.iter().any(|p| p.retries > 0.0) {
         sets.push((series(&pts, |p| Some(p.retries)), "retries", Color::Cyan));
     }
-    let data: Vec<_> = sets.iter().map(|s| s.0.clone()).collect();
     let title = format!(
         "rates /s  (sent {})",
         rate(pts.last().map_or(0.0, |p| p.sent))
     );
     let axes = Axes {
         x: x_bounds(&pts),
-        y: y_max(&data),
+        y: y_max(&sets),
         unit: "",
         x_labels: None,
     };
@@ -480,7 +479,6 @@ fn draw_latency(f: &mut Frame, app: &App, area: Rect) {
         (series(&pts, pick(3)), "p99.9", Color::Red),
         (series(&pts, |p| p.service_p99), "service p99", Color::Blue),
     ];
-    let data: Vec<_> = sets.iter().map(|s| s.0.clone()).collect();
     let now = app.latest.as_deref().map(|s| &s.interval.clocks);
     let title = match now {
         Some(c) if !c.latency.is_empty() => format!(
@@ -492,7 +490,7 @@ fn draw_latency(f: &mut Frame, app: &App, area: Rect) {
     };
     let axes = Axes {
         x: x_bounds(&pts),
-        y: y_max(&data),
+        y: y_max(&sets),
         unit: "ms",
         x_labels: None,
     };
