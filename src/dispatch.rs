@@ -280,8 +280,13 @@ pub async fn pace<C: Client>(
         // The window's end moves with pauses and rate changes (src/control.rs).
         let window_end = schedule.end();
         let retry_due = retrier.as_deref().and_then(Retrier::next_due);
-        // Paused from outside: no new arrivals, and the rest of the schedule shifts. Retries of
-        // requests already made still come due, as their clients would send them.
+        // Paused from outside: no new arrivals, and the rest of the schedule shifts. Tickets due
+        // before the pause go now (a busy pacer may not have released them yet): held until the
+        // resume, the pause would count as their lateness. Retries of requests already made
+        // still come due, as their clients would send them.
+        if schedule.paused() {
+            release_due(&mut schedule, clock.now(), &backlog, &crew);
+        }
         if let Some(resumed) = schedule.hold() {
             let retry_wait = async {
                 match retry_due {
@@ -336,16 +341,7 @@ pub async fn pace<C: Client>(
         // pacer far behind catches up with its schedule instead of running late past its end.
         let now = clock.now();
         last_wake = now;
-        while schedule.peek().is_some_and(|d| d <= now) {
-            let Some(ticket) = schedule.next_ticket() else {
-                break;
-            };
-            recorder.scheduled();
-            release(&backlog, &crew, ticket);
-            if crew.fault == Fault::PacerPanic {
-                panic!("injected fault: the pacer panicked (METRONOME_FAULT=pacer-panic)");
-            }
-        }
+        release_due(&mut schedule, now, &backlog, &crew);
         if let Some(r) = &retrier {
             release_retries(r, now.min(window_end), &mut due_retries, &backlog, &crew);
         }
@@ -420,6 +416,25 @@ fn release_retries<C: Client>(
 }
 
 /// Hands a due ticket to the workers, or drops and counts it when the backlog is full.
+/// Releases every ticket of the schedule due at or before `now`.
+fn release_due<C: Client>(
+    schedule: &mut Schedule,
+    now: Instant,
+    backlog: &Sender<Ticket>,
+    crew: &Arc<Crew<C>>,
+) {
+    while schedule.peek().is_some_and(|d| d <= now) {
+        let Some(ticket) = schedule.next_ticket() else {
+            break;
+        };
+        crew.recorder.scheduled();
+        release(backlog, crew, ticket);
+        if crew.fault == Fault::PacerPanic {
+            panic!("injected fault: the pacer panicked (METRONOME_FAULT=pacer-panic)");
+        }
+    }
+}
+
 fn release<C: Client>(backlog: &Sender<Ticket>, crew: &Arc<Crew<C>>, ticket: Ticket) {
     match backlog.try_send(ticket) {
         Ok(()) => crew.grow(),

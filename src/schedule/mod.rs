@@ -254,6 +254,18 @@ impl Schedule {
         self
     }
 
+    /// Takes in the latest pause or rate change; whether the schedule is paused now. Tickets
+    /// due before the pause are still due (see [`Schedule::peek`]).
+    pub fn paused(&mut self) -> bool {
+        let Some(st) = self.steering.as_mut() else {
+            return false;
+        };
+        if st.rx.has_changed().unwrap_or(false) {
+            st.refresh();
+        }
+        st.frozen.is_some()
+    }
+
     /// For the pacer, once per round: takes in the latest pause or rate change. While paused it
     /// returns a future that completes at the next change (then call `hold` again); nothing is
     /// due meanwhile.
