@@ -104,6 +104,9 @@ async fn server_streaming_via_reflection_counts_messages_and_time_to_first() {
         "-n",
         "100",
         "-q",
+        // About messages, not pacing: a busy host's send lag must not make it exit 3.
+        "--max-send-lag",
+        "1s",
         "--json",
         json.to_str().unwrap(),
     ]);

@@ -124,7 +124,13 @@ async fn a_rate_change_rescales_the_rest_of_the_schedule() {
         "1 s at 100/s, then 2 s of schedule in 1 s: {}",
         report.duration_s
     );
-    assert!(report.verdict.trustworthy, "{:?}", report.verdict.reasons);
+    // Rescaled, not a burst of late requests: a busy host's few ms of send lag are not the
+    // claim here, a late schedule would put hundreds of ms there.
+    assert!(
+        report.send_lag_us.p99 < 50_000,
+        "p99 send lag {}",
+        report.send_lag_us.p99
+    );
     let k = &report.control;
     assert_eq!(k.rate_factor, 2.0);
     assert_eq!(k.changes.len(), 1);
