@@ -229,6 +229,9 @@ body = "{}"
         "20",
         "-H",
         "X-Test: 1",
+        // About the mix and the stages, not pacing: a busy host's send lag must not exit 3.
+        "--max-send-lag",
+        "1s",
         "--json",
         json.to_str().unwrap(),
     ]);

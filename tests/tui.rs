@@ -69,8 +69,14 @@ async fn a_pause_sends_nothing_and_shifts_the_schedule_without_late_requests() {
         "the pause loses no request"
     );
     assert_eq!(server.stats().received, 400);
-    // Intended starts shifted by the pause: nobody was sent late, so the run stays trustworthy.
-    assert!(report.verdict.trustworthy, "{:?}", report.verdict.reasons);
+    // Intended starts shifted by the pause: nobody was sent late by anything like the pause
+    // (800 ms); a busy host's few ms are not the claim.
+    assert!(
+        report.send_lag_us.max < 200_000,
+        "max send lag {}: {:?}",
+        report.send_lag_us.max,
+        report.verdict.reasons
+    );
     assert!(
         report.send_lag_us.p99 < 50_000,
         "p99 send lag {}",
