@@ -585,6 +585,12 @@ async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, waiters: &mut StopWa
         lease = crew.client.lease() => lease,
     };
     let sent_at = clock.now();
+    if std::env::var_os("MDEBUG").is_some() {
+        let lag = sent_at.saturating_duration_since(ticket.intended());
+        if lag > std::time::Duration::from_millis(3) {
+            eprintln!("LATE seq {} lag {:?}", ticket.seq(), lag);
+        }
+    }
     recorder.sent(sent_at, ticket.is_retry());
     if let Some(r) = retrier {
         if ticket.is_retry() {

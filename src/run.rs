@@ -237,18 +237,19 @@ async fn drive<C: Client>(
 ) -> Measured {
     let (tx, rx) = async_channel::bounded(plan.limits.backlog.max(1));
     let abort = CancellationToken::new();
-    let started = SystemTime::now();
-    let start = Instant::now();
-    control.anchor(start);
+    // Everything is built before the schedule's clock starts: making the histograms and the
+    // first workers takes milliseconds (tens in a debug build), and a clock started before them
+    // made the first tickets late by that much. The recorder only needs an instant before
+    // every send; the retry budget's and breaker's windows may open a little early.
     let recorder = Arc::new(
-        Recorder::starting_at(start)
+        Recorder::new()
             .with_conns(conns)
             .with_stages(StageBook::for_shape(&plan.shape)),
     );
     let retrier = plan
         .retry
         .clone()
-        .map(|p| Arc::new(Retrier::new(p, start, plan.shape.seed())));
+        .map(|p| Arc::new(Retrier::new(p, Instant::now(), plan.shape.seed())));
     let crew = Crew::new(
         Arc::new(client),
         rx.clone(),
@@ -260,27 +261,38 @@ async fn drive<C: Client>(
         fault,
     )
     .with_retrier(retrier.clone());
+    if !plan.shape.is_closed_loop() {
+        // A few workers to begin with; the crew grows as soon as tickets wait for one.
+        crew.start(pooling.warm.min(INITIAL_WORKERS));
+    }
+    let started = SystemTime::now();
+    let start = Instant::now();
+    control.anchor(start);
     let collector_stop = CancellationToken::new();
-    let collector = tokio::spawn(collect(
-        Collector {
-            recorder: recorder.clone(),
-            crew: crew.clone(),
-            backlog: rx.clone(),
-            start,
-            shape: plan.shape.clone(),
-            views: views.clone(),
-            control: control.clone(),
-            fault,
-        },
-        collector_stop.clone(),
-    ));
+    let collector_handle = tokio::runtime::Handle::current();
+    let collector_until = collector_stop.clone();
+    let collector_of = Collector {
+        recorder: recorder.clone(),
+        crew: crew.clone(),
+        backlog: rx.clone(),
+        start,
+        shape: plan.shape.clone(),
+        views: views.clone(),
+        control: control.clone(),
+        fault,
+    };
+    // The collector's work (merging histograms once an interval) runs on a thread of its own,
+    // never on the runtime's: a runtime thread busy merging cannot release or send a ticket.
+    let collector = tokio::task::spawn_blocking(move || {
+        collect(collector_of, &collector_handle, &collector_until)
+    });
 
     let (pace_end, sched_end, mut tasks) = if plan.shape.is_closed_loop() {
         drop(tx);
         let (end, at, set) = saturate(plan, &crew, pooling, start, &stop).await;
         (Some(end), at, set)
     } else {
-        open_loop(plan, &crew, tx, pooling, (start, control)).await
+        open_loop(plan, &crew, tx, (start, control)).await
     };
     recorder.window_ends(sched_end);
 
@@ -406,11 +418,8 @@ async fn open_loop<C: Client>(
     plan: &Plan,
     crew: &Arc<Crew<C>>,
     tx: async_channel::Sender<Ticket>,
-    pooling: http::Pooling,
     (start, control): (Instant, &Control),
 ) -> (Option<PaceEnd>, Instant, JoinSet<()>) {
-    // A few workers to begin with; the crew grows as soon as tickets wait for one.
-    crew.start(pooling.warm.min(INITIAL_WORKERS));
     let schedule = Schedule::new(plan.shape.clone(), start)
         .with_mix(&plan.weights)
         .steered_by(control);
@@ -548,23 +557,38 @@ struct Collector<C: Client> {
 }
 
 /// Once an interval: close it (folding it into the totals and the timeline) and publish a
-/// snapshot. Returns the timeline and when it last closed an interval.
-async fn collect<C: Client>(c: Collector<C>, stop: CancellationToken) -> (Timeline, Instant) {
+/// snapshot. Returns the timeline and when it last closed an interval. Runs on a thread of its
+/// own and only waits on `handle`'s timer; a snapshot no view still holds lends its tallies to
+/// the next one, so a run does not allocate (and fault in) fresh histograms every interval.
+fn collect<C: Client>(
+    c: Collector<C>,
+    handle: &tokio::runtime::Handle,
+    stop: &CancellationToken,
+) -> (Timeline, Instant) {
     let every = c.views.interval;
-    let mut tick = tokio::time::interval_at((c.start + every).into(), every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     if c.fault == Fault::CollectorPanic {
-        tokio::task::yield_now().await;
         panic!("injected fault: the collector panicked (METRONOME_FAULT=collector-panic)");
     }
     let mut last = c.start;
     let mut timeline = Timeline::default();
+    let mut next = c.start + every;
+    let mut buffers = Buffers::default();
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return (timeline, last),
-            _ = tick.tick() => {}
+        let stopped = handle.block_on(async {
+            tokio::select! {
+                _ = stop.cancelled() => true,
+                _ = tokio::time::sleep_until(next.into()) => false,
+            }
+        });
+        if stopped {
+            return (timeline, last);
         }
-        let (snapshot, now) = c.snapshot(last);
+        let (snapshot, now) = c.snapshot(last, &mut buffers);
+        // A missed tick is not made up in a burst: the next comes a whole interval later.
+        next += every;
+        if next <= now {
+            next = now + every;
+        }
         let mid = snapshot.at.saturating_sub(snapshot.interval_len / 2);
         timeline.add(
             mid,
@@ -575,8 +599,21 @@ async fn collect<C: Client>(c: Collector<C>, stop: CancellationToken) -> (Timeli
             snapshot.retry.as_ref(),
         );
         last = now;
-        c.views.tx.send_replace(Some(Arc::new(snapshot)));
+        let previous = c.views.tx.send_replace(Some(Arc::new(snapshot)));
+        if let Some(Ok(old)) = previous.map(Arc::try_unwrap) {
+            buffers.interval = Some(old.interval);
+            buffers.totals = Some(old.totals);
+        }
     }
+}
+
+/// Tallies the collector reuses: the shards' spare, and the previous snapshot's interval and
+/// totals when no view held on to it.
+#[derive(Default)]
+struct Buffers {
+    spare: Tally,
+    interval: Option<Tally>,
+    totals: Option<Tally>,
 }
 
 impl<C: Client> Collector<C> {
@@ -585,9 +622,10 @@ impl<C: Client> Collector<C> {
     /// so the interval's length is exactly the difference of consecutive `at`s and its sends
     /// are counted over that same length. (Taking the time before closing the interval, which
     /// takes milliseconds, skewed a window's send rate by up to half a percent.)
-    fn snapshot(&self, last: Instant) -> (Snapshot, Instant) {
-        let mut interval = Tally::default();
-        self.recorder.close_interval(&mut interval);
+    fn snapshot(&self, last: Instant, buffers: &mut Buffers) -> (Snapshot, Instant) {
+        let mut interval = buffers.interval.take().unwrap_or_default();
+        self.recorder
+            .close_interval_with(&mut interval, &mut buffers.spare);
         let tickets = self.recorder.tickets();
         let now = Instant::now();
         let interval_len = now.saturating_duration_since(last);
@@ -608,7 +646,11 @@ impl<C: Client> Collector<C> {
             at,
             interval_len,
             interval,
-            totals: self.recorder.totals(),
+            totals: {
+                let mut totals = buffers.totals.take().unwrap_or_default();
+                self.recorder.totals_into(&mut totals);
+                totals
+            },
             tickets,
             backlog: self.backlog.len() as u64,
             workers: self.crew.size() as u64,
