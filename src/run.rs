@@ -600,20 +600,36 @@ fn collect<C: Client>(
         );
         last = now;
         let previous = c.views.tx.send_replace(Some(Arc::new(snapshot)));
-        if let Some(Ok(old)) = previous.map(Arc::try_unwrap) {
-            buffers.interval = Some(old.interval);
-            buffers.totals = Some(old.totals);
-        }
+        buffers.recover(previous);
     }
 }
 
-/// Tallies the collector reuses: the shards' spare, and the previous snapshot's interval and
-/// totals when no view held on to it.
+/// Tallies the collector reuses: the shards' spare, and an earlier snapshot's interval and
+/// totals once no view holds that snapshot any more.
 #[derive(Default)]
 struct Buffers {
     spare: Tally,
     interval: Option<Tally>,
     totals: Option<Tally>,
+    /// The snapshot replaced last time, which a view (the TUI keeps the latest) still held.
+    held: Option<Arc<Snapshot>>,
+}
+
+impl Buffers {
+    /// Takes the tallies of `replaced` (the snapshot just replaced in the channel) or of the one
+    /// held back last time, whichever no view holds now; keeps the other for the next try.
+    fn recover(&mut self, replaced: Option<Arc<Snapshot>>) {
+        for old in [self.held.take(), replaced].into_iter().flatten() {
+            match Arc::try_unwrap(old) {
+                Ok(snap) if self.interval.is_none() => {
+                    self.interval = Some(snap.interval);
+                    self.totals = Some(snap.totals);
+                }
+                Ok(_) => {}
+                Err(still_held) => self.held = Some(still_held),
+            }
+        }
+    }
 }
 
 impl<C: Client> Collector<C> {
@@ -692,4 +708,55 @@ fn print_progress(views: &Views) {
     });
     // Without a thread there is no progress line; the run itself is unaffected.
     drop(spawned);
+}
+
+#[cfg(test)]
+mod buffer_tests {
+    use super::*;
+    use crate::record::{Connections, Health, Tickets};
+
+    fn snap(completed: u64) -> Arc<Snapshot> {
+        let mut interval = Tally::default();
+        interval.counts.completed = completed;
+        Arc::new(Snapshot {
+            at: Duration::from_secs(1),
+            interval_len: Duration::from_secs(1),
+            interval: interval.clone(),
+            totals: interval,
+            tickets: Tickets::default(),
+            backlog: 0,
+            workers: 0,
+            connections: Connections::default(),
+            target_rate: 1.0,
+            stage: None,
+            health: Health::default(),
+            cpu: Duration::ZERO,
+            retry: None,
+            steering: Default::default(),
+        })
+    }
+
+    #[test]
+    fn a_snapshot_a_view_still_holds_is_reused_once_the_view_lets_go() {
+        let mut b = Buffers::default();
+        // A view (the TUI) holds the snapshot being replaced: nothing to reuse yet.
+        let first = snap(1);
+        let view = first.clone();
+        b.recover(Some(first));
+        assert!(b.interval.is_none() && b.held.is_some());
+        // The view moved on to the next snapshot: the first one's tallies come back.
+        drop(view);
+        let second = snap(2);
+        let view = second.clone();
+        b.recover(Some(second));
+        assert_eq!(b.interval.as_ref().map(|t| t.counts.completed), Some(1));
+        assert!(b.totals.is_some());
+        assert!(b.held.is_some(), "the second is kept for the next try");
+        // Nobody holds a replaced snapshot: it is reused at once (buffers taken meanwhile).
+        drop(view);
+        b.interval = None;
+        b.recover(None);
+        assert_eq!(b.interval.as_ref().map(|t| t.counts.completed), Some(2));
+        assert!(b.held.is_none());
+    }
 }
