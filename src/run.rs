@@ -713,27 +713,11 @@ fn print_progress(views: &Views) {
 #[cfg(test)]
 mod buffer_tests {
     use super::*;
-    use crate::record::{Connections, Health, Tickets};
 
     fn snap(completed: u64) -> Arc<Snapshot> {
         let mut interval = Tally::default();
         interval.counts.completed = completed;
-        Arc::new(Snapshot {
-            at: Duration::from_secs(1),
-            interval_len: Duration::from_secs(1),
-            interval: interval.clone(),
-            totals: interval,
-            tickets: Tickets::default(),
-            backlog: 0,
-            workers: 0,
-            connections: Connections::default(),
-            target_rate: 1.0,
-            stage: None,
-            health: Health::default(),
-            cpu: Duration::ZERO,
-            retry: None,
-            steering: Default::default(),
-        })
+        Arc::new(Snapshot::fixture(1, interval))
     }
 
     #[test]

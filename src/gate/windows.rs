@@ -434,7 +434,6 @@ fn uses_rate(t: &Threshold) -> bool {
 mod tests {
     use super::*;
     use crate::gate::Gate;
-    use crate::record::{Connections, Health, Tickets};
 
     fn snap(at_s: u64, latency_us: &[u64]) -> Snapshot {
         let mut interval = Tally::default();
@@ -442,22 +441,7 @@ mod tests {
             interval.clocks.latency.record(v).unwrap();
         }
         interval.counts.completed = latency_us.len() as u64;
-        Snapshot {
-            at: Duration::from_secs(at_s),
-            interval_len: Duration::from_secs(1),
-            interval: interval.clone(),
-            totals: interval,
-            tickets: Tickets::default(),
-            backlog: 0,
-            workers: 0,
-            connections: Connections::default(),
-            target_rate: 100.0,
-            stage: None,
-            health: Health::default(),
-            cpu: Duration::ZERO,
-            retry: None,
-            steering: Default::default(),
-        }
+        Snapshot::fixture(at_s, interval)
     }
 
     fn watcher(exprs: &[&str]) -> Watcher {

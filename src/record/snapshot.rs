@@ -44,6 +44,28 @@ impl Snapshot {
         let done = self.totals.counts.completed + self.tickets.cancelled;
         self.tickets.sent.saturating_sub(done)
     }
+
+    /// A one-second snapshot at `at_s` whose interval and totals are both `interval`, at a
+    /// target of 100/s: a fixture for the views' and the collector's unit tests.
+    #[cfg(test)]
+    pub(crate) fn fixture(at_s: u64, interval: Tally) -> Snapshot {
+        Snapshot {
+            at: Duration::from_secs(at_s),
+            interval_len: Duration::from_secs(1),
+            interval: interval.clone(),
+            totals: interval,
+            tickets: Tickets::default(),
+            backlog: 0,
+            workers: 0,
+            connections: Connections::default(),
+            target_rate: 100.0,
+            stage: None,
+            health: Health::default(),
+            cpu: Duration::ZERO,
+            retry: None,
+            steering: Default::default(),
+        }
+    }
 }
 
 /// How the run ended, as named in the report.
