@@ -415,7 +415,6 @@ fn release_retries<C: Client>(
     }
 }
 
-/// Hands a due ticket to the workers, or drops and counts it when the backlog is full.
 /// Releases every ticket of the schedule due at or before `now`.
 fn release_due<C: Client>(
     schedule: &mut Schedule,
@@ -435,6 +434,7 @@ fn release_due<C: Client>(
     }
 }
 
+/// Hands a due ticket to the workers, or drops and counts it when the backlog is full.
 fn release<C: Client>(backlog: &Sender<Ticket>, crew: &Arc<Crew<C>>, ticket: Ticket) {
     match backlog.try_send(ticket) {
         Ok(()) => crew.grow(),
@@ -585,12 +585,6 @@ async fn execute<C: Client>(crew: &Crew<C>, ticket: Ticket, waiters: &mut StopWa
         lease = crew.client.lease() => lease,
     };
     let sent_at = clock.now();
-    if std::env::var_os("MDEBUG").is_some() {
-        let lag = sent_at.saturating_duration_since(ticket.intended());
-        if lag > std::time::Duration::from_millis(3) {
-            eprintln!("LATE seq {} lag {:?}", ticket.seq(), lag);
-        }
-    }
     recorder.sent(sent_at, ticket.is_retry());
     if let Some(r) = retrier {
         if ticket.is_retry() {
