@@ -445,13 +445,13 @@ mod tests {
     }
 
     fn watcher(exprs: &[&str]) -> Watcher {
-        let gate = Gate::parse(exprs.iter().map(|e| ("t".to_string(), *e)), false).unwrap();
-        Watcher::new(
-            &gate,
-            Stop::new(),
-            Duration::from_secs(10),
-            Duration::from_secs(1),
-        )
+        watcher_stopping(exprs, false, Stop::new())
+    }
+
+    /// A watcher over a 10 s run, aborting on failure if `abort`, that stops `stop`.
+    fn watcher_stopping(exprs: &[&str], abort: bool, stop: Stop) -> Watcher {
+        let gate = Gate::parse(exprs.iter().map(|e| ("t".to_string(), *e)), abort).unwrap();
+        Watcher::new(&gate, stop, Duration::from_secs(10), Duration::from_secs(1))
     }
 
     #[test]
@@ -551,14 +551,8 @@ mod tests {
 
     #[test]
     fn early_failure_stops_the_run() {
-        let gate = Gate::parse([("t".to_string(), "requests.count < 3")], true).unwrap();
         let stop = Stop::new();
-        let mut w = Watcher::new(
-            &gate,
-            stop.clone(),
-            Duration::from_secs(10),
-            Duration::from_secs(1),
-        );
+        let mut w = watcher_stopping(&["requests.count < 3"], true, stop.clone());
         let mut s = snap(1, &[1]);
         s.totals.counts.completed = 2;
         w.see(&s);
@@ -588,14 +582,8 @@ mod tests {
             ("latency.p99 < 1us", 10, false),
         ];
         for (text, completed, stops) in cases {
-            let gate = Gate::parse([("t".to_string(), text)], true).unwrap();
             let stop = Stop::new();
-            let mut w = Watcher::new(
-                &gate,
-                stop.clone(),
-                Duration::from_secs(10),
-                Duration::from_secs(1),
-            );
+            let mut w = watcher_stopping(&[text], true, stop.clone());
             let mut s = snap(1, &[1000]);
             s.totals.counts.completed = completed;
             w.see(&s);
